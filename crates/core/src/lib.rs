@@ -1,0 +1,21 @@
+//! melpipe: log-mel-spectrogram features of many short WAV clips, written to NumPy arrays.
+//!
+//! The modules follow the pipeline's stages: [`discover`] → [`read`] (with [`wav`]) →
+//! compute ([`backend`], [`dsp`], [`mel`]) → [`write`] → commit, orchestrated by [`pipeline`].
+#![warn(missing_docs)]
+
+#[cfg(not(target_endian = "little"))]
+compile_error!(
+    "melpipe writes little-endian arrays straight from memory: big-endian hosts are not supported"
+);
+
+pub mod backend;
+pub mod config;
+pub mod dsp;
+pub mod error;
+pub mod geometry;
+pub mod mel;
+pub mod wav;
+
+pub use config::Config;
+pub use error::{Error, Result};
