@@ -11,11 +11,19 @@ compile_error!(
 
 pub mod backend;
 pub mod config;
+pub mod discover;
 pub mod dsp;
 pub mod error;
 pub mod geometry;
+pub mod manifest;
 pub mod mel;
+pub mod npy;
+pub mod pipeline;
+pub mod progress;
+pub mod read;
+pub mod verify;
 pub mod wav;
+pub mod write;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -1,0 +1,290 @@
+//! Discovery: turns the INPUT arguments into the sorted list of WAV files to process.
+//!
+//! Directories are walked in parallel (a shared stack of folders, one visitor per thread);
+//! the result is sorted byte-wise by relative path so that row order never depends on the
+//! walk, the file system or the thread count.
+
+use crate::error::{Error, Result};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+/// One input file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputFile {
+    /// Path used to open the file.
+    pub path: PathBuf,
+    /// Path relative to its INPUT (the name recorded in the manifest; defines row order).
+    pub rel: PathBuf,
+    /// Size in bytes when discovered.
+    pub size: u64,
+}
+
+/// True for a file name ending in `.wav`, any case.
+pub fn is_wav_name(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b.len() > 4 && b[b.len() - 4..].eq_ignore_ascii_case(b".wav")
+}
+
+/// Expands INPUT arguments (folders, files, `@list.txt`) into the sorted file list.
+///
+/// Folders are walked recursively for `*.wav` (any case); symbolic links to files are followed,
+/// links to folders are not (they could form cycles). With several INPUTs, relative paths are
+/// prefixed with the INPUT's own name so that they stay distinct. Errors: a missing INPUT, an
+/// unreadable folder, two inputs giving the same relative path, or no WAV file at all.
+pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
+    if inputs.is_empty() {
+        return Err(Error::Input("no INPUT given".into()));
+    }
+    let mut files = Vec::new();
+    let prefix_needed = inputs.len() > 1;
+    for input in inputs {
+        let s = input.as_os_str().as_bytes();
+        if let Some(list) = s.strip_prefix(b"@") {
+            files.extend(read_list(Path::new(OsStr::from_bytes(list)))?);
+            continue;
+        }
+        let meta = std::fs::metadata(input).map_err(|e| Error::io("reading input", input, e))?;
+        let prefix = if prefix_needed {
+            input
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| input.clone())
+        } else {
+            PathBuf::new()
+        };
+        if meta.is_dir() {
+            for (path, rel, size) in walk(input, threads)? {
+                files.push(InputFile {
+                    path,
+                    rel: prefix.join(rel),
+                    size,
+                });
+            }
+        } else {
+            let name = input.file_name().map(PathBuf::from).unwrap_or_default();
+            files.push(InputFile {
+                path: input.clone(),
+                rel: if prefix_needed { name } else { name.clone() },
+                size: meta.len(),
+            });
+        }
+    }
+    files.sort_by(|a, b| {
+        a.rel
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.rel.as_os_str().as_bytes())
+    });
+    if let Some(w) = files.windows(2).find(|w| w[0].rel == w[1].rel) {
+        return Err(Error::Input(format!(
+            "two inputs give the same relative path {} ({} and {}); pass them as one folder or rename one",
+            w[0].rel.display(),
+            w[0].path.display(),
+            w[1].path.display()
+        )));
+    }
+    if files.is_empty() {
+        let names: Vec<_> = inputs.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::Input(format!(
+            "no .wav files found in {}",
+            names.join(", ")
+        )));
+    }
+    Ok(files)
+}
+
+fn read_list(list: &Path) -> Result<Vec<InputFile>> {
+    let text = std::fs::read(list).map_err(|e| Error::io("reading file list", list, e))?;
+    let mut out = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() || line.starts_with(b"#") {
+            continue;
+        }
+        let path = PathBuf::from(OsStr::from_bytes(line));
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| Error::io("reading a file named in the list", path.clone(), e))?;
+        out.push(InputFile {
+            rel: path.clone(),
+            path,
+            size: meta.len(),
+        });
+    }
+    Ok(out)
+}
+
+struct WalkState {
+    stack: Mutex<Vec<PathBuf>>,
+    wake: Condvar,
+    busy: AtomicUsize,
+}
+
+/// Walks `root` with `threads` visitors; returns (path, path relative to root, size).
+fn walk(root: &Path, threads: usize) -> Result<Vec<(PathBuf, PathBuf, u64)>> {
+    let state = WalkState {
+        stack: Mutex::new(vec![root.to_path_buf()]),
+        wake: Condvar::new(),
+        busy: AtomicUsize::new(0),
+    };
+    let threads = threads.clamp(1, 64);
+    let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| visit(&state, root)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Input("walker panicked".into())))
+            })
+            .collect()
+    });
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    Ok(all)
+}
+
+fn visit(state: &WalkState, root: &Path) -> Result<Vec<(PathBuf, PathBuf, u64)>> {
+    let mut found = Vec::new();
+    let mut failure = None;
+    loop {
+        let dir = {
+            let mut stack = state.stack.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(d) = stack.pop() {
+                    state.busy.fetch_add(1, Ordering::SeqCst);
+                    break Some(d);
+                }
+                if state.busy.load(Ordering::SeqCst) == 0 {
+                    break None;
+                }
+                stack = state.wake.wait(stack).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let Some(dir) = dir else {
+            state.wake.notify_all();
+            break;
+        };
+        let mut subdirs = Vec::new();
+        if failure.is_none() {
+            if let Err(e) = read_dir_into(&dir, root, &mut found, &mut subdirs) {
+                failure = Some(e);
+            }
+        }
+        {
+            let mut stack = state.stack.lock().unwrap_or_else(|p| p.into_inner());
+            stack.extend(subdirs);
+            state.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+        state.wake.notify_all();
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+fn read_dir_into(
+    dir: &Path,
+    root: &Path,
+    found: &mut Vec<(PathBuf, PathBuf, u64)>,
+    subdirs: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io("reading folder", dir, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io("reading folder", dir, e))?;
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("reading folder entry", entry.path(), e))?;
+        let path = entry.path();
+        if ft.is_dir() {
+            subdirs.push(path);
+        } else if is_wav_name(&entry.file_name()) {
+            // Links to files are followed; a dangling link is kept so that it is reported
+            // as a failed file rather than silently dropped.
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if ft.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            found.push((path, rel, size));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"x").unwrap();
+    }
+
+    #[test]
+    fn walks_sorts_and_filters() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        for p in [
+            "b/2.wav",
+            "b/10.WAV",
+            "a/z/deep.Wav",
+            "a/notes.txt",
+            "c.wav",
+            "x.wav.bak",
+        ] {
+            touch(&r.join(p));
+        }
+        for threads in [1, 4] {
+            let f = discover(&[r.to_path_buf()], threads).unwrap();
+            let rels: Vec<_> = f
+                .iter()
+                .map(|f| f.rel.to_str().unwrap().to_string())
+                .collect();
+            assert_eq!(rels, ["a/z/deep.Wav", "b/10.WAV", "b/2.wav", "c.wav"]);
+        }
+    }
+
+    #[test]
+    fn lists_single_files_and_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        touch(&r.join("one.wav"));
+        touch(&r.join("two.wav"));
+        let list = r.join("list.txt");
+        std::fs::write(
+            &list,
+            format!(
+                "# comment\n{}\n\n{}\n",
+                r.join("two.wav").display(),
+                r.join("one.wav").display()
+            ),
+        )
+        .unwrap();
+        let mut arg = std::ffi::OsString::from("@");
+        arg.push(&list);
+        let f = discover(&[PathBuf::from(arg)], 2).unwrap();
+        assert_eq!(f.len(), 2);
+        assert!(f[0].rel.ends_with("one.wav"));
+
+        let f = discover(&[r.join("one.wav")], 1).unwrap();
+        assert_eq!(f[0].rel, PathBuf::from("one.wav"));
+
+        let e = discover(&[r.join("missing")], 1).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+        let empty = r.join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let e = discover(&[empty], 1).unwrap_err().to_string();
+        assert!(e.contains("no .wav files"), "{e}");
+        let e = discover(&[r.join("one.wav"), r.join("one.wav")], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("same relative path"), "{e}");
+    }
+}

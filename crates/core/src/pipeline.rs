@@ -1,0 +1,429 @@
+//! The pipeline: discover → read → compute → write → commit (SPEC §6).
+//!
+//! Tasks (groups of `files_per_task` files) are numbered in row order. With a CPU backend each
+//! worker thread reads a task and computes it while its samples are still in cache; with a GPU
+//! backend reader threads fill a bounded pool of batches that compute threads (one per stream)
+//! take. Either way results reach a single writer that puts them back in task order. Memory is
+//! bounded by the number of tasks allowed in flight (`queue_depth`), whatever the dataset size.
+
+use crate::backend::{AudioBatch, BackendFactory, FeatureBuf};
+use crate::config::{Config, LengthMode, MappingKind};
+use crate::discover::{self, InputFile};
+use crate::error::{Error, Result};
+use crate::geometry::Geometry;
+use crate::manifest::{GeometryInfo, Manifest, Timings};
+use crate::mel::MelFilterbank;
+use crate::progress::{Phase, Progress};
+use crate::read::{FileOutcome, Reader};
+use crate::write::{self, OutputWriter};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// What a run needs besides its configuration.
+pub struct RunRequest {
+    /// INPUT arguments (folders, files, `@list.txt`).
+    pub inputs: Vec<PathBuf>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Replace an existing output.
+    pub force: bool,
+    /// Live counters for the status line.
+    pub progress: Arc<Progress>,
+    /// Set to stop the run early (Ctrl-C); the run then returns [`Error::Interrupted`].
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The chosen values of the pipeline's knobs (after defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    /// Reader threads (GPU mode) or worker threads (CPU mode).
+    pub readers: usize,
+    /// CPU compute threads.
+    pub threads: usize,
+    /// Files per task.
+    pub files_per_task: usize,
+    /// Tasks in flight.
+    pub queue_depth: usize,
+    /// Compute threads per GPU.
+    pub streams: usize,
+}
+
+impl Knobs {
+    /// Fills in zeros (automatic) from the machine and the backend kind.
+    pub fn resolve(cfg: &Config, cpu_backend: bool) -> Knobs {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if cfg.threads > 0 { cfg.threads } else { cores };
+        let readers = if cfg.readers > 0 {
+            cfg.readers
+        } else if cpu_backend {
+            threads
+        } else {
+            cores.clamp(1, 16)
+        };
+        let files_per_task = if cfg.files_per_task > 0 {
+            cfg.files_per_task
+        } else if cpu_backend {
+            16
+        } else {
+            256
+        };
+        let streams = if cfg.streams > 0 { cfg.streams } else { 4 };
+        let workers = if cpu_backend {
+            threads
+        } else {
+            readers + streams
+        };
+        let queue_depth = if cfg.queue_depth > 0 {
+            cfg.queue_depth
+        } else {
+            2 * workers + 2
+        };
+        Knobs {
+            readers,
+            threads,
+            files_per_task,
+            queue_depth: queue_depth.max(1),
+            streams: streams.max(1),
+        }
+    }
+}
+
+/// A run's result.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The manifest that was committed.
+    pub manifest: Manifest,
+    /// The knobs used.
+    pub knobs: Knobs,
+}
+
+/// A computed task on its way to the writer.
+struct Done {
+    task: usize,
+    outcomes: Vec<FileOutcome>,
+    features: FeatureBuf,
+}
+
+/// Lets a task start only when it is within `depth` tasks of the writer, so results waiting to
+/// be written in order stay bounded even if one task is slow.
+struct Window {
+    written: Mutex<usize>,
+    cv: Condvar,
+    depth: usize,
+}
+
+impl Window {
+    fn wait_for(&self, task: usize, stop: &AtomicBool) -> bool {
+        let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        while task >= *w + self.depth {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            w = self
+                .cv
+                .wait_timeout(w, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+    fn advance(&self, to: usize) {
+        *self.written.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        self.cv.notify_all();
+    }
+}
+
+/// Runs the whole job.
+pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Result<RunSummary> {
+    let t0 = Instant::now();
+    let progress = &req.progress;
+    progress.set_phase(Phase::Init);
+    cfg.validate()?;
+    let fb = MelFilterbank::new(cfg);
+    let empty = fb.empty_filters();
+    if !empty.is_empty() {
+        tracing::warn!(
+            "{} of {} mel filters are all zero ({:?}): n_mels ({}) is high for n_fft/2+1 = {} frequency bins; their features are the 1e-10 floor (-100 dB). Parameters are kept as given.",
+            empty.len(),
+            cfg.n_mels,
+            empty,
+            cfg.n_mels,
+            cfg.n_freqs()
+        );
+    }
+    let cpu = factory.is_cpu();
+    let knobs = Knobs::resolve(cfg, cpu);
+    let files = discover::discover(&req.inputs, knobs.readers.max(4))?;
+    let geometry = Geometry::new(cfg);
+    if cfg.mapping == MappingKind::I32 && cfg.length == LengthMode::Fixed {
+        let rows = files.len() as u64 * geometry.rows(None) as u64;
+        if rows > i32::MAX as u64 {
+            return Err(Error::Config(format!(
+                "{rows} rows do not fit the i32 mapping; use --mapping i64"
+            )));
+        }
+    }
+    Progress::add(&progress.files_total, files.len() as u64);
+    write::prepare_output(&req.out, req.force)?;
+    let mut writer = OutputWriter::create(&req.out, cfg)?;
+    let tasks: Vec<&[InputFile]> = files.chunks(knobs.files_per_task).collect();
+    progress
+        .queue_capacity
+        .store(knobs.queue_depth as u64, Ordering::Relaxed);
+    let init_s = t0.elapsed().as_secs_f64();
+
+    let t_run = Instant::now();
+    progress.set_phase(Phase::Run);
+    let device = execute(cfg, req, factory, &knobs, &tasks, &mut writer)?;
+    let run_s = t_run.elapsed().as_secs_f64();
+
+    progress.set_phase(Phase::Commit);
+    let t_commit = Instant::now();
+    let manifest = Manifest {
+        format: crate::manifest::FORMAT.into(),
+        melpipe_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        config: cfg.clone(),
+        geometry: GeometryInfo {
+            n_short: geometry.n_short as u64,
+            n_long: (cfg.length == LengthMode::Fixed)
+                .then(|| geometry.n_long(cfg.clip_samples) as u64),
+            rows_per_file: (cfg.length == LengthMode::Fixed).then(|| geometry.rows(None) as u64),
+            stft_frames: cfg.stft_frames() as u64,
+            out_frames: cfg.out_frames() as u64,
+            n_mels: cfg.n_mels as u64,
+        },
+        rows: 0,
+        features: Default::default(),
+        mapping: None,
+        counts: Default::default(),
+        device,
+        empty_mel_filters: empty,
+        timings: Timings {
+            init_s,
+            run_s,
+            commit_s: 0.0,
+            total_s: 0.0,
+        },
+        files: Vec::new(),
+    };
+    let mut manifest = writer.commit(manifest)?;
+    manifest.timings.commit_s = t_commit.elapsed().as_secs_f64();
+    manifest.timings.total_s = t0.elapsed().as_secs_f64();
+    progress.set_phase(Phase::Done);
+    Ok(RunSummary { manifest, knobs })
+}
+
+/// Reads, computes and writes every task; returns the device description.
+fn execute(
+    cfg: &Config,
+    req: &RunRequest,
+    factory: &dyn BackendFactory,
+    knobs: &Knobs,
+    tasks: &[&[InputFile]],
+    writer: &mut OutputWriter,
+) -> Result<String> {
+    let stop = &*req.stop;
+    let failed_stop = AtomicBool::new(false);
+    let halt = || stop.load(Ordering::Relaxed) || failed_stop.load(Ordering::Relaxed);
+    let next = AtomicUsize::new(0);
+    let window = Window {
+        written: Mutex::new(0),
+        cv: Condvar::new(),
+        depth: knobs.queue_depth,
+    };
+    let (done_tx, done_rx) = bounded::<Result<Done>>(knobs.queue_depth);
+    let (recycle_tx, recycle_rx) = bounded::<FeatureBuf>(knobs.queue_depth + 4);
+    let vpr = cfg.values_per_row();
+    let progress = &*req.progress;
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let record_error = |e: Error| {
+        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        failed_stop.store(true, Ordering::Relaxed);
+    };
+    let device = factory.name();
+
+    // Takes a task index, or None when there is no more work (or the run stops).
+    let claim = || -> Option<usize> {
+        if halt() {
+            return None;
+        }
+        let t = next.fetch_add(1, Ordering::Relaxed);
+        if t >= tasks.len() {
+            return None;
+        }
+        if !window.wait_for(t, &failed_stop) || halt() {
+            return None;
+        }
+        Some(t)
+    };
+    let feature_buf = |rows: usize| {
+        let mut b = recycle_rx
+            .try_recv()
+            .unwrap_or_else(|_| FeatureBuf::new(cfg.dtype));
+        b.resize(rows * vpr);
+        b
+    };
+
+    std::thread::scope(|s| -> Result<()> {
+        if factory.is_cpu() {
+            for _ in 0..knobs.threads {
+                let done_tx = done_tx.clone();
+                s.spawn(|| {
+                    let done_tx = done_tx;
+                    let mut backend = match factory.create(cfg) {
+                        Ok(b) => b,
+                        Err(e) => return record_error(e),
+                    };
+                    let mut reader = Reader::new(cfg);
+                    let mut batch = AudioBatch::default();
+                    while let Some(t) = claim() {
+                        let outcomes = reader.read_task(tasks[t], &mut batch);
+                        Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
+                        let mut features = feature_buf(batch.rows());
+                        let r = backend.compute(&batch, &mut features).map(|_| Done {
+                            task: t,
+                            outcomes,
+                            features,
+                        });
+                        Progress::add(&progress.queued, 1);
+                        if done_tx.send(r).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        } else {
+            // Readers fill batches from a bounded pool; compute threads take them.
+            let (full_tx, full_rx) =
+                bounded::<(usize, Vec<FileOutcome>, AudioBatch)>(knobs.queue_depth);
+            let (free_tx, free_rx) = bounded::<AudioBatch>(knobs.queue_depth);
+            for _ in 0..knobs.queue_depth {
+                let _ = free_tx.send(AudioBatch::default());
+            }
+            for _ in 0..knobs.readers {
+                let full_tx = full_tx.clone();
+                let free_rx = free_rx.clone();
+                s.spawn(move || {
+                    let mut reader = Reader::new(cfg);
+                    while let Some(t) = claim() {
+                        let Ok(mut batch) = free_rx.recv() else { break };
+                        let outcomes = reader.read_task(tasks[t], &mut batch);
+                        Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
+                        Progress::add(&progress.queued, 1);
+                        if full_tx.send((t, outcomes, batch)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(full_tx);
+            for _ in 0..knobs.streams {
+                let done_tx = done_tx.clone();
+                let full_rx: Receiver<_> = full_rx.clone();
+                let free_tx: Sender<_> = free_tx.clone();
+                s.spawn(move || {
+                    let mut backend = match factory.create(cfg) {
+                        Ok(b) => b,
+                        Err(e) => return record_error(e),
+                    };
+                    for (t, outcomes, batch) in full_rx.iter() {
+                        if halt() {
+                            break;
+                        }
+                        let mut features = feature_buf(batch.rows());
+                        let r = backend.compute(&batch, &mut features).map(|_| Done {
+                            task: t,
+                            outcomes,
+                            features,
+                        });
+                        let _ = free_tx.send(batch);
+                        if done_tx.send(r).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+        drop(done_tx);
+
+        // The writer: this thread, in task order.
+        let mut pending: BTreeMap<usize, Done> = BTreeMap::new();
+        let mut next_write = 0usize;
+        for r in done_rx.iter() {
+            let d = match r {
+                Ok(d) => d,
+                Err(e) => {
+                    record_error(e);
+                    break;
+                }
+            };
+            pending.insert(d.task, d);
+            while let Some(d) = pending.remove(&next_write) {
+                Progress::add(&progress.queued, 0u64.wrapping_sub(1));
+                if cfg.strict {
+                    if let Some((f, o)) = tasks[d.task]
+                        .iter()
+                        .zip(&d.outcomes)
+                        .find(|(_, o)| o.status.is_failed())
+                    {
+                        let reason = match &o.status {
+                            crate::manifest::FileStatus::Failed { reason } => reason.clone(),
+                            _ => String::new(),
+                        };
+                        record_error(Error::StrictFailure {
+                            path: f.path.clone(),
+                            reason,
+                        });
+                        break;
+                    }
+                }
+                if let Err(e) = writer.append(tasks[d.task], &d.outcomes, d.features.as_bytes()) {
+                    record_error(e);
+                    break;
+                }
+                Progress::add(&progress.files_done, d.outcomes.len() as u64);
+                Progress::add(
+                    &progress.files_failed,
+                    d.outcomes.iter().filter(|o| o.status.is_failed()).count() as u64,
+                );
+                Progress::add(&progress.rows_done, d.outcomes.iter().map(|o| o.rows).sum());
+                Progress::add(&progress.bytes_written, d.features.as_bytes().len() as u64);
+                let _ = recycle_tx.try_send(d.features);
+                next_write += 1;
+                window.advance(next_write);
+                if next_write + knobs.queue_depth >= tasks.len() {
+                    progress.set_phase(Phase::Drain);
+                }
+            }
+            if failed_stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        // Unblock anyone still waiting so the scope can end.
+        failed_stop.store(true, Ordering::Relaxed);
+        window.advance(usize::MAX / 2);
+        drop(done_rx);
+        Ok(())
+    })?;
+
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    if writer.rows() == 0 && tasks.iter().all(|t| t.is_empty()) {
+        return Err(Error::Input("nothing to do".into()));
+    }
+    Ok(device)
+}

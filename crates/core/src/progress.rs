@@ -1,0 +1,96 @@
+//! Counters the pipeline updates as it goes, read by the status line.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+/// Phase of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Discovery, checks, output preparation, backend start.
+    Init = 0,
+    /// Reading, computing, writing.
+    Run = 1,
+    /// No more tasks to start; the last ones finish.
+    Drain = 2,
+    /// fsync, manifest, rename.
+    Commit = 3,
+    /// Finished.
+    Done = 4,
+}
+
+impl Phase {
+    /// Upper-case name, as the status line shows it.
+    pub fn name(self) -> &'static str {
+        ["INIT", "RUN", "DRAIN", "COMMIT", "DONE"][self as usize]
+    }
+}
+
+/// Live counters of a run, shared between the pipeline's threads and the status reporter.
+#[derive(Debug)]
+pub struct Progress {
+    phase: AtomicU8,
+    /// Input files in the run.
+    pub files_total: AtomicU64,
+    /// Files written.
+    pub files_done: AtomicU64,
+    /// Files that failed so far.
+    pub files_failed: AtomicU64,
+    /// Rows written.
+    pub rows_done: AtomicU64,
+    /// Input bytes read.
+    pub bytes_read: AtomicU64,
+    /// Output bytes written.
+    pub bytes_written: AtomicU64,
+    /// Tasks read or computed but not yet written (queue fill).
+    pub queued: AtomicU64,
+    /// Capacity of that queue.
+    pub queue_capacity: AtomicU64,
+    /// When the run started.
+    pub started: Instant,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            phase: AtomicU8::new(0),
+            files_total: AtomicU64::new(0),
+            files_done: AtomicU64::new(0),
+            files_failed: AtomicU64::new(0),
+            rows_done: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            queue_capacity: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Progress {
+    /// Current phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Init,
+            1 => Phase::Run,
+            2 => Phase::Drain,
+            3 => Phase::Commit,
+            _ => Phase::Done,
+        }
+    }
+
+    /// Moves to `p`.
+    pub fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// Adds to a counter.
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,354 @@
+//! The write and commit stages: rows appended in order to files in `OUT/.melpipe-partial/`,
+//! hashed as they go, written back early, then fsynced and renamed into place.
+//!
+//! Crash safety: nothing is in `OUT` until commit; at commit the arrays are renamed first and
+//! `manifest.json` last, and `verify` needs the manifest and matching checksums, so a run killed
+//! at any moment leaves either no output that verifies or a complete one.
+
+use crate::config::{Config, Dtype, Layout, MappingKind};
+use crate::discover::InputFile;
+use crate::error::{Error, Result};
+use crate::geometry::Geometry;
+use crate::manifest::{self, ArrayInfo, FileEntry, StatusCounts};
+use crate::npy;
+use crate::read::FileOutcome;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::Xxh3;
+
+/// Name of the folder a run writes into before it commits.
+pub const PARTIAL_DIR: &str = ".melpipe-partial";
+
+/// Every file name melpipe may write into an output folder.
+pub const OUTPUT_NAMES: &[&str] = &[
+    manifest::FILE_NAME,
+    "features.npy",
+    "mapping.npy",
+    "PIPELINE_FEATURES.DAT",
+    "PIPELINE_MEMMAP.npy",
+];
+
+/// Start writeback after this many unsynced bytes, so the final fsync has little left to do.
+const WRITEBACK_CHUNK: u64 = 32 << 20;
+
+/// File names of the feature and mapping arrays for a layout.
+pub fn array_names(layout: Layout) -> (&'static str, &'static str) {
+    match layout {
+        Layout::Default => ("features.npy", "mapping.npy"),
+        Layout::Seed => ("PIPELINE_FEATURES.DAT", "PIPELINE_MEMMAP.npy"),
+    }
+}
+
+/// One array being streamed to disk.
+struct ArrayFile {
+    file: File,
+    path: PathBuf,
+    name: &'static str,
+    descr: &'static str,
+    header: bool,
+    hasher: Xxh3,
+    data_bytes: u64,
+    flushed_to: u64,
+}
+
+impl ArrayFile {
+    fn create(dir: &Path, name: &'static str, descr: &'static str, header: bool) -> Result<Self> {
+        let path = dir.join(name);
+        let mut file = File::create(&path).map_err(|e| Error::io("creating", &path, e))?;
+        if header {
+            // Placeholder; the real header (same size) is written at commit when N is known.
+            file.write_all(&[b' '; npy::HEADER_LEN])
+                .map_err(|e| Error::io("writing", &path, e))?;
+        }
+        Ok(ArrayFile {
+            file,
+            path,
+            name,
+            descr,
+            header,
+            hasher: Xxh3::new(),
+            data_bytes: 0,
+            flushed_to: 0,
+        })
+    }
+
+    fn header_len(&self) -> u64 {
+        if self.header {
+            npy::HEADER_LEN as u64
+        } else {
+            0
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing", &self.path, e))?;
+        self.hasher.update(bytes);
+        self.data_bytes += bytes.len() as u64;
+        let end = self.header_len() + self.data_bytes;
+        if end - self.flushed_to >= WRITEBACK_CHUNK {
+            start_writeback(&self.file, self.flushed_to, end - self.flushed_to);
+            self.flushed_to = end;
+        }
+        Ok(())
+    }
+
+    /// Writes the header, fsyncs, and describes the array.
+    fn finish(self, shape: Vec<u64>) -> Result<ArrayInfo> {
+        if self.header {
+            use std::os::unix::fs::FileExt;
+            let h = npy::header(self.descr, &shape);
+            self.file
+                .write_all_at(&h, 0)
+                .map_err(|e| Error::io("writing", &self.path, e))?;
+        }
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("fsyncing", &self.path, e))?;
+        Ok(ArrayInfo {
+            file: self.name.to_string(),
+            descr: self.descr.to_string(),
+            shape,
+            header_bytes: self.header_len(),
+            data_bytes: self.data_bytes,
+            xxh3_64: format!("{:016x}", self.hasher.digest()),
+        })
+    }
+}
+
+/// Asks the kernel to start writing a range back now, without waiting for it.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sync_file_range only reads the descriptor and integers; an error (e.g. on a
+        // file system without support) is harmless because the final fsync covers everything.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
+/// fsyncs a folder so that renames and creations in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsyncing folder", dir, e))
+}
+
+/// Streams a run's rows to disk in row order.
+pub struct OutputWriter {
+    out: PathBuf,
+    partial: PathBuf,
+    features: ArrayFile,
+    mapping: Option<(ArrayFile, MappingKind)>,
+    geometry: Geometry,
+    values_per_row: u64,
+    n_mels: u64,
+    out_frames: u64,
+    dtype: Dtype,
+    files: Vec<FileEntry>,
+    counts: StatusCounts,
+    rows: u64,
+    map_buf: Vec<u8>,
+}
+
+/// Checks that `out` can receive this run's output and clears what `force` allows.
+pub fn prepare_output(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Output {
+            path: out.to_path_buf(),
+            msg: "exists and is not a folder".into(),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io("creating output folder", out, e))?;
+    let existing: Vec<&str> = OUTPUT_NAMES
+        .iter()
+        .copied()
+        .filter(|n| out.join(n).exists())
+        .collect();
+    if !existing.is_empty() {
+        if !force {
+            return Err(Error::Output {
+                path: out.to_path_buf(),
+                msg: format!(
+                    "already holds the output of another run ({}); pass --force to replace it, or choose another folder",
+                    existing.join(", ")
+                ),
+            });
+        }
+        // The manifest goes first: without it, what remains is recognisably incomplete.
+        for n in std::iter::once(manifest::FILE_NAME).chain(existing.iter().copied()) {
+            let p = out.join(n);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::io("removing", &p, e))?;
+            }
+        }
+        sync_dir(out)?;
+    }
+    let partial = out.join(PARTIAL_DIR);
+    if partial.exists() {
+        tracing::warn!(
+            "discarding the partial output of an interrupted run in {}",
+            partial.display()
+        );
+        std::fs::remove_dir_all(&partial).map_err(|e| Error::io("removing", &partial, e))?;
+    }
+    Ok(())
+}
+
+impl OutputWriter {
+    /// Creates the partial folder and the array files. Call [`prepare_output`] first.
+    pub fn create(out: &Path, cfg: &Config) -> Result<Self> {
+        let partial = out.join(PARTIAL_DIR);
+        std::fs::create_dir_all(&partial).map_err(|e| Error::io("creating", &partial, e))?;
+        let (fname, mname) = array_names(cfg.layout);
+        let features = ArrayFile::create(
+            &partial,
+            fname,
+            cfg.dtype.descr(),
+            cfg.layout == Layout::Default,
+        )?;
+        let mapping = match cfg.mapping {
+            MappingKind::None => None,
+            k @ MappingKind::I64 => Some((ArrayFile::create(&partial, mname, "<i8", true)?, k)),
+            k @ MappingKind::I32 => Some((ArrayFile::create(&partial, mname, "<i4", true)?, k)),
+        };
+        sync_dir(out)?;
+        Ok(OutputWriter {
+            out: out.to_path_buf(),
+            partial,
+            features,
+            mapping,
+            geometry: Geometry::new(cfg),
+            values_per_row: cfg.values_per_row() as u64,
+            n_mels: cfg.n_mels as u64,
+            out_frames: cfg.out_frames() as u64,
+            dtype: cfg.dtype,
+            files: Vec::new(),
+            counts: StatusCounts::default(),
+            rows: 0,
+            map_buf: Vec::new(),
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Appends the next files' rows: `features` holds their rows in the stored dtype.
+    pub fn append(
+        &mut self,
+        inputs: &[InputFile],
+        outcomes: &[FileOutcome],
+        features: &[u8],
+    ) -> Result<()> {
+        let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
+        let expect = rows * self.values_per_row * self.dtype.size() as u64;
+        if features.len() as u64 != expect {
+            return Err(Error::Backend {
+                backend: "writer".into(),
+                msg: format!(
+                    "a batch of {rows} rows came with {} feature bytes, expected {expect}",
+                    features.len()
+                ),
+            });
+        }
+        self.features.append(features)?;
+        if let Some((map, kind)) = &mut self.mapping {
+            self.map_buf.clear();
+            let mut row = self.rows;
+            for (i, o) in outcomes.iter().enumerate() {
+                let file_idx = (self.files.len() + i) as i64;
+                for s in 0..o.rows as usize {
+                    let seg = self.geometry.segment(s);
+                    let vals = [
+                        row as i64,
+                        file_idx,
+                        seg.long_idx as i64,
+                        seg.short_idx as i64,
+                        seg.start_sample as i64,
+                        seg.end_sample as i64,
+                    ];
+                    match kind {
+                        MappingKind::I32 => {
+                            for v in vals {
+                                let v = i32::try_from(v).map_err(|_| {
+                                    Error::Config(format!(
+                                        "value {v} does not fit the i32 mapping; use --mapping i64"
+                                    ))
+                                })?;
+                                self.map_buf.extend_from_slice(&v.to_le_bytes());
+                            }
+                        }
+                        _ => {
+                            for v in vals {
+                                self.map_buf.extend_from_slice(&v.to_le_bytes());
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+            map.append(&self.map_buf)?;
+        }
+        for (f, o) in inputs.iter().zip(outcomes) {
+            self.counts.add(&o.status);
+            self.files.push(FileEntry {
+                path: f.rel.to_string_lossy().into_owned(),
+                bytes: o.bytes,
+                samples: o.samples,
+                status: o.status.clone(),
+                first_row: self.rows,
+                rows: o.rows,
+            });
+            self.rows += o.rows;
+        }
+        Ok(())
+    }
+
+    /// Finishes the arrays, fills in `manifest` (arrays, files, counts, rows), writes it, and
+    /// moves everything into the output folder.
+    pub fn commit(self, mut m: manifest::Manifest) -> Result<manifest::Manifest> {
+        let shape = vec![self.rows, self.n_mels, self.out_frames];
+        m.features = self.features.finish(shape)?;
+        m.mapping = match self.mapping {
+            Some((map, _)) => Some(map.finish(vec![self.rows, 6])?),
+            None => None,
+        };
+        m.rows = self.rows;
+        m.counts = self.counts;
+        m.files = self.files;
+        let mpath = self.partial.join(manifest::FILE_NAME);
+        let text = serde_json::to_vec_pretty(&m).map_err(|e| Error::Output {
+            path: mpath.clone(),
+            msg: format!("serialising the manifest: {e}"),
+        })?;
+        let mut f = File::create(&mpath).map_err(|e| Error::io("creating", &mpath, e))?;
+        f.write_all(&text)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io("writing", &mpath, e))?;
+        sync_dir(&self.partial)?;
+        let mut names = vec![m.features.file.clone()];
+        names.extend(m.mapping.as_ref().map(|a| a.file.clone()));
+        names.push(manifest::FILE_NAME.to_string());
+        for n in &names {
+            let (from, to) = (self.partial.join(n), self.out.join(n));
+            std::fs::rename(&from, &to).map_err(|e| Error::io("renaming into place", &to, e))?;
+        }
+        sync_dir(&self.out)?;
+        std::fs::remove_dir(&self.partial).map_err(|e| Error::io("removing", &self.partial, e))?;
+        sync_dir(&self.out)?;
+        Ok(m)
+    }
+}
