@@ -1,1 +1,130 @@
-fn main() {}
+//! The `melpipe` binary: argument parsing, logging, exit codes, status output. The work lives in
+//! `melpipe-core` (and `melpipe-cuda` for the GPU).
+
+mod cli;
+mod commands;
+mod status;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit codes (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success (warnings possible).
+    Success = 0,
+    /// Usage or configuration error.
+    Usage = 1,
+    /// I/O or device error that stopped the run.
+    Io = 2,
+    /// The run finished but some input files failed (`--strict`).
+    FilesFailed = 3,
+    /// Interrupted by Ctrl-C.
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// The exit code a library error maps to.
+    pub fn of(e: &anyhow::Error) -> Exit {
+        use melpipe_core::Error as E;
+        match e.downcast_ref::<E>() {
+            Some(E::Config(_) | E::Input(_) | E::Output { .. }) => Exit::Usage,
+            Some(E::Io { .. } | E::Backend { .. }) => Exit::Io,
+            Some(E::StrictFailure { .. }) => Exit::FilesFailed,
+            Some(E::Interrupted) => Exit::Interrupted,
+            None => Exit::Io,
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let from_env = std::env::var("PIPELINE_LOG_LEVEL")
+        .or_else(|_| std::env::var("MELPIPE_LOG"))
+        .ok();
+    let level = match (quiet, verbose) {
+        (true, _) => "warn".to_string(),
+        (false, 0) => from_env.unwrap_or_else(|| "info".into()).to_lowercase(),
+        (false, 1) => "debug".into(),
+        _ => "trace".into(),
+    };
+    let filter = EnvFilter::try_new(format!(
+        "warn,melpipe={level},melpipe_core={level},melpipe_cuda={level}"
+    ))
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .with_writer(BarWriter)
+        .init();
+}
+
+/// Writes log lines to stderr without tearing the progress bar.
+struct BarWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BarWriter {
+    type Writer = BarLine;
+    fn make_writer(&'a self) -> BarLine {
+        BarLine(Vec::new())
+    }
+}
+
+/// One log line, printed when dropped.
+struct BarLine(Vec<u8>);
+
+impl std::io::Write for BarLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BarLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let text = text.trim_end();
+        match status::BAR.get() {
+            Some(b) if !b.is_finished() => b.suspend(|| eprintln!("{text}")),
+            _ => eprintln!("{text}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            let code = Exit::of(&e);
+            if code == Exit::Interrupted {
+                eprintln!("melpipe: interrupted; the partial output was left in OUT/.melpipe-partial (run again to start over)");
+            } else {
+                eprintln!("melpipe: error: {e:#}");
+                if let Some(hint) = hint(&e) {
+                    eprintln!("  hint: {hint}");
+                }
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+/// What to do about an error, where there is something to say.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use melpipe_core::Error as E;
+    match e.downcast_ref::<E>()? {
+        E::Config(_) => Some(
+            "`melpipe run --print-config` shows every option; `melpipe run --help` explains them",
+        ),
+        E::StrictFailure { .. } => {
+            Some("without --strict, failed files are recorded in the manifest and the run goes on")
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,261 @@
+//! Command-line surface (SPEC §1): clap derive structures and the merge of flags over TOML.
+
+use clap::{Args, Parser, Subcommand};
+use melpipe_core::config::{
+    Channel, Dtype, Layout, LengthMode, MappingKind, MelNorm, MelScale, Pool,
+};
+use melpipe_core::Config;
+use std::path::PathBuf;
+
+/// melpipe: log-mel-spectrogram features of large collections of short WAV clips, on an NVIDIA
+/// GPU when there is one and on the CPU otherwise, written as NumPy arrays with a manifest.
+#[derive(Parser, Debug)]
+#[command(
+    name = "melpipe",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). Also PIPELINE_LOG_LEVEL or MELPIPE_LOG
+    /// (error|warn|info|debug|trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output: warnings and errors only, no status line.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Extract features: INPUT folders (walked for *.wav), files, or @list.txt → OUT.
+    Run(RunArgs),
+    /// Generate a synthetic dataset in a temporary folder, run on it, print the summary.
+    Demo(DemoArgs),
+    /// Write a synthetic seed-shaped dataset (tones, chirps, noise) for tests and benchmarks.
+    Generate(GenerateArgs),
+    /// Describe an output folder: shapes, parameters, statuses, value statistics, failures.
+    Inspect(InspectArgs),
+    /// Check an output folder's integrity; exit 0 only if it is intact.
+    Verify(VerifyArgs),
+    /// Draw the features of one source file as a PNG heat map.
+    Plot(PlotArgs),
+}
+
+/// `melpipe run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Input folders (walked recursively for *.wav, any case), files, or @list.txt (one path per line).
+    #[arg(required_unless_present = "print_config")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (features.npy, mapping.npy, manifest.json).
+    #[arg(short, long, required_unless_present = "print_config")]
+    pub out: Option<PathBuf>,
+    /// Read options from a TOML file (keys as in --print-config); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Replace the output of another run in OUT.
+    #[arg(long)]
+    pub force: bool,
+    /// Stop at the first file that fails (exit 3) instead of recording it and going on.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub params: Params,
+}
+
+/// Every parameter of SPEC §2 and the pipeline's knobs, as optional overrides.
+#[derive(Args, Debug, Default, Clone)]
+pub struct Params {
+    /// auto (GPU if usable, else CPU), cpu, cuda, cuda:N, cuda:all. [default: auto]
+    #[arg(long, help_heading = "Device")]
+    pub device: Option<String>,
+    /// Sample rate every input must have, Hz. [default: 4096]
+    #[arg(long, help_heading = "Signal")]
+    pub sample_rate: Option<u32>,
+    /// Samples per clip in fixed mode (shorter files zero-padded, longer truncated). [default: 40960]
+    #[arg(long, help_heading = "Signal")]
+    pub clip_samples: Option<usize>,
+    /// fixed: every file gives the same rows; natural: rows only where the file has samples. [default: fixed]
+    #[arg(long, help_heading = "Signal")]
+    pub length: Option<LengthMode>,
+    /// Channel of multi-channel files: mix (mean of channels) or an index from 0. [default: mix]
+    #[arg(long, help_heading = "Signal")]
+    pub channel: Option<Channel>,
+    /// Long window, samples. [default: 1024]
+    #[arg(long, help_heading = "Segments")]
+    pub long_win: Option<usize>,
+    /// Hop between long windows. [default: 512]
+    #[arg(long, help_heading = "Segments")]
+    pub long_hop: Option<usize>,
+    /// Short window (one row), samples. [default: 512]
+    #[arg(long, help_heading = "Segments")]
+    pub short_win: Option<usize>,
+    /// Hop between short windows inside a long one. [default: 256]
+    #[arg(long, help_heading = "Segments")]
+    pub short_hop: Option<usize>,
+    /// FFT size. [default: 64]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub n_fft: Option<usize>,
+    /// Hann window length (≤ n_fft). [default: 64]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub win_length: Option<usize>,
+    /// Hop between STFT frames. [default: 16]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub hop_length: Option<usize>,
+    /// Mel bands. [default: 32]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub n_mels: Option<usize>,
+    /// Lowest mel frequency, Hz. [default: 0]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub f_min: Option<f64>,
+    /// Highest mel frequency, Hz. [default: sample_rate/2]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub f_max: Option<f64>,
+    /// htk or slaney. [default: htk]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub mel_scale: Option<MelScale>,
+    /// Mel filter normalisation: none or slaney. [default: none]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub norm: Option<MelNorm>,
+    /// mean: one frame per row (mean mel power before the log); none: every STFT frame. [default: mean]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub pool: Option<Pool>,
+    /// Clip each row to its maximum minus this many dB. [default: none]
+    #[arg(long, help_heading = "Spectrogram")]
+    pub top_db: Option<f64>,
+    /// Stored feature dtype: f16 or f32. [default: f16]
+    #[arg(long, help_heading = "Output")]
+    pub dtype: Option<Dtype>,
+    /// Mapping table: i64 (the seed's), i32 (half the bytes) or none. [default: i64]
+    #[arg(long, help_heading = "Output")]
+    pub mapping: Option<MappingKind>,
+    /// seed: write PIPELINE_FEATURES.DAT (raw) and PIPELINE_MEMMAP.npy instead. [default: default]
+    #[arg(long, help_heading = "Output")]
+    pub layout: Option<Layout>,
+    /// Reader threads (0: automatic). [default: 0]
+    #[arg(long, help_heading = "Pipeline")]
+    pub readers: Option<usize>,
+    /// CPU compute threads (0: one per core). [default: 0]
+    #[arg(long, help_heading = "Pipeline")]
+    pub threads: Option<usize>,
+    /// Files per task, the unit read, computed and written together (0: automatic). [default: 0]
+    #[arg(long, help_heading = "Pipeline")]
+    pub files_per_task: Option<usize>,
+    /// Tasks in flight between reading and writing; bounds memory (0: automatic). [default: 0]
+    #[arg(long, help_heading = "Pipeline")]
+    pub queue_depth: Option<usize>,
+    /// Compute streams per GPU (0: automatic). [default: 0]
+    #[arg(long, help_heading = "Pipeline")]
+    pub streams: Option<usize>,
+}
+
+impl Params {
+    /// Applies every given flag over `cfg`.
+    pub fn apply(&self, cfg: &mut Config) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { cfg.$f = v; } )* };
+        }
+        set!(
+            device,
+            sample_rate,
+            clip_samples,
+            length,
+            channel,
+            long_win,
+            long_hop,
+            short_win,
+            short_hop,
+            n_fft,
+            win_length,
+            hop_length,
+            n_mels,
+            f_min,
+            mel_scale,
+            norm,
+            pool,
+            dtype,
+            mapping,
+            layout,
+            readers,
+            threads,
+            files_per_task,
+            queue_depth,
+            streams
+        );
+        if let Some(v) = self.f_max {
+            cfg.f_max = Some(v);
+        }
+        if let Some(v) = self.top_db {
+            cfg.top_db = Some(v);
+        }
+    }
+}
+
+/// `melpipe demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Files to generate.
+    #[arg(long, default_value_t = 2000)]
+    pub files: usize,
+    /// Keep the generated dataset and the output (their paths are printed).
+    #[arg(long)]
+    pub keep: bool,
+    /// Malformed files to add (they show up as failed in the summary).
+    #[arg(long, default_value_t = 0)]
+    pub corrupt: usize,
+    #[command(flatten)]
+    pub params: Params,
+}
+
+/// `melpipe generate`.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Folder to write into (created).
+    pub out: PathBuf,
+    /// Number of valid seed-shaped files (4096 Hz, 40,960 int16 samples).
+    #[arg(long, default_value_t = 2000)]
+    pub files: usize,
+    /// Extra malformed or unusual files of varied kinds.
+    #[arg(long, default_value_t = 0)]
+    pub corrupt: usize,
+    /// Random seed (the same seed gives the same files).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `melpipe inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Output folder of a run.
+    pub out: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `melpipe verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Output folder of a run.
+    pub out: PathBuf,
+}
+
+/// `melpipe plot`.
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// Output folder of a run.
+    pub out: PathBuf,
+    /// Source file, as recorded in the manifest (relative path; a unique suffix is enough).
+    #[arg(long)]
+    pub file: String,
+    /// PNG to write.
+    #[arg(short = 'o', long = "output")]
+    pub png: PathBuf,
+}

@@ -1,0 +1,315 @@
+//! One function per subcommand.
+
+use crate::cli::{Cli, Command, InspectArgs, Params, RunArgs, VerifyArgs};
+use crate::status;
+use crate::Exit;
+use anyhow::{Context, Result};
+use melpipe_core::backend::BackendFactory;
+use melpipe_core::config::{parse_device, DeviceChoice};
+use melpipe_core::dsp::CpuBackendFactory;
+use melpipe_core::manifest::{FileStatus, Manifest};
+use melpipe_core::pipeline::{self, RunRequest, RunSummary};
+use melpipe_core::progress::Progress;
+use melpipe_core::{verify, Config};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Runs the chosen subcommand.
+pub fn dispatch(cli: Cli) -> Result<Exit> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Run(a) => run(a, quiet),
+        Command::Inspect(a) => inspect(a),
+        Command::Verify(a) => verify_cmd(a),
+        Command::Demo(_) | Command::Generate(_) | Command::Plot(_) => {
+            anyhow::bail!("not available yet")
+        }
+    }
+}
+
+/// The effective configuration: defaults, then the TOML file, then flags.
+fn effective_config(config: Option<&Path>, params: &Params, strict: bool) -> Result<Config> {
+    let mut cfg = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| melpipe_core::Error::io("reading config", p, e))?;
+            Config::from_toml(&text).with_context(|| format!("in {}", p.display()))?
+        }
+        None => Config::default(),
+    };
+    params.apply(&mut cfg);
+    cfg.strict |= strict;
+    Ok(cfg)
+}
+
+/// Picks the backend for the `device` setting; `auto` falls back to the CPU and says why.
+fn select_backend(cfg: &Config) -> Result<Box<dyn BackendFactory>> {
+    match parse_device(&cfg.device)? {
+        DeviceChoice::Cpu => Ok(Box::new(CpuBackendFactory)),
+        DeviceChoice::Auto => match gpu_backend(cfg, 0) {
+            Ok(f) => {
+                tracing::info!("device: {} (auto)", f.name());
+                Ok(f)
+            }
+            Err(why) => {
+                tracing::info!("device: cpu (auto: no usable GPU: {why})");
+                Ok(Box::new(CpuBackendFactory))
+            }
+        },
+        DeviceChoice::Cuda(n) => gpu_backend(cfg, n).map_err(|why| {
+            melpipe_core::Error::Backend {
+                backend: format!("cuda:{n}"),
+                msg: why,
+            }
+            .into()
+        }),
+        DeviceChoice::CudaAll => gpu_backend(cfg, usize::MAX).map_err(|why| {
+            melpipe_core::Error::Backend {
+                backend: "cuda:all".into(),
+                msg: why,
+            }
+            .into()
+        }),
+    }
+}
+
+fn gpu_backend(_cfg: &Config, _ordinal: usize) -> Result<Box<dyn BackendFactory>, String> {
+    Err("this build has no CUDA backend yet".into())
+}
+
+fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
+    let cfg = effective_config(a.config.as_deref(), &a.params, a.strict)?;
+    if a.print_config {
+        print!("{}", cfg.to_toml());
+        return Ok(Exit::Success);
+    }
+    cfg.validate()?;
+    let out = a.out.clone().context("--out is required")?;
+    let summary = execute(&cfg, a.inputs.clone(), out, a.force, quiet)?;
+    print_summary(&summary, quiet);
+    Ok(Exit::Success)
+}
+
+/// Runs the pipeline with a status line and Ctrl-C handling.
+pub fn execute(
+    cfg: &Config,
+    inputs: Vec<PathBuf>,
+    out: PathBuf,
+    force: bool,
+    quiet: bool,
+) -> Result<RunSummary> {
+    let factory = select_backend(cfg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while `stop` is already set exits at once with 130.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
+    let progress = Arc::new(Progress::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = status::spawn(Arc::clone(&progress), Arc::clone(&done), None, quiet);
+    let req = RunRequest {
+        inputs,
+        out,
+        force,
+        progress,
+        stop,
+    };
+    let r = pipeline::run(cfg, &req, factory.as_ref());
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reporter.join();
+    status::sample_memory();
+    Ok(r?)
+}
+
+fn print_summary(s: &RunSummary, quiet: bool) {
+    let m = &s.manifest;
+    let t = &m.timings;
+    let mem = status::sample_memory();
+    let peak_anon = status::PEAK_ANON.load(std::sync::atomic::Ordering::Relaxed);
+    let read: u64 = m.files.iter().map(|f| f.bytes).sum();
+    let written = m.features.header_bytes
+        + m.features.data_bytes
+        + m.mapping
+            .as_ref()
+            .map_or(0, |a| a.header_bytes + a.data_bytes);
+    let c = &m.counts;
+    if !quiet {
+        eprintln!(
+            "done: {} files → {} rows × {} × {} ({}) on {} in {:.2}s",
+            c.total(),
+            m.rows,
+            m.geometry.n_mels,
+            m.geometry.out_frames,
+            m.features.descr,
+            m.device,
+            t.total_s
+        );
+        eprintln!(
+            "  time: init {:.2}s, run {:.2}s, commit {:.2}s | {:.2} M rows/s, read {:.2} GB/s, wrote {:.2} GB",
+            t.init_s,
+            t.run_s,
+            t.commit_s,
+            m.rows as f64 / t.total_s.max(1e-9) / 1e6,
+            read as f64 / t.total_s.max(1e-9) / 1e9,
+            written as f64 / 1e9
+        );
+        eprintln!(
+            "  memory: peak anonymous {:.0} MB (sampled), peak resident {:.0} MB | knobs: threads {}, readers {}, files/task {}, queue {}",
+            peak_anon as f64 / 1e6,
+            mem.hwm as f64 / 1e6,
+            s.knobs.threads,
+            s.knobs.readers,
+            s.knobs.files_per_task,
+            s.knobs.queue_depth
+        );
+        eprintln!(
+            "  files: {} ok, {} padded, {} truncated, {} failed",
+            c.ok, c.padded, c.truncated, c.failed
+        );
+    }
+    print_failures(m, 10);
+}
+
+fn print_failures(m: &Manifest, limit: usize) {
+    let failed: Vec<_> = m
+        .files
+        .iter()
+        .filter_map(|f| match &f.status {
+            FileStatus::Failed { reason } => Some((&f.path, reason)),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    eprintln!("  failed files (their rows are NaN in fixed mode, absent in natural mode):");
+    for (p, r) in failed.iter().take(limit) {
+        eprintln!("    {p}: {r}");
+    }
+    if failed.len() > limit {
+        eprintln!(
+            "    ... and {} more: see manifest.json or `melpipe inspect`",
+            failed.len() - limit
+        );
+    }
+}
+
+fn inspect(a: InspectArgs) -> Result<Exit> {
+    let m = Manifest::read(&a.out)?;
+    let stats = verify::feature_stats(&a.out, &m)?;
+    if a.json {
+        let failed: Vec<_> = m.files.iter().filter(|f| f.status.is_failed()).collect();
+        let j = serde_json::json!({
+            "rows": m.rows,
+            "features": m.features,
+            "mapping": m.mapping,
+            "config": m.config,
+            "geometry": m.geometry,
+            "counts": m.counts,
+            "device": m.device,
+            "timings": m.timings,
+            "values": {
+                "finite": stats.finite, "nan": stats.nan, "inf": stats.inf,
+                "min": stats.min, "max": stats.max, "mean": stats.mean, "std": stats.std,
+                "at_floor": stats.at_floor,
+            },
+            "failed": failed,
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
+        return Ok(Exit::Success);
+    }
+    let c = &m.config;
+    println!("{}", a.out.display());
+    println!(
+        "  features  {}  {:?} {}  ({:.1} MB)",
+        m.features.file,
+        m.features.shape,
+        m.features.descr,
+        m.features.data_bytes as f64 / 1e6
+    );
+    match &m.mapping {
+        Some(a) => println!(
+            "  mapping   {}  {:?} {}  (idx, file_idx, long_idx, short_idx, start_sample, end_sample)",
+            a.file, a.shape, a.descr
+        ),
+        None => println!("  mapping   none (rows follow from each file's first_row and rows)"),
+    }
+    println!(
+        "  made by   melpipe {} on {} in {:.2}s",
+        m.melpipe_version, m.device, m.timings.total_s
+    );
+    println!(
+        "  signal    {} Hz, length {} ({} samples), channel {}",
+        c.sample_rate, c.length, c.clip_samples, c.channel
+    );
+    println!(
+        "  segments  long {}/{} short {}/{} → {} per long window{}",
+        c.long_win,
+        c.long_hop,
+        c.short_win,
+        c.short_hop,
+        m.geometry.n_short,
+        m.geometry
+            .rows_per_file
+            .map(|r| format!(", {r} rows per file"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  mel       n_fft {} win {} hop {}, {} mels {}–{} Hz ({}, norm {}), pool {}, top_db {}",
+        c.n_fft,
+        c.win_length,
+        c.hop_length,
+        c.n_mels,
+        c.f_min,
+        c.f_max(),
+        c.mel_scale,
+        c.norm,
+        c.pool,
+        c.top_db.map_or("none".into(), |t| t.to_string())
+    );
+    if !m.empty_mel_filters.is_empty() {
+        println!(
+            "  note      mel filters {:?} are all zero",
+            m.empty_mel_filters
+        );
+    }
+    let k = &m.counts;
+    println!(
+        "  files     {} ok, {} padded, {} truncated, {} failed ({} total)",
+        k.ok,
+        k.padded,
+        k.truncated,
+        k.failed,
+        k.total()
+    );
+    println!(
+        "  values    min {:.2} dB, max {:.2} dB, mean {:.2}, std {:.2}; {} NaN, {} inf, {} at the -100 dB floor",
+        stats.min, stats.max, stats.mean, stats.std, stats.nan, stats.inf, stats.at_floor
+    );
+    print_failures(&m, usize::MAX);
+    Ok(Exit::Success)
+}
+
+fn verify_cmd(a: VerifyArgs) -> Result<Exit> {
+    let r = verify::verify(&a.out);
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    if r.intact() {
+        let m = r.manifest.as_ref().map_or(0, |m| m.rows);
+        println!("{}: intact ({m} rows, checksums match)", a.out.display());
+        Ok(Exit::Success)
+    } else {
+        for p in &r.problems {
+            println!("{}: {p}", a.out.display());
+        }
+        eprintln!(
+            "melpipe: {} is not intact ({} problem(s))",
+            a.out.display(),
+            r.problems.len()
+        );
+        Ok(Exit::Io)
+    }
+}
