@@ -115,7 +115,7 @@ pub fn spawn(
             std::thread::sleep(Duration::from_millis(100));
             tick += 1;
             let mem = sample_memory();
-            if tick % 10 != 0 {
+            if !tick.is_multiple_of(10) {
                 continue;
             }
             let now = Instant::now();
