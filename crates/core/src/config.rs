@@ -445,10 +445,12 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_keys() {
-        let mut c = Config::default();
-        c.top_db = Some(80.0);
-        c.channel = Channel::Index(1);
-        c.pool = Pool::None;
+        let c = Config {
+            top_db: Some(80.0),
+            channel: Channel::Index(1),
+            pool: Pool::None,
+            ..Config::default()
+        };
         let back = Config::from_toml(&c.to_toml()).unwrap();
         assert_eq!(back, c);
         let e = Config::from_toml("n_melz = 3").unwrap_err().to_string();
