@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""melpipe's end-to-end benchmark (SPEC §7). One run measures, on the same machine and data:
+
+  * the I/O floor: reading every input with N parallel readers, and writing + fsyncing as many
+    bytes as the run's outputs;
+  * `melpipe run` on each requested device (median of --repeat runs, peak memory from
+    /usr/bin/time or getrusage);
+  * optionally the torchaudio GPU pipeline of the seed's design (bench/seed_pipeline.py);
+  * optionally the same with a cold page cache (needs root: drop_caches).
+
+It prints a table of seconds and ratios and writes the figures as JSON (--json FILE).
+
+usage: bench.py [--files 39563] [--data DIR] [--out DIR] [--devices cpu,cuda] [--repeat 3]
+                [--torchaudio] [--cold] [--melpipe PATH] [--json FILE] [-- extra run args]
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def timed(cmd, env=None):
+    """Wall seconds and peak RSS (MB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout + p.stderr)
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024.0, p.stdout + p.stderr
+
+
+def wav_files(data):
+    out = []
+    for root, _, names in os.walk(data):
+        out += [os.path.join(root, n) for n in names if n.lower().endswith(".wav")]
+    out.sort()
+    return out
+
+
+def read_floor(files, readers):
+    """Seconds to read every file with `readers` threads (plain read(2), 1 MiB buffer)."""
+    import threading
+    lock = threading.Lock()
+    it = iter(files)
+    total = [0]
+
+    def work():
+        buf = bytearray(1 << 20)
+        n = 0
+        while True:
+            with lock:
+                p = next(it, None)
+            if p is None:
+                break
+            with open(p, "rb", buffering=0) as f:
+                while True:
+                    k = f.readinto(buf)
+                    if not k:
+                        break
+                    n += k
+        with lock:
+            total[0] += n
+
+    t = time.perf_counter()
+    th = [threading.Thread(target=work) for _ in range(readers)]
+    for x in th:
+        x.start()
+    for x in th:
+        x.join()
+    return time.perf_counter() - t, total[0]
+
+
+def write_floor(path, nbytes):
+    """Seconds to write `nbytes` (non-zero data, 8 MiB writes) and fsync them."""
+    chunk = os.urandom(1 << 20) * 8
+    t = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    left = nbytes
+    while left > 0:
+        left -= os.write(fd, chunk[: min(left, len(chunk))])
+    os.fsync(fd)
+    os.close(fd)
+    d = os.open(os.path.dirname(path), os.O_RDONLY)
+    os.fsync(d)
+    os.close(d)
+    wall = time.perf_counter() - t
+    os.unlink(path)
+    return wall
+
+
+def drop_caches():
+    sh(["sync"])
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=39563)
+    ap.add_argument("--data", default=None, help="dataset folder (generated if absent)")
+    ap.add_argument("--out", default=None, help="scratch folder for outputs")
+    ap.add_argument("--devices", default="cpu")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--readers", type=int, default=os.cpu_count())
+    ap.add_argument("--torchaudio", action="store_true")
+    ap.add_argument("--cold", action="store_true")
+    ap.add_argument("--melpipe", default=os.path.join(ROOT, "target", "release", "melpipe"))
+    ap.add_argument("--json", default=None)
+    ap.add_argument("extra", nargs="*", help="extra arguments for melpipe run (after --)")
+    a = ap.parse_args()
+
+    scratch = a.out or os.path.join(ROOT, "target", "bench")
+    data = a.data or os.path.join(scratch, f"data_{a.files}")
+    os.makedirs(scratch, exist_ok=True)
+    if not os.path.isdir(data):
+        t, _, _ = timed([a.melpipe, "generate", data, "--files", str(a.files)])
+        print(f"generated {a.files} files in {t:.1f}s", file=sys.stderr)
+    files = wav_files(data)
+    in_bytes = sum(os.path.getsize(p) for p in files)
+    results = {"files": len(files), "input_bytes": in_bytes, "machine": os.uname().nodename,
+               "cores": os.cpu_count(), "runs": {}}
+    read_floor(files, a.readers)  # warm the cache
+    rf = min(read_floor(files, a.readers)[0] for _ in range(2))
+    results["read_floor_s"] = rf
+
+    out = os.path.join(scratch, "out")
+    runs = {}
+    out_bytes = None
+    for dev in [d for d in a.devices.split(",") if d]:
+        walls, peaks = [], []
+        for _ in range(a.repeat):
+            cmd = [a.melpipe, "-q", "run", data, "-o", out, "--force", "--device", dev] + a.extra
+            w, peak, _ = timed(cmd)
+            walls.append(w)
+            peaks.append(peak)
+        m = json.load(open(os.path.join(out, "manifest.json")))
+        out_bytes = m["features"]["header_bytes"] + m["features"]["data_bytes"]
+        if m.get("mapping"):
+            out_bytes += m["mapping"]["header_bytes"] + m["mapping"]["data_bytes"]
+        runs[dev] = {"wall_s": statistics.median(walls), "all_s": walls, "peak_rss_mb": max(peaks),
+                     "rows": m["rows"], "device": m["device"], "timings": m["timings"]}
+        shutil.rmtree(out)
+    results["output_bytes"] = out_bytes
+    wf = min(write_floor(os.path.join(scratch, "floor.bin"), out_bytes) for _ in range(2)) if out_bytes else 0.0
+    results["write_floor_s"] = wf
+    floor = max(rf, wf)
+    results["floor_s"] = floor
+
+    if a.torchaudio:
+        walls = []
+        for _ in range(a.repeat):
+            w, peak, txt = timed([sys.executable, os.path.join(HERE, "seed_pipeline.py"), data,
+                                  os.path.join(scratch, "seed_out")])
+            walls.append(w)
+        shutil.rmtree(os.path.join(scratch, "seed_out"), ignore_errors=True)
+        runs["torchaudio-seed"] = {"wall_s": statistics.median(walls), "all_s": walls, "peak_rss_mb": peak}
+
+    if a.cold:
+        drop_caches()
+        results["cold_read_floor_s"] = read_floor(files, a.readers)[0]
+        for dev in [d for d in a.devices.split(",") if d]:
+            drop_caches()
+            w, peak, _ = timed([a.melpipe, "-q", "run", data, "-o", out, "--force", "--device", dev] + a.extra)
+            runs[f"{dev} (cold)"] = {"wall_s": w, "peak_rss_mb": peak}
+            shutil.rmtree(out)
+    results["runs"] = runs
+
+    base = runs.get("torchaudio-seed", {}).get("wall_s")
+    print(f"\n{len(files)} files, {in_bytes / 1e9:.2f} GB in, {(out_bytes or 0) / 1e9:.2f} GB out, "
+          f"{os.cpu_count()} cores")
+    print(f"I/O floor: read {rf:.3f}s ({a.readers} readers), write+fsync {wf:.3f}s → floor {floor:.3f}s")
+    if "cold_read_floor_s" in results:
+        print(f"cold read floor: {results['cold_read_floor_s']:.3f}s")
+    print(f"{'run':<22}{'wall s':>9}{'× floor':>9}{'torchaudio ×':>14}{'peak RSS MB':>13}")
+    for k, r in runs.items():
+        ref = results.get("cold_read_floor_s") if "cold" in k else floor
+        ratio = r["wall_s"] / ref if ref else float("nan")
+        speed = base / r["wall_s"] if base else float("nan")
+        print(f"{k:<22}{r['wall_s']:>9.3f}{ratio:>9.2f}{speed:>14.2f}{r['peak_rss_mb']:>13.0f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
