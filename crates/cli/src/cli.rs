@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Replace the output of another run in OUT.
     #[arg(long)]
     pub force: bool,
+    /// Continue an interrupted run in OUT from its last committed batch (same parameters and
+    /// inputs required); the result is byte-identical to an uninterrupted run.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
     /// Stop at the first file that fails (exit 3) instead of recording it and going on.
     #[arg(long)]
     pub strict: bool,

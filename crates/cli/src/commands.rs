@@ -86,7 +86,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
     }
     cfg.validate()?;
     let out = a.out.clone().context("--out is required")?;
-    let summary = execute(&cfg, a.inputs.clone(), out, a.force, quiet)?;
+    let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, quiet)?;
     print_summary(&summary, quiet);
     Ok(Exit::Success)
 }
@@ -97,6 +97,7 @@ pub fn execute(
     inputs: Vec<PathBuf>,
     out: PathBuf,
     force: bool,
+    resume: bool,
     quiet: bool,
 ) -> Result<RunSummary> {
     let factory = select_backend(cfg)?;
@@ -113,6 +114,7 @@ pub fn execute(
         inputs,
         out,
         force,
+        resume,
         progress,
         stop,
     };

@@ -103,7 +103,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = Exit::of(&e);
             if code == Exit::Interrupted {
-                eprintln!("melpipe: interrupted; the partial output was left in OUT/.melpipe-partial (run again to start over)");
+                eprintln!("melpipe: interrupted; progress is kept in OUT/.melpipe-partial: run the same command with --resume to continue");
             } else {
                 eprintln!("melpipe: error: {e:#}");
                 if let Some(hint) = hint(&e) {

@@ -20,6 +20,15 @@ pub struct InputFile {
     pub rel: PathBuf,
     /// Size in bytes when discovered.
     pub size: u64,
+    /// Modification time when discovered, nanoseconds since the epoch (0 if unknown).
+    pub mtime_ns: i64,
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
 }
 
 /// True for a file name ending in `.wav`, any case.
@@ -56,19 +65,21 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
             PathBuf::new()
         };
         if meta.is_dir() {
-            for (path, rel, size) in walk(input, threads)? {
+            for (path, rel, size, mtime_ns) in walk(input, threads)? {
                 files.push(InputFile {
                     path,
                     rel: prefix.join(rel),
                     size,
+                    mtime_ns,
                 });
             }
         } else {
             let name = input.file_name().map(PathBuf::from).unwrap_or_default();
             files.push(InputFile {
                 path: input.clone(),
-                rel: if prefix_needed { name } else { name.clone() },
+                rel: name,
                 size: meta.len(),
+                mtime_ns: mtime_ns(&meta),
             });
         }
     }
@@ -111,6 +122,7 @@ fn read_list(list: &Path) -> Result<Vec<InputFile>> {
             rel: path.clone(),
             path,
             size: meta.len(),
+            mtime_ns: mtime_ns(&meta),
         });
     }
     Ok(out)
@@ -122,8 +134,11 @@ struct WalkState {
     busy: AtomicUsize,
 }
 
+/// (path, path relative to the walk's root, size, mtime_ns).
+type Found = (PathBuf, PathBuf, u64, i64);
+
 /// Walks `root` with `threads` visitors; returns (path, path relative to root, size).
-fn walk(root: &Path, threads: usize) -> Result<Vec<(PathBuf, PathBuf, u64)>> {
+fn walk(root: &Path, threads: usize) -> Result<Vec<Found>> {
     let state = WalkState {
         stack: Mutex::new(vec![root.to_path_buf()]),
         wake: Condvar::new(),
@@ -149,7 +164,7 @@ fn walk(root: &Path, threads: usize) -> Result<Vec<(PathBuf, PathBuf, u64)>> {
     Ok(all)
 }
 
-fn visit(state: &WalkState, root: &Path) -> Result<Vec<(PathBuf, PathBuf, u64)>> {
+fn visit(state: &WalkState, root: &Path) -> Result<Vec<Found>> {
     let mut found = Vec::new();
     let mut failure = None;
     loop {
@@ -192,7 +207,7 @@ fn visit(state: &WalkState, root: &Path) -> Result<Vec<(PathBuf, PathBuf, u64)>>
 fn read_dir_into(
     dir: &Path,
     root: &Path,
-    found: &mut Vec<(PathBuf, PathBuf, u64)>,
+    found: &mut Vec<Found>,
     subdirs: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io("reading folder", dir, e))?;
@@ -207,12 +222,13 @@ fn read_dir_into(
         } else if is_wav_name(&entry.file_name()) {
             // Links to files are followed; a dangling link is kept so that it is reported
             // as a failed file rather than silently dropped.
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if ft.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            let meta = std::fs::metadata(&path).ok();
+            if meta.as_ref().is_some_and(|m| m.is_dir()) {
                 continue;
             }
+            let (size, mtime) = meta.as_ref().map_or((0, 0), |m| (m.len(), mtime_ns(m)));
             let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-            found.push((path, rel, size));
+            found.push((path, rel, size, mtime));
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ pub mod discover;
 pub mod dsp;
 pub mod error;
 pub mod geometry;
+pub mod journal;
 pub mod manifest;
 pub mod mel;
 pub mod npy;

@@ -11,6 +11,7 @@ use crate::config::{Config, LengthMode, MappingKind};
 use crate::discover::{self, InputFile};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
+use crate::journal::{self, InputsFingerprint, JournalHeader, JournalRecord};
 use crate::manifest::{GeometryInfo, Manifest, Timings};
 use crate::mel::MelFilterbank;
 use crate::progress::{Phase, Progress};
@@ -31,6 +32,8 @@ pub struct RunRequest {
     pub out: PathBuf,
     /// Replace an existing output.
     pub force: bool,
+    /// Continue an interrupted run from its journal.
+    pub resume: bool,
     /// Live counters for the status line.
     pub progress: Arc<Progress>,
     /// Set to stop the run early (Ctrl-C); the run then returns [`Error::Interrupted`].
@@ -168,9 +171,42 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         }
     }
     Progress::add(&progress.files_total, files.len() as u64);
-    write::prepare_output(&req.out, req.force)?;
-    let mut writer = OutputWriter::create(&req.out, cfg)?;
-    let tasks: Vec<&[InputFile]> = files.chunks(knobs.files_per_task).collect();
+    let header = JournalHeader {
+        format: "melpipe-journal/1".into(),
+        config: journal::output_config(cfg),
+        backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
+        inputs: InputsFingerprint::of(&files),
+    };
+    let partial = req.out.join(write::PARTIAL_DIR);
+    let (mut writer, done) = if req.resume && partial.join(journal::FILE_NAME).exists() {
+        let loaded = journal::load(&partial)?;
+        check_resumable(&loaded.header, &header, &files, &loaded.records)?;
+        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded)?;
+        tracing::info!(
+            "resuming: {done} of {} files were committed ({} rows)",
+            files.len(),
+            w.rows()
+        );
+        (w, done)
+    } else {
+        if req.resume {
+            if req.out.join(crate::manifest::FILE_NAME).exists() {
+                return Err(Error::Output {
+                    path: req.out.clone(),
+                    msg: "holds a complete run: nothing to resume".into(),
+                });
+            }
+            tracing::info!(
+                "nothing to resume in {}: starting a new run",
+                req.out.display()
+            );
+        }
+        write::prepare_output(&req.out, req.force, false)?;
+        (OutputWriter::create(&req.out, cfg, &header)?, 0)
+    };
+    Progress::add(&progress.files_done, done as u64);
+    Progress::add(&progress.rows_done, writer.rows());
+    let tasks: Vec<&[InputFile]> = files[done..].chunks(knobs.files_per_task).collect();
     progress
         .queue_capacity
         .store(knobs.queue_depth as u64, Ordering::Relaxed);
@@ -218,6 +254,61 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     manifest.timings.total_s = t0.elapsed().as_secs_f64();
     progress.set_phase(Phase::Done);
     Ok(RunSummary { manifest, knobs })
+}
+
+/// Refuses to resume when the parameters, the backend kind or the inputs changed.
+fn check_resumable(
+    then: &JournalHeader,
+    now: &JournalHeader,
+    files: &[InputFile],
+    records: &[JournalRecord],
+) -> Result<()> {
+    if then.config != now.config {
+        let a = toml::Table::try_from(&then.config).unwrap_or_default();
+        let b = toml::Table::try_from(&now.config).unwrap_or_default();
+        let keys: Vec<String> = a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Err(Error::Config(format!(
+            "the interrupted run used other parameters ({}); resume with the same ones, or start over with --force",
+            keys.join(", ")
+        )));
+    }
+    if then.backend_kind != now.backend_kind {
+        return Err(Error::Config(format!(
+            "the interrupted run computed on {}, this one would use {}: pass --device {} to resume (backends agree only to rounding), or start over with --force",
+            then.backend_kind, now.backend_kind, then.backend_kind
+        )));
+    }
+    if then.inputs != now.inputs {
+        let committed = records.iter().flat_map(|r| r.files.iter());
+        let mut detail = format!("{} files then, {} now", then.inputs.files, now.inputs.files);
+        for (i, e) in committed.enumerate() {
+            match files.get(i) {
+                Some(f) if f.rel.to_string_lossy() == e.path && f.size == e.bytes => {}
+                Some(f) => {
+                    detail = format!(
+                        "{detail}; file {i} was {} ({} bytes), is now {} ({} bytes)",
+                        e.path,
+                        e.bytes,
+                        f.rel.display(),
+                        f.size
+                    );
+                    break;
+                }
+                None => break,
+            }
+        }
+        return Err(Error::Input(format!(
+            "the inputs changed since the interrupted run ({detail}): files were added, removed, resized or modified; start over with --force"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads, computes and writes every task; returns the device description.
@@ -387,7 +478,10 @@ fn execute(
                         break;
                     }
                 }
-                if let Err(e) = writer.append(tasks[d.task], &d.outcomes, d.features.as_bytes()) {
+                if let Err(e) = writer
+                    .append(tasks[d.task], &d.outcomes, d.features.as_bytes())
+                    .and_then(|_| writer.maybe_checkpoint())
+                {
                     record_error(e);
                     break;
                 }
@@ -416,14 +510,18 @@ fn execute(
         Ok(())
     })?;
 
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    let first_error = first_error.into_inner().unwrap_or_else(|p| p.into_inner());
+    if first_error.is_some() || stop.load(Ordering::Relaxed) {
+        // Keep what was written resumable; a failure here (disk full) changes nothing.
+        if let Err(e) = writer.checkpoint() {
+            tracing::debug!("final checkpoint failed: {e}");
+        }
+    }
+    if let Some(e) = first_error {
         return Err(e);
     }
     if stop.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
-    }
-    if writer.rows() == 0 && tasks.iter().all(|t| t.is_empty()) {
-        return Err(Error::Input("nothing to do".into()));
     }
     Ok(device)
 }

@@ -9,12 +9,14 @@ use crate::config::{Config, Dtype, Layout, MappingKind};
 use crate::discover::InputFile;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
+use crate::journal::{self, Journal, JournalHeader, JournalRecord};
 use crate::manifest::{self, ArrayInfo, FileEntry, StatusCounts};
 use crate::npy;
 use crate::read::FileOutcome;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Name of the folder a run writes into before it commits.
@@ -71,6 +73,68 @@ impl ArrayFile {
             data_bytes: 0,
             flushed_to: 0,
         })
+    }
+
+    /// Reopens a partial array, keeping its first `data_bytes` data bytes (the committed
+    /// prefix) and hashing them again.
+    fn reopen(
+        dir: &Path,
+        name: &'static str,
+        descr: &'static str,
+        header: bool,
+        data_bytes: u64,
+    ) -> Result<Self> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening", &path, e))?;
+        let hlen = if header { npy::HEADER_LEN as u64 } else { 0 };
+        let have = file
+            .metadata()
+            .map_err(|e| Error::io("reading", &path, e))?
+            .len();
+        if have < hlen + data_bytes {
+            return Err(Error::Output {
+                path,
+                msg: format!(
+                    "holds {have} bytes but the journal committed {}: the partial output is damaged; start over with --force",
+                    hlen + data_bytes
+                ),
+            });
+        }
+        file.set_len(hlen + data_bytes)
+            .map_err(|e| Error::io("truncating", &path, e))?;
+        file.seek(SeekFrom::Start(hlen))
+            .map_err(|e| Error::io("seeking", &path, e))?;
+        let mut hasher = Xxh3::new();
+        let mut buf = vec![0u8; 8 << 20];
+        let mut left = data_bytes;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            file.read_exact(&mut buf[..want])
+                .map_err(|e| Error::io("reading", &path, e))?;
+            hasher.update(&buf[..want]);
+            left -= want as u64;
+        }
+        Ok(ArrayFile {
+            file,
+            path,
+            name,
+            descr,
+            header,
+            hasher,
+            data_bytes,
+            flushed_to: hlen + data_bytes,
+        })
+    }
+
+    fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fsyncing", &self.path, e))
     }
 
     fn header_len(&self) -> u64 {
@@ -160,10 +224,24 @@ pub struct OutputWriter {
     counts: StatusCounts,
     rows: u64,
     map_buf: Vec<u8>,
+    journal: Journal,
+    journaled_files: usize,
+    last_checkpoint: Instant,
+    checkpoint_every: Duration,
+}
+
+/// How often progress is committed to the journal (fsync of the arrays, then a journal line).
+/// `MELPIPE_CHECKPOINT_SECS` overrides it (tests use small values).
+fn checkpoint_interval() -> Duration {
+    std::env::var("MELPIPE_CHECKPOINT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map_or(Duration::from_secs(1), Duration::from_secs_f64)
 }
 
 /// Checks that `out` can receive this run's output and clears what `force` allows.
-pub fn prepare_output(out: &Path, force: bool) -> Result<()> {
+pub fn prepare_output(out: &Path, force: bool, resume: bool) -> Result<()> {
     if out.exists() && !out.is_dir() {
         return Err(Error::Output {
             path: out.to_path_buf(),
@@ -196,7 +274,15 @@ pub fn prepare_output(out: &Path, force: bool) -> Result<()> {
         sync_dir(out)?;
     }
     let partial = out.join(PARTIAL_DIR);
-    if partial.exists() {
+    if partial.exists() && !resume {
+        if !force {
+            return Err(Error::Output {
+                path: out.to_path_buf(),
+                msg: format!(
+                    "holds the partial output of an interrupted run ({PARTIAL_DIR}); pass --resume to continue it, or --force to discard it"
+                ),
+            });
+        }
         tracing::warn!(
             "discarding the partial output of an interrupted run in {}",
             partial.display()
@@ -208,9 +294,10 @@ pub fn prepare_output(out: &Path, force: bool) -> Result<()> {
 
 impl OutputWriter {
     /// Creates the partial folder and the array files. Call [`prepare_output`] first.
-    pub fn create(out: &Path, cfg: &Config) -> Result<Self> {
+    pub fn create(out: &Path, cfg: &Config, header: &JournalHeader) -> Result<Self> {
         let partial = out.join(PARTIAL_DIR);
         std::fs::create_dir_all(&partial).map_err(|e| Error::io("creating", &partial, e))?;
+        let journal = Journal::create(&partial, header)?;
         let (fname, mname) = array_names(cfg.layout);
         let features = ArrayFile::create(
             &partial,
@@ -238,7 +325,106 @@ impl OutputWriter {
             counts: StatusCounts::default(),
             rows: 0,
             map_buf: Vec::new(),
+            journal,
+            journaled_files: 0,
+            last_checkpoint: Instant::now(),
+            checkpoint_every: checkpoint_interval(),
         })
+    }
+
+    /// Reopens the partial output of an interrupted run at its last committed state.
+    /// Returns the writer and the number of input files already done.
+    pub fn resume(out: &Path, cfg: &Config, loaded: journal::Loaded) -> Result<(Self, usize)> {
+        let partial = out.join(PARTIAL_DIR);
+        let (fname, mname) = array_names(cfg.layout);
+        let last = loaded.records.last();
+        let (fbytes, mbytes) = last.map_or((0, 0), |r| (r.features_bytes, r.mapping_bytes));
+        let features = ArrayFile::reopen(
+            &partial,
+            fname,
+            cfg.dtype.descr(),
+            cfg.layout == Layout::Default,
+            fbytes,
+        )?;
+        let mapping = match cfg.mapping {
+            MappingKind::None => None,
+            k @ MappingKind::I64 => {
+                Some((ArrayFile::reopen(&partial, mname, "<i8", true, mbytes)?, k))
+            }
+            k @ MappingKind::I32 => {
+                Some((ArrayFile::reopen(&partial, mname, "<i4", true, mbytes)?, k))
+            }
+        };
+        let files: Vec<FileEntry> = loaded
+            .records
+            .iter()
+            .flat_map(|r| r.files.clone())
+            .collect();
+        let mut counts = StatusCounts::default();
+        for f in &files {
+            counts.add(&f.status);
+        }
+        let rows = last.map_or(0, |r| r.rows);
+        let done = files.len();
+        if last.is_some_and(|r| r.files_done as usize != done) {
+            return Err(Error::Output {
+                path: partial,
+                msg: "the journal is inconsistent; start over with --force".into(),
+            });
+        }
+        let journal = Journal::reopen(&partial, loaded.valid_bytes)?;
+        Ok((
+            OutputWriter {
+                out: out.to_path_buf(),
+                partial,
+                features,
+                mapping,
+                geometry: Geometry::new(cfg),
+                values_per_row: cfg.values_per_row() as u64,
+                n_mels: cfg.n_mels as u64,
+                out_frames: cfg.out_frames() as u64,
+                dtype: cfg.dtype,
+                files,
+                counts,
+                rows,
+                map_buf: Vec::new(),
+                journal,
+                journaled_files: done,
+                last_checkpoint: Instant::now(),
+                checkpoint_every: checkpoint_interval(),
+            },
+            done,
+        ))
+    }
+
+    /// Makes everything appended so far durable and records it in the journal.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        if self.journaled_files == self.files.len() {
+            return Ok(());
+        }
+        self.features.sync_data()?;
+        if let Some((m, _)) = &self.mapping {
+            m.sync_data()?;
+        }
+        let rec = JournalRecord {
+            files_done: self.files.len() as u64,
+            rows: self.rows,
+            features_bytes: self.features.data_bytes,
+            mapping_bytes: self.mapping.as_ref().map_or(0, |(m, _)| m.data_bytes),
+            files: self.files[self.journaled_files..].to_vec(),
+        };
+        self.journal.commit(&rec)?;
+        self.journaled_files = self.files.len();
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// [`Self::checkpoint`] when the interval has passed.
+    pub fn maybe_checkpoint(&mut self) -> Result<()> {
+        if self.last_checkpoint.elapsed() >= self.checkpoint_every {
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Rows written so far.
@@ -347,6 +533,9 @@ impl OutputWriter {
             std::fs::rename(&from, &to).map_err(|e| Error::io("renaming into place", &to, e))?;
         }
         sync_dir(&self.out)?;
+        drop(self.journal);
+        let jpath = self.partial.join(journal::FILE_NAME);
+        std::fs::remove_file(&jpath).map_err(|e| Error::io("removing", &jpath, e))?;
         std::fs::remove_dir(&self.partial).map_err(|e| Error::io("removing", &self.partial, e))?;
         sync_dir(&self.out)?;
         Ok(m)

@@ -1,0 +1,435 @@
+//! Integration tests: the real `melpipe` binary on WAV files written into temporary folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn melpipe() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_melpipe"));
+    c.env_remove("PIPELINE_LOG_LEVEL").env_remove("MELPIPE_LOG");
+    c
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let o = melpipe().args(args).output().expect("spawn melpipe");
+    assert!(
+        o.status.success(),
+        "melpipe {args:?} failed ({:?}):\n{}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A small dataset: `files` valid clips plus `corrupt` malformed or unusual ones.
+fn dataset(dir: &Path, files: usize, corrupt: usize) -> PathBuf {
+    let data = dir.join("data");
+    run_ok(&[
+        "generate",
+        s(&data),
+        "--files",
+        &files.to_string(),
+        "--corrupt",
+        &corrupt.to_string(),
+    ]);
+    data
+}
+
+fn f16_values(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap();
+    b[128..]
+        .chunks_exact(2)
+        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect()
+}
+
+#[test]
+fn run_records_every_file_and_output_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 12, 14);
+    let out = t.path().join("out");
+    let o = run_ok(&["run", s(&data), "-o", s(&out), "--device", "cpu"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("failed files"),
+        "summary lists failures:\n{err}"
+    );
+    assert!(
+        err.contains("mel filters are all zero"),
+        "empty-filter warning:\n{err}"
+    );
+
+    let m = manifest(&out);
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 26);
+    let failed: Vec<_> = files.iter().filter(|f| f["status"] == "failed").collect();
+    assert!(!failed.is_empty());
+    for f in &failed {
+        assert!(!f["reason"].as_str().unwrap().is_empty());
+        assert_eq!(f["rows"], 237);
+    }
+    assert!(files.iter().any(|f| f["status"] == "padded"));
+    assert!(files.iter().any(|f| f["status"] == "truncated"));
+    // Rows in byte-wise sorted path order, contiguous.
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted);
+    assert_eq!(m["rows"], 26 * 237);
+
+    // Failed rows are NaN, every other value finite and in the dB range.
+    let v = f16_values(&out.join("features.npy"));
+    assert_eq!(v.len(), 26 * 237 * 32);
+    for f in files {
+        let r0 = f["first_row"].as_u64().unwrap() as usize * 32;
+        let r1 = r0 + 237 * 32;
+        if f["status"] == "failed" {
+            assert!(v[r0..r1].iter().all(|x| x.is_nan()), "{}", f["path"]);
+        } else {
+            assert!(v[r0..r1]
+                .iter()
+                .all(|x| x.is_finite() && *x >= -100.5 && *x < 60.0));
+        }
+    }
+    let o = run_ok(&["verify", s(&out)]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("intact"));
+    let o = run_ok(&["inspect", s(&out)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("failed"), "{text}");
+    assert!(
+        text.contains("(6162, 32, 1)") || text.contains("[6162, 32, 1]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn existing_output_is_refused_without_force_and_strict_exits_3() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 3, 1);
+    let out = t.path().join("out");
+    run_ok(&["run", s(&data), "-o", s(&out), "-q"]);
+    let o = melpipe()
+        .args(["run", s(&data), "-o", s(&out), "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    run_ok(&["run", s(&data), "-o", s(&out), "-q", "--force"]);
+    let out2 = t.path().join("out2");
+    let o = melpipe()
+        .args(["run", s(&data), "-o", s(&out2), "-q", "--strict"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out2.join("manifest.json").exists());
+}
+
+#[test]
+fn configuration_errors_exit_1_before_any_work() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 1, 0);
+    let out = t.path().join("out");
+    for (args, word) in [
+        (vec!["--short-win", "16"], "short_win"),
+        (vec!["--f-max", "9000"], "f_max"),
+        (vec!["--hop-length", "0"], "hop_length"),
+        (vec!["--device", "tpu"], "device"),
+    ] {
+        let o = melpipe()
+            .args(["run", s(&data), "-o", s(&out)])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(word),
+            "{args:?}"
+        );
+        assert!(!out.join("manifest.json").exists());
+    }
+    let o = melpipe()
+        .args(["run", s(&t.path().join("nothing")), "-o", s(&out)])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = melpipe()
+        .args(["run", s(&empty), "-o", s(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no .wav files"));
+}
+
+#[test]
+fn print_config_round_trips_through_config_file() {
+    let t = tempfile::tempdir().unwrap();
+    let o = run_ok(&["run", "--print-config", "--n-mels", "20", "--pool", "none"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("n_mels = 20"), "{text}");
+    let cfg = t.path().join("c.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let o = run_ok(&[
+        "run",
+        "--print-config",
+        "--config",
+        s(&cfg),
+        "--dtype",
+        "f32",
+    ]);
+    let text2 = String::from_utf8(o.stdout).unwrap();
+    assert!(text2.contains("n_mels = 20") && text2.contains("pool = \"none\""));
+    assert!(text2.contains("dtype = \"f32\""));
+    std::fs::write(&cfg, "n_melz = 3\n").unwrap();
+    let o = melpipe()
+        .args(["run", "--print-config", "--config", s(&cfg)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("n_melz"));
+}
+
+#[test]
+fn variants_natural_pool_none_seed_layout_and_mappings() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 4, 10);
+    // natural mode: failed files have no rows, rows follow each file's own length.
+    let out = t.path().join("nat");
+    run_ok(&[
+        "run",
+        s(&data),
+        "-o",
+        s(&out),
+        "-q",
+        "--length",
+        "natural",
+        "--mapping",
+        "i32",
+    ]);
+    let m = manifest(&out);
+    let mut total = 0;
+    for f in m["files"].as_array().unwrap() {
+        if f["status"] == "failed" {
+            assert_eq!(f["rows"], 0);
+        } else {
+            let n = f["samples"].as_u64().unwrap();
+            let expect = if n < 1024 {
+                0
+            } else {
+                ((n - 1024) / 512 + 1) * 3
+            };
+            assert_eq!(f["rows"].as_u64().unwrap(), expect, "{}", f["path"]);
+        }
+        total += f["rows"].as_u64().unwrap();
+    }
+    assert_eq!(m["rows"].as_u64().unwrap(), total);
+    assert_eq!(m["mapping"]["descr"], "<i4");
+    run_ok(&["verify", s(&out)]);
+
+    let out = t.path().join("none");
+    run_ok(&[
+        "run",
+        s(&data),
+        "-o",
+        s(&out),
+        "-q",
+        "--pool",
+        "none",
+        "--dtype",
+        "f32",
+        "--mapping",
+        "none",
+    ]);
+    let m = manifest(&out);
+    assert_eq!(m["features"]["shape"][2], 33);
+    assert_eq!(m["features"]["descr"], "<f4");
+    assert!(m["mapping"].is_null());
+    assert!(!out.join("mapping.npy").exists());
+    run_ok(&["verify", s(&out)]);
+
+    let out = t.path().join("seed");
+    run_ok(&["run", s(&data), "-o", s(&out), "-q", "--layout", "seed"]);
+    let raw = std::fs::metadata(out.join("PIPELINE_FEATURES.DAT"))
+        .unwrap()
+        .len();
+    let m = manifest(&out);
+    assert_eq!(raw, m["rows"].as_u64().unwrap() * 32 * 2);
+    assert!(out.join("PIPELINE_MEMMAP.npy").exists());
+    run_ok(&["verify", s(&out)]);
+}
+
+#[test]
+fn verify_detects_damage() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 3, 0);
+    let out = t.path().join("out");
+    run_ok(&["run", s(&data), "-o", s(&out), "-q"]);
+    run_ok(&["verify", s(&out)]);
+    let p = out.join("features.npy");
+    let mut b = std::fs::read(&p).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x40;
+    std::fs::write(&p, &b).unwrap();
+    let o = melpipe().args(["verify", s(&out)]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("checksum"));
+    b[i] ^= 0x40;
+    b.truncate(b.len() - 2);
+    std::fs::write(&p, &b).unwrap();
+    assert_eq!(
+        melpipe()
+            .args(["verify", s(&out)])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    assert_eq!(
+        melpipe()
+            .args(["verify", s(&out)])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+/// SIGKILL at several moments of a run: OUT never holds output that verifies but is incomplete.
+#[test]
+fn killed_run_leaves_nothing_that_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 400, 0);
+    let out = t.path().join("out");
+    let full = t.path().join("full");
+    run_ok(&[
+        "run",
+        s(&data),
+        "-o",
+        s(&full),
+        "-q",
+        "--files-per-task",
+        "4",
+        "--threads",
+        "1",
+    ]);
+    let full_m = manifest(&full);
+    let full_hash = full_m["features"]["xxh3_64"].clone();
+    let start = std::time::Instant::now();
+    run_ok(&[
+        "run",
+        s(&data),
+        "-o",
+        s(&out),
+        "-q",
+        "--force",
+        "--files-per-task",
+        "4",
+        "--threads",
+        "1",
+    ]);
+    let dur = start.elapsed();
+    let mut verified_complete = 0;
+    for i in 0..8u32 {
+        let _ = std::fs::remove_dir_all(&out);
+        let mut child = melpipe()
+            .args([
+                "run",
+                s(&data),
+                "-o",
+                s(&out),
+                "-q",
+                "--force",
+                "--files-per-task",
+                "4",
+                "--threads",
+                "1",
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(dur.mul_f64(0.1 + 0.13 * i as f64));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let o = melpipe().args(["verify", s(&out)]).output().unwrap();
+        if o.status.success() {
+            // Only a run that committed entirely may verify, and then it equals the full run.
+            let m = manifest(&out);
+            assert_eq!(m["features"]["xxh3_64"], full_hash);
+            assert_eq!(m["rows"], full_m["rows"]);
+            verified_complete += 1;
+        }
+    }
+    assert!(
+        verified_complete < 8,
+        "every kill came too late to test anything"
+    );
+}
+
+#[test]
+fn readme_numpy_snippet_runs_on_real_output() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 3, 2);
+    run_ok(&["run", s(&data), "-o", s(&t.path().join("feats")), "-q"]);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("<!-- snippet: numpy")
+        .expect("numpy snippet marker");
+    let code = &readme[start..];
+    let code = &code[code.find("```python\n").unwrap() + 10..];
+    let code = &code[..code.find("```").unwrap()];
+    let py = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .current_dir(t.path())
+        .output()
+        .expect("python3 is needed for this test");
+    assert!(
+        py.status.success(),
+        "README numpy snippet failed (is numpy installed? .ci/run installs it):\n{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert!(String::from_utf8_lossy(&py.stdout).contains("(1185, 32, 1) float16 3 usable files"));
+}
+
+#[test]
+fn demo_runs_and_cleans_up() {
+    let o = run_ok(&["demo", "--files", "40", "--device", "cpu"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("40 files") || err.contains("done:"), "{err}");
+}
+
+#[test]
+fn plot_writes_a_png() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 2, 0);
+    let out = t.path().join("out");
+    run_ok(&["run", s(&data), "-o", s(&out), "-q"]);
+    let m = manifest(&out);
+    let file = m["files"][1]["path"].as_str().unwrap().to_string();
+    let png = t.path().join("fig.png");
+    run_ok(&["plot", s(&out), "--file", &file, "-o", s(&png)]);
+    let b = std::fs::read(&png).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+    let o = melpipe()
+        .args(["plot", s(&out), "--file", "no/such.wav", "-o", s(&png)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -1,0 +1,196 @@
+//! The run journal: durable progress in `OUT/.melpipe-partial/journal.jsonl`, so that a killed
+//! run can be resumed from its last committed batch (`--resume`).
+//!
+//! The first line describes the run (parameters that shape the output, the backend kind, a
+//! fingerprint of the inputs). Each later line commits a prefix of the output: it is written only
+//! after the array files were fsynced up to that prefix, and is itself fsynced. A line torn by a
+//! crash fails to parse and is ignored, so the last complete line is always a consistent state.
+
+use crate::config::Config;
+use crate::discover::InputFile;
+use crate::error::{Error, Result};
+use crate::manifest::FileEntry;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Name of the journal inside the partial folder.
+pub const FILE_NAME: &str = "journal.jsonl";
+const FORMAT: &str = "melpipe-journal/1";
+
+/// A digest of the input list: paths, sizes and modification times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputsFingerprint {
+    /// Number of files.
+    pub files: u64,
+    /// XXH3-64 over every (relative path, size, mtime), hex.
+    pub xxh3_64: String,
+}
+
+impl InputsFingerprint {
+    /// The fingerprint of a sorted file list.
+    pub fn of(files: &[InputFile]) -> Self {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for f in files {
+            h.update(f.rel.as_os_str().as_bytes());
+            h.update(&[0]);
+            h.update(&f.size.to_le_bytes());
+            h.update(&f.mtime_ns.to_le_bytes());
+        }
+        InputsFingerprint {
+            files: files.len() as u64,
+            xxh3_64: format!("{:016x}", h.digest()),
+        }
+    }
+}
+
+/// The first line: what the run is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalHeader {
+    /// Format tag.
+    pub format: String,
+    /// Output-shaping configuration (pipeline knobs zeroed, see [`output_config`]).
+    pub config: Config,
+    /// `cpu` or `cuda`: backends agree only to rounding, so a resume keeps the kind.
+    pub backend_kind: String,
+    /// The inputs when the run started.
+    pub inputs: InputsFingerprint,
+}
+
+/// One committed prefix of the output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    /// Input files whose rows are all in the committed prefix.
+    pub files_done: u64,
+    /// Rows in the committed prefix.
+    pub rows: u64,
+    /// Bytes of feature data (after the header) committed.
+    pub features_bytes: u64,
+    /// Bytes of mapping data committed.
+    pub mapping_bytes: u64,
+    /// Manifest entries of the files committed by this record (not the earlier ones).
+    pub files: Vec<FileEntry>,
+}
+
+/// The configuration with everything that does not change the output bytes reset, so that a
+/// resume may use other thread counts or task sizes.
+pub fn output_config(cfg: &Config) -> Config {
+    Config {
+        device: String::new(),
+        strict: false,
+        readers: 0,
+        threads: 0,
+        files_per_task: 0,
+        queue_depth: 0,
+        streams: 0,
+        ..cfg.clone()
+    }
+}
+
+/// An open journal being appended to.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Creates the journal with its header line, fsynced.
+    pub fn create(dir: &Path, header: &JournalHeader) -> Result<Self> {
+        let path = dir.join(FILE_NAME);
+        let file = File::create(&path).map_err(|e| Error::io("creating", &path, e))?;
+        let mut j = Journal { file, path };
+        j.write_line(&serde_json::to_vec(header).map_err(|e| Error::Config(e.to_string()))?)?;
+        Ok(j)
+    }
+
+    /// Reopens an existing journal for appending after a resume.
+    pub fn reopen(dir: &Path, keep_bytes: u64) -> Result<Self> {
+        let path = dir.join(FILE_NAME);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening", &path, e))?;
+        // Drop a torn last line so new records start on a fresh line.
+        file.set_len(keep_bytes)
+            .map_err(|e| Error::io("truncating", &path, e))?;
+        let mut j = Journal { file, path };
+        use std::io::Seek;
+        j.file
+            .seek(std::io::SeekFrom::End(0))
+            .map_err(|e| Error::io("seeking", &j.path, e))?;
+        Ok(j)
+    }
+
+    /// Appends a record and fsyncs it. The arrays must already be fsynced up to it.
+    pub fn commit(&mut self, rec: &JournalRecord) -> Result<()> {
+        let line = serde_json::to_vec(rec).map_err(|e| Error::Config(e.to_string()))?;
+        self.write_line(&line)
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+        self.file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| Error::io("writing", &self.path, e))
+    }
+}
+
+/// A journal read back: its header, its complete records, and the bytes they span.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The header line.
+    pub header: JournalHeader,
+    /// Complete records, in order.
+    pub records: Vec<JournalRecord>,
+    /// Bytes of the file up to the end of the last complete line.
+    pub valid_bytes: u64,
+}
+
+/// Reads the journal in `dir`.
+pub fn load(dir: &Path) -> Result<Loaded> {
+    let path = dir.join(FILE_NAME);
+    let text = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+    let bad = |m: String| Error::Output {
+        path: path.clone(),
+        msg: m,
+    };
+    let mut lines = Vec::new();
+    let mut pos = 0usize;
+    while let Some(n) = text[pos..].iter().position(|&b| b == b'\n') {
+        lines.push((&text[pos..pos + n], pos + n + 1));
+        pos += n + 1;
+    }
+    let Some(((first, mut valid), rest)) = lines.split_first() else {
+        return Err(bad(
+            "the journal has no header: the run was killed before it started".into(),
+        ));
+    };
+    let header: JournalHeader = serde_json::from_slice(first)
+        .map_err(|e| bad(format!("unreadable journal header: {e}")))?;
+    if header.format != FORMAT {
+        return Err(bad(format!(
+            "journal format `{}` is not {FORMAT}",
+            header.format
+        )));
+    }
+    let mut records = Vec::new();
+    for (line, end) in rest {
+        match serde_json::from_slice::<JournalRecord>(line) {
+            Ok(r) => {
+                records.push(r);
+                valid = *end;
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(Loaded {
+        header,
+        records,
+        valid_bytes: valid as u64,
+    })
+}
