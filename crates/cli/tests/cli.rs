@@ -433,3 +433,187 @@ fn plot_writes_a_png() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
+
+fn run_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "run",
+        s(data),
+        "-o",
+        s(out),
+        "-q",
+        "--files-per-task",
+        "3",
+        "--threads",
+        "1",
+    ]
+}
+
+/// Kills a run with SIGKILL at 20 pseudo-random moments, resuming each time; at no moment does
+/// OUT hold output that verifies but is incomplete, and the final output is byte-identical to an
+/// uninterrupted run.
+#[test]
+fn resume_after_repeated_sigkill_is_byte_identical() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 300, 6);
+    let full = t.path().join("full");
+    let start = std::time::Instant::now();
+    run_ok(&run_args(&data, &full));
+    let dur = start.elapsed();
+    let out = t.path().join("out");
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    let mut kills = 0;
+    for i in 0..20 {
+        let mut args = run_args(&data, &out);
+        if i > 0 {
+            args.push("--resume");
+        }
+        let mut child = melpipe()
+            .args(&args)
+            .env("MELPIPE_CHECKPOINT_SECS", "0")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let frac = 0.05 + (rng % 1000) as f64 / 1000.0 * 0.5;
+        std::thread::sleep(dur.mul_f64(frac));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        kills += usize::from(!status.success());
+        let o = melpipe().args(["verify", s(&out)]).output().unwrap();
+        if o.status.success() {
+            // It finished before the kill: then it must be the whole output.
+            assert_eq!(
+                std::fs::read(out.join("features.npy")).unwrap(),
+                std::fs::read(full.join("features.npy")).unwrap()
+            );
+            break;
+        }
+    }
+    assert!(kills >= 5, "only {kills} runs were killed before finishing");
+    if !out.join("manifest.json").exists() {
+        let mut args = run_args(&data, &out);
+        args.push("--resume");
+        run_ok(&args);
+    }
+    run_ok(&["verify", s(&out)]);
+    for f in ["features.npy", "mapping.npy"] {
+        assert!(
+            std::fs::read(out.join(f)).unwrap() == std::fs::read(full.join(f)).unwrap(),
+            "{f} differs from the uninterrupted run"
+        );
+    }
+    let (a, b) = (manifest(&out), manifest(&full));
+    assert_eq!(a["files"], b["files"]);
+    assert_eq!(a["counts"], b["counts"]);
+}
+
+#[test]
+fn resume_refuses_changed_inputs_or_parameters() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 200, 0);
+    let out = t.path().join("out");
+    // Leave a partial run: a kill after the first checkpoints.
+    let mut child = melpipe()
+        .args(run_args(&data, &out))
+        .env("MELPIPE_CHECKPOINT_SECS", "0")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let journal = out.join(".melpipe-partial/journal.jsonl");
+    while std::fs::read(&journal).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if out.join("manifest.json").exists() {
+        return; // finished before the kill on a fast machine: nothing to test here
+    }
+    // Without --resume the partial run is not silently discarded.
+    let o = melpipe().args(run_args(&data, &out)).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+    // Other parameters.
+    let mut args = run_args(&data, &out);
+    args.extend(["--resume", "--n-mels", "20"]);
+    let o = melpipe().args(&args).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("n_mels"));
+    // A file added.
+    let extra = data.join("zz_extra.wav");
+    std::fs::copy(data.join(first_wav(&data)), &extra).unwrap();
+    let mut args = run_args(&data, &out);
+    args.push("--resume");
+    let o = melpipe().args(&args).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("inputs changed"));
+    std::fs::remove_file(&extra).unwrap();
+    // Back as it was: resume works.
+    run_ok(&args);
+    run_ok(&["verify", s(&out)]);
+}
+
+fn first_wav(dir: &Path) -> PathBuf {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")) {
+                return p.strip_prefix(dir).unwrap().to_path_buf();
+            }
+        }
+    }
+    panic!("no wav in {}", dir.display());
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resumes() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 300, 0);
+    let out = t.path().join("out");
+    let full = t.path().join("full");
+    run_ok(&run_args(&data, &full));
+    let child = melpipe()
+        .args(run_args(&data, &out))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = out.join(".melpipe-partial/journal.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !journal.exists() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    if o.status.success() {
+        return; // finished before the signal arrived
+    }
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+    assert!(!out.join("manifest.json").exists());
+    let mut args = run_args(&data, &out);
+    args.push("--resume");
+    run_ok(&args);
+    assert!(
+        std::fs::read(out.join("features.npy")).unwrap()
+            == std::fs::read(full.join("features.npy")).unwrap()
+    );
+}

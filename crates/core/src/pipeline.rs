@@ -178,8 +178,17 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         inputs: InputsFingerprint::of(&files),
     };
     let partial = req.out.join(write::PARTIAL_DIR);
-    let (mut writer, done) = if req.resume && partial.join(journal::FILE_NAME).exists() {
-        let loaded = journal::load(&partial)?;
+    // A journal without its header line means the killed run committed nothing.
+    let loaded = if req.resume && partial.join(journal::FILE_NAME).exists() {
+        match journal::load(&partial) {
+            Ok(l) => Some(l),
+            Err(Error::Output { msg, .. }) if msg.contains("no header") => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    let (mut writer, done) = if let Some(loaded) = loaded {
         check_resumable(&loaded.header, &header, &files, &loaded.records)?;
         let (w, done) = OutputWriter::resume(&req.out, cfg, loaded)?;
         tracing::info!(
@@ -201,7 +210,12 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
                 req.out.display()
             );
         }
-        write::prepare_output(&req.out, req.force, false)?;
+        // With --resume, a partial folder without a usable journal holds nothing committed.
+        write::prepare_output(
+            &req.out,
+            req.force || (req.resume && partial.exists()),
+            false,
+        )?;
         (OutputWriter::create(&req.out, cfg, &header)?, 0)
     };
     Progress::add(&progress.files_done, done as u64);

@@ -337,6 +337,15 @@ impl OutputWriter {
     pub fn resume(out: &Path, cfg: &Config, loaded: journal::Loaded) -> Result<(Self, usize)> {
         let partial = out.join(PARTIAL_DIR);
         let (fname, mname) = array_names(cfg.layout);
+        // A run killed in the middle of its commit renamed some arrays already: take them back
+        // (the manifest, renamed last, is not in OUT, or there would be nothing to resume).
+        for n in [fname, mname] {
+            let (inside, outside) = (partial.join(n), out.join(n));
+            if !inside.exists() && outside.exists() {
+                std::fs::rename(&outside, &inside)
+                    .map_err(|e| Error::io("moving back", &outside, e))?;
+            }
+        }
         let last = loaded.records.last();
         let (fbytes, mbytes) = last.map_or((0, 0), |r| (r.features_bytes, r.mapping_bytes));
         let features = ArrayFile::reopen(
