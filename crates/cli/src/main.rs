@@ -3,6 +3,9 @@
 
 mod cli;
 mod commands;
+// Not wired into `melpipe plot` yet; the command will call `plot::render_png`.
+#[allow(dead_code)]
+mod plot;
 mod status;
 
 use clap::Parser;
