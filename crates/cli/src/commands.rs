@@ -1,6 +1,6 @@
 //! One function per subcommand.
 
-use crate::cli::{Cli, Command, InspectArgs, Params, RunArgs, VerifyArgs};
+use crate::cli::{Cli, Command, InspectArgs, Params, PlotArgs, RunArgs, VerifyArgs};
 use crate::status;
 use crate::Exit;
 use anyhow::{Context, Result};
@@ -22,7 +22,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Run(a) => run(a, quiet),
         Command::Inspect(a) => inspect(a),
         Command::Verify(a) => verify_cmd(a),
-        Command::Demo(_) | Command::Generate(_) | Command::Plot(_) => {
+        Command::Plot(a) => plot(a),
+        Command::Demo(_) | Command::Generate(_) => {
             anyhow::bail!("not available yet")
         }
     }
@@ -314,4 +315,83 @@ fn verify_cmd(a: VerifyArgs) -> Result<Exit> {
         );
         Ok(Exit::Io)
     }
+}
+
+fn plot(a: PlotArgs) -> Result<Exit> {
+    let m = Manifest::read(&a.out)?;
+    let want = a.file.trim_start_matches("./");
+    let idx = match m.files.iter().position(|f| f.path == want) {
+        Some(i) => i,
+        None => {
+            let hits: Vec<usize> = (0..m.files.len())
+                .filter(|&i| {
+                    let p = &m.files[i].path;
+                    p.ends_with(want)
+                        && (p.len() == want.len() || p[..p.len() - want.len()].ends_with('/'))
+                })
+                .collect();
+            match hits.as_slice() {
+                [i] => *i,
+                [] => {
+                    return Err(melpipe_core::Error::Input(format!(
+                        "{want} is not a file of this output (see `melpipe inspect {}` or manifest.json)",
+                        a.out.display()
+                    ))
+                    .into())
+                }
+                _ => {
+                    return Err(melpipe_core::Error::Input(format!(
+                        "{want} matches {} files; give more of the path",
+                        hits.len()
+                    ))
+                    .into())
+                }
+            }
+        }
+    };
+    let f = &m.files[idx];
+    if f.rows == 0 {
+        return Err(melpipe_core::Error::Input(format!(
+            "{} has no rows ({}): nothing to draw",
+            f.path,
+            f.status.name()
+        ))
+        .into());
+    }
+    let v = verify::file_features(&a.out, &m, idx)?;
+    let (rows, mels, t) = (f.rows as usize, m.config.n_mels, m.config.out_frames());
+    let n_x = rows * t;
+    let mut grid = vec![0f32; mels * n_x];
+    for r in 0..rows {
+        for mel in 0..mels {
+            for k in 0..t {
+                grid[mel * n_x + r * t + k] = v[(r * mels + mel) * t + k];
+            }
+        }
+    }
+    let title = format!("{} - log-mel (dB), {}", f.path, f.status.name());
+    let x_label = if t == 1 {
+        "segment".to_string()
+    } else {
+        format!("segment x {t} frames")
+    };
+    let png = crate::plot::render_png(&crate::plot::HeatMap {
+        values: &grid,
+        n_x,
+        n_y: mels,
+        title: &title,
+        x_label: &x_label,
+        y_label: "mel band",
+        colorbar_label: "dB",
+    })
+    .map_err(|e| anyhow::anyhow!("drawing {}: {e}", f.path))?;
+    std::fs::write(&a.png, png).map_err(|e| melpipe_core::Error::io("writing", &a.png, e))?;
+    println!(
+        "{}: {} rows of {} drawn to {}",
+        a.out.display(),
+        rows,
+        f.path,
+        a.png.display()
+    );
+    Ok(Exit::Success)
 }

@@ -3,8 +3,6 @@
 
 mod cli;
 mod commands;
-// Not wired into `melpipe plot` yet; the command will call `plot::render_png`.
-#[allow(dead_code)]
 mod plot;
 mod status;
 
