@@ -304,9 +304,11 @@ impl Config {
         self.n_fft / 2 + 1
     }
 
-    /// STFT frames of one segment (`center = true`): `1 + short_win / hop_length`.
+    /// STFT frames of one segment (`center = true`): the segment is padded by `n_fft / 2` on
+    /// both sides, so `1 + (short_win + 2·(n_fft/2) − n_fft) / hop_length` as torch.stft counts
+    /// (`1 + short_win / hop_length` for even `n_fft`).
     pub fn stft_frames(&self) -> usize {
-        1 + self.short_win / self.hop_length
+        1 + (self.short_win + 2 * (self.n_fft / 2) - self.n_fft) / self.hop_length
     }
 
     /// Frames stored per row: 1 with mean pooling, every STFT frame otherwise.

@@ -1,27 +1,207 @@
 //! Log-mel features of one file's segments on the CPU (SPEC §3), and the CPU backend.
 //!
-//! TODO(dsp helper): implement `FeatureExtractor` (fast) and `reference` (float64, naive).
+//! [`FeatureExtractor`] computes every STFT frame of every distinct segment through `realfft`
+//! (the general path, `general.rs`); [`reference`] is the plain float64 implementation the tests
+//! hold it to.
+
+mod general;
+pub mod reference;
 
 use crate::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
-use crate::config::Config;
+use crate::config::{Config, Pool};
 use crate::error::Result;
+use crate::geometry::Geometry;
+use crate::mel::MelFilterbank;
+use general::GeneralPath;
+
+/// What every path needs to know about one segment's STFT.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegmentGeometry {
+    /// Samples per segment (`short_win`).
+    pub len: usize,
+    pub n_fft: usize,
+    pub hop: usize,
+    /// Reflect padding on each side, `n_fft / 2`.
+    pub pad: usize,
+    /// STFT frames per segment.
+    pub frames: usize,
+    /// One-sided bins, `n_fft / 2 + 1`.
+    pub n_bins: usize,
+    pub n_mels: usize,
+    pub pool: Pool,
+    pub top_db: Option<f32>,
+}
+
+impl SegmentGeometry {
+    fn new(cfg: &Config) -> Self {
+        SegmentGeometry {
+            len: cfg.short_win,
+            n_fft: cfg.n_fft,
+            hop: cfg.hop_length,
+            pad: cfg.n_fft / 2,
+            frames: reference::stft_frames(cfg.short_win, cfg.n_fft, cfg.hop_length),
+            n_bins: cfg.n_fft / 2 + 1,
+            n_mels: cfg.n_mels,
+            pool: cfg.pool,
+            top_db: cfg.top_db.map(|t| t as f32),
+        }
+    }
+
+    /// Frames stored per row.
+    pub fn out_frames(&self) -> usize {
+        match self.pool {
+            Pool::Mean => 1,
+            Pool::None => self.frames,
+        }
+    }
+
+    /// Values stored per row.
+    pub fn values_per_row(&self) -> usize {
+        self.n_mels * self.out_frames()
+    }
+
+    /// Index into the segment of sample `n` of STFT frame `t` (reflect padding applied).
+    #[inline]
+    pub fn reflect(&self, t: usize, n: usize) -> usize {
+        reference::reflect((t * self.hop + n) as isize - self.pad as isize, self.len)
+    }
+}
+
+/// The mel filterbank as f32 weights over each filter's nonzero bins, scaled by a constant
+/// (1/frames for mean pooling, FFT scale corrections) so that the projection is all that is left.
+#[derive(Clone, Debug)]
+pub(crate) struct MelWeights {
+    /// First bin of each filter.
+    pub lo: Vec<usize>,
+    /// Offset of each filter's weights in `w` (one more entry than filters).
+    pub offset: Vec<usize>,
+    pub w: Vec<f32>,
+}
+
+impl MelWeights {
+    fn new(fb: &MelFilterbank, scale: f64) -> Self {
+        let mut lo = Vec::with_capacity(fb.n_mels);
+        let mut offset = vec![0];
+        let mut w = Vec::new();
+        for j in 0..fb.n_mels {
+            let r = fb.support(j);
+            lo.push(r.start);
+            w.extend(r.map(|k| (fb.weight(k, j) * scale) as f32));
+            offset.push(w.len());
+        }
+        MelWeights { lo, offset, w }
+    }
+
+    /// Weights of filter `j` and its first bin.
+    #[inline]
+    pub fn filter(&self, j: usize) -> (usize, &[f32]) {
+        (self.lo[j], &self.w[self.offset[j]..self.offset[j + 1]])
+    }
+
+    /// `out[j] = Σ_k w[j][k] · power[k]`.
+    pub fn project(&self, power: &[f32], out: &mut [f32]) {
+        for (j, o) in out.iter_mut().enumerate() {
+            let (lo, w) = self.filter(j);
+            *o = w.iter().zip(&power[lo..]).map(|(a, b)| a * b).sum();
+        }
+    }
+}
+
+/// Clips the values of one segment to `max − top_db` (AmplitudeToDB's `top_db`, per segment).
+pub(crate) fn clip_top_db(row: &mut [f32], top_db: f32) {
+    let floor = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) - top_db;
+    row.iter_mut().for_each(|v| *v = v.max(floor));
+}
+
+/// The rows of a file grouped by segment start: rows with the same start (with the seed's
+/// geometry, short window 2 of long window l and short window 0 of l+1) are computed once.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RowPlan {
+    /// Rows of the plan.
+    pub rows: usize,
+    /// `(start_sample, row)` of the first row of each distinct start, by start.
+    pub unique: Vec<(usize, usize)>,
+    /// `(row, source_row)`: rows that are copies of an earlier-computed one.
+    pub copies: Vec<(usize, usize)>,
+}
+
+impl RowPlan {
+    fn new(geom: &Geometry, rows: usize) -> Self {
+        let mut by_start: Vec<(usize, usize)> = (0..rows)
+            .map(|s| (geom.segment(s).start_sample, s))
+            .collect();
+        by_start.sort_unstable();
+        let mut unique: Vec<(usize, usize)> = Vec::new();
+        let mut copies = Vec::new();
+        for (start, row) in by_start {
+            match unique.last() {
+                Some(&(s, src)) if s == start => copies.push((row, src)),
+                _ => unique.push((start, row)),
+            }
+        }
+        RowPlan {
+            rows,
+            unique,
+            copies,
+        }
+    }
+
+    /// Copies the computed rows onto their duplicates.
+    fn fill_copies(&self, out: &mut [f32], vpr: usize) {
+        for &(row, src) in &self.copies {
+            out.copy_within(src * vpr..(src + 1) * vpr, row * vpr);
+        }
+    }
+}
+
+enum Path {
+    General(GeneralPath),
+}
 
 /// Per-thread feature extractor for one configuration: plans, window, filterbank and scratch.
 pub struct FeatureExtractor {
-    _cfg: Config,
+    geom: Geometry,
+    seg: SegmentGeometry,
+    mel: MelWeights,
+    plan: RowPlan,
+    path: Path,
 }
 
 impl FeatureExtractor {
     /// Plans the extractor; the configuration must be valid.
     pub fn new(cfg: &Config) -> Result<Self> {
-        Ok(FeatureExtractor { _cfg: cfg.clone() })
+        cfg.validate()?;
+        let seg = SegmentGeometry::new(cfg);
+        let fb = MelFilterbank::new(cfg);
+        let window: Vec<f32> = reference::padded_hann(cfg.n_fft, cfg.win_length)
+            .into_iter()
+            .map(|w| w as f32)
+            .collect();
+        let scale = match cfg.pool {
+            Pool::Mean => 1.0 / seg.frames as f64,
+            Pool::None => 1.0,
+        };
+        Ok(FeatureExtractor {
+            geom: Geometry::new(cfg),
+            seg,
+            mel: MelWeights::new(&fb, scale),
+            plan: RowPlan::default(),
+            path: Path::General(GeneralPath::new(seg, window)),
+        })
     }
 
     /// Writes the dB features of the first `rows` segments of `samples` into `out`
     /// (`rows × n_mels × out_frames` values, C order). Every segment lies inside `samples`.
     pub fn extract(&mut self, samples: &[f32], rows: usize, out: &mut [f32]) {
-        let _ = (samples, rows, out);
-        todo!("FeatureExtractor::extract")
+        let vpr = self.seg.values_per_row();
+        assert!(out.len() >= rows * vpr, "output buffer too small");
+        if self.plan.rows != rows || (rows > 0 && self.plan.unique.is_empty()) {
+            self.plan = RowPlan::new(&self.geom, rows);
+        }
+        match &mut self.path {
+            Path::General(p) => p.extract(samples, &self.plan, &self.mel, out),
+        }
+        self.plan.fill_copies(out, vpr);
     }
 }
 
@@ -76,3 +256,6 @@ impl BackendFactory for CpuBackendFactory {
         true
     }
 }
+
+#[cfg(test)]
+mod tests;
