@@ -1,6 +1,16 @@
 //! WAV (RIFF/WAVE) parsing by walking chunks (SPEC §4), and decoding to mono f32 samples.
 //!
-//! TODO(wav helper): implement. The interface below is what the pipeline uses.
+//! [`parse`] reads only the header chunks of a whole file held in memory and checks them
+//! against the bytes that are really there; [`decode`] turns the sample bytes into f32 with
+//! torchaudio.load's scaling. Neither allocates from header-declared sizes, and neither
+//! panics on any input: a file is untrusted data. [`encode`] writes WAV files, including
+//! deliberately odd ones, for tests and for `melpipe generate`.
+
+mod encode;
+#[cfg(test)]
+mod tests;
+
+pub use encode::{encode_pcm16, encode_pcm16_into, encode_wav, Chunk, Samples, WavBuilder};
 
 use crate::config::Channel;
 
@@ -21,6 +31,27 @@ pub enum SampleFormat {
     F64,
 }
 
+impl SampleFormat {
+    /// Bytes of one sample of one channel.
+    pub fn bytes(self) -> usize {
+        match self {
+            SampleFormat::U8 => 1,
+            SampleFormat::I16 => 2,
+            SampleFormat::I24 => 3,
+            SampleFormat::I32 | SampleFormat::F32 => 4,
+            SampleFormat::F64 => 8,
+        }
+    }
+
+    /// `wFormatTag` of a plain (non-extensible) header: 1 for PCM, 3 for IEEE float.
+    pub fn format_tag(self) -> u16 {
+        match self {
+            SampleFormat::F32 | SampleFormat::F64 => FORMAT_FLOAT,
+            _ => FORMAT_PCM,
+        }
+    }
+}
+
 /// What the header of a WAV file says, checked against the bytes actually present.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WavInfo {
@@ -38,9 +69,19 @@ pub struct WavInfo {
     pub frames: usize,
 }
 
+impl WavInfo {
+    /// Bytes of one frame (one sample of every channel).
+    pub fn block_align(&self) -> usize {
+        self.format.bytes() * usize::from(self.channels)
+    }
+}
+
 /// Why a file could not be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WavError {
+    /// The file has no bytes at all.
+    #[error("empty file")]
+    Empty,
     /// Not a RIFF/WAVE file.
     #[error("not a RIFF/WAVE file")]
     NotRiffWave,
@@ -69,20 +110,404 @@ pub enum WavError {
     },
 }
 
+/// `wFormatTag` of integer PCM.
+pub const FORMAT_PCM: u16 = 0x0001;
+/// `wFormatTag` of IEEE float.
+pub const FORMAT_FLOAT: u16 = 0x0003;
+/// `wFormatTag` of A-law (not decoded; the generator writes it as a failing case).
+pub const FORMAT_ALAW: u16 = 0x0006;
+/// `wFormatTag` of WAVE_FORMAT_EXTENSIBLE: the real format is in the sub-format GUID.
+pub const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+
+/// Bytes 2..16 of every `KSDATAFORMAT_SUBTYPE_*` GUID whose first two bytes are a
+/// plain `wFormatTag` (PCM, IEEE float, A-law, ...), as stored in the file.
+pub const SUBFORMAT_GUID_TAIL: [u8; 14] = [
+    0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
+];
+
+/// A `data` chunk whose size a streaming writer never filled in.
+const UNKNOWN_SIZE: u32 = 0xFFFF_FFFF;
+
+fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
+    let b = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes([b[0], b[1]]))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let lo = u32_at(bytes, at)?;
+    let hi = u32_at(bytes, at.checked_add(4)?)?;
+    Some(u64::from(lo) | (u64::from(hi) << 32))
+}
+
+fn fourcc_at(bytes: &[u8], at: usize) -> Option<[u8; 4]> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some([b[0], b[1], b[2], b[3]])
+}
+
+/// Chunk ids are four printable ASCII characters; used to recover from writers that
+/// leave out the pad byte after an odd-sized chunk.
+fn looks_like_fourcc(bytes: &[u8], at: usize) -> bool {
+    fourcc_at(bytes, at).is_some_and(|id| id.iter().all(|&c| (0x20..=0x7E).contains(&c)))
+}
+
+/// A short name for a `wFormatTag` melpipe does not decode.
+fn format_tag_name(tag: u16) -> String {
+    let name = match tag {
+        0x0000 => "unknown format",
+        0x0002 => "MS ADPCM",
+        0x0006 => "A-law",
+        0x0007 => "mu-law",
+        0x0011 => "IMA ADPCM",
+        0x0031 => "GSM 6.10",
+        0x0050 => "MPEG",
+        0x0055 => "MP3",
+        0x0092 => "AC-3",
+        0x1610 => "AAC",
+        0xF1AC => "FLAC",
+        _ => return format!("format tag 0x{tag:04X}"),
+    };
+    format!("{name} (format tag 0x{tag:04X})")
+}
+
+fn guid_string(g: &[u8]) -> String {
+    let hex = |r: std::ops::Range<usize>| -> String {
+        g.get(r)
+            .unwrap_or(&[])
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect()
+    };
+    let rev = |r: std::ops::Range<usize>| -> String {
+        g.get(r)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .map(|b| format!("{b:02X}"))
+            .collect()
+    };
+    format!(
+        "{}-{}-{}-{}-{}",
+        rev(0..4),
+        rev(4..6),
+        rev(6..8),
+        hex(8..10),
+        hex(10..16)
+    )
+}
+
+/// Reads a complete `fmt ` chunk body.
+fn parse_fmt(body: &[u8]) -> Result<(SampleFormat, u16, u32), WavError> {
+    let too_short = || {
+        WavError::Malformed(format!(
+            "fmt chunk is {} bytes, needs at least 16",
+            body.len()
+        ))
+    };
+    let mut tag = u16_at(body, 0).ok_or_else(too_short)?;
+    let channels = u16_at(body, 2).ok_or_else(too_short)?;
+    let sample_rate = u32_at(body, 4).ok_or_else(too_short)?;
+    let block_align = u16_at(body, 12).ok_or_else(too_short)?;
+    let bits = u16_at(body, 14).ok_or_else(too_short)?;
+
+    if tag == FORMAT_EXTENSIBLE {
+        // cbSize(2) validBits(2) channelMask(4) then the 16-byte sub-format GUID.
+        let guid = body.get(24..40).ok_or_else(|| {
+            WavError::Malformed(format!(
+                "extensible fmt chunk is {} bytes, needs 40",
+                body.len()
+            ))
+        })?;
+        if guid[2..] != SUBFORMAT_GUID_TAIL {
+            return Err(WavError::Unsupported(format!(
+                "extensible sub-format {}",
+                guid_string(guid)
+            )));
+        }
+        tag = u16::from_le_bytes([guid[0], guid[1]]);
+    }
+    if tag != FORMAT_PCM && tag != FORMAT_FLOAT {
+        return Err(WavError::Unsupported(format_tag_name(tag)));
+    }
+    if channels == 0 {
+        return Err(WavError::Malformed("0 channels".into()));
+    }
+    if sample_rate == 0 {
+        return Err(WavError::Malformed("sample rate 0".into()));
+    }
+    // The container size decides the encoding: torchaudio reads 24 valid bits in a
+    // 32-bit container as int32, which gives the same values.
+    let format = match (tag, bits) {
+        (FORMAT_PCM, 8) => SampleFormat::U8,
+        (FORMAT_PCM, 16) => SampleFormat::I16,
+        (FORMAT_PCM, 24) => SampleFormat::I24,
+        (FORMAT_PCM, 32) => SampleFormat::I32,
+        (FORMAT_PCM, _) => return Err(WavError::Unsupported(format!("{bits}-bit PCM"))),
+        (_, 32) => SampleFormat::F32,
+        (_, 64) => SampleFormat::F64,
+        (_, _) => return Err(WavError::Unsupported(format!("{bits}-bit float"))),
+    };
+    let expected = format.bytes() * usize::from(channels);
+    if usize::from(block_align) != expected {
+        return Err(WavError::Malformed(format!(
+            "block align {block_align}, expected {expected} for {channels} channel(s) of {bits} bits"
+        )));
+    }
+    Ok((format, channels, sample_rate))
+}
+
 /// Parses the header of a whole WAV file held in `bytes`.
+///
+/// Chunks are walked in any order until both `fmt ` and `data` are found; the RIFF size
+/// is ignored (writers get it wrong) and a `data` chunk that claims more bytes than the
+/// file holds gives the whole frames that are there. RF64/BW64 files are read the same
+/// way, with the `ds64` data size when the `data` chunk's own size is 0xFFFFFFFF.
 pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
-    let _ = bytes;
-    todo!("wav::parse")
+    if bytes.is_empty() {
+        return Err(WavError::Empty);
+    }
+    let head = &bytes[..bytes.len().min(12)];
+    let magic = &head[..head.len().min(4)];
+    let is_prefix = |of: &[u8]| of.starts_with(magic);
+    if !(is_prefix(b"RIFF") || is_prefix(b"RF64") || is_prefix(b"BW64") || is_prefix(b"RIFX")) {
+        return Err(WavError::NotRiffWave);
+    }
+    if head.len() > 8 && !b"WAVE".starts_with(&head[8..]) {
+        return Err(WavError::NotRiffWave);
+    }
+    if head.len() < 12 {
+        return Err(WavError::TruncatedHeader);
+    }
+    if magic == b"RIFX" {
+        return Err(WavError::Unsupported("big-endian RIFX".into()));
+    }
+
+    let riff_size = u32_at(bytes, 4).unwrap_or(0);
+    let mut fmt: Option<(SampleFormat, u16, u32)> = None;
+    let mut data: Option<(usize, usize)> = None;
+    let mut ds64_data_size: Option<u64> = None;
+    let mut truncated = false;
+    let mut pos = 12usize;
+    // Every turn moves `pos` forward by at least 8, so the walk is O(chunks).
+    while fmt.is_none() || data.is_none() {
+        let remaining = bytes.len() - pos;
+        if remaining == 0 {
+            break;
+        }
+        if remaining < 8 {
+            truncated = true;
+            break;
+        }
+        let (Some(id), Some(size)) = (fourcc_at(bytes, pos), u32_at(bytes, pos + 4)) else {
+            truncated = true;
+            break;
+        };
+        let body = pos + 8;
+        let available = bytes.len() - body;
+        let size_usize = usize::try_from(size).unwrap_or(usize::MAX);
+        match &id {
+            b"data" => {
+                let declared = match (size, ds64_data_size) {
+                    (UNKNOWN_SIZE, Some(real)) => usize::try_from(real).unwrap_or(usize::MAX),
+                    _ => size_usize,
+                };
+                if data.is_none() {
+                    data = Some((body, declared.min(available)));
+                }
+                if declared >= available {
+                    // The samples run to the end of the file: nothing follows them.
+                    break;
+                }
+            }
+            b"fmt " => {
+                if size_usize > available {
+                    truncated = true;
+                    break;
+                }
+                if fmt.is_none() {
+                    fmt = Some(parse_fmt(&bytes[body..body + size_usize])?);
+                }
+            }
+            b"ds64" => {
+                // riffSize(8) dataSize(8) sampleCount(8) ...
+                if size >= 16 {
+                    ds64_data_size = u64_at(bytes, body + 8);
+                }
+            }
+            _ => {}
+        }
+        if size_usize > available {
+            truncated = true;
+            break;
+        }
+        let mut next = body + size_usize;
+        if size % 2 == 1 && next < bytes.len() {
+            // The pad byte; some writers leave it out, then the next chunk id starts
+            // right here instead of one byte later.
+            if looks_like_fourcc(bytes, next + 1) || !looks_like_fourcc(bytes, next) {
+                next += 1;
+            }
+        }
+        pos = next;
+    }
+
+    match (fmt, data) {
+        (Some((format, channels, sample_rate)), Some((data_offset, data_len))) => {
+            let block_align = format.bytes() * usize::from(channels);
+            Ok(WavInfo {
+                format,
+                channels,
+                sample_rate,
+                data_offset,
+                data_len,
+                frames: data_len / block_align,
+            })
+        }
+        // A walk that ran out of bytes before the RIFF size says the file ends is a cut
+        // file, not one that lacks a chunk.
+        _ if truncated || u64::from(riff_size) + 8 > bytes.len() as u64 => {
+            Err(WavError::TruncatedHeader)
+        }
+        (None, _) => Err(WavError::NoFmtChunk),
+        (Some(_), None) => Err(WavError::NoDataChunk),
+    }
 }
 
 /// Decodes up to `out.len()` mono frames into `out`, scaled as torchaudio.load does
 /// (int / 2^(bits−1), u8 as (x − 128)/128, float as is); returns the number written.
+///
+/// `Channel::Mix` is the mean of all channels (rounded once to f32), `Channel::Index(i)`
+/// channel `i` alone. `info` must come from [`parse`] of the same `bytes`; an `info` that
+/// does not fit `bytes` is an error, never a panic.
 pub fn decode(
     info: &WavInfo,
     bytes: &[u8],
     channel: Channel,
     out: &mut [f32],
 ) -> Result<usize, WavError> {
-    let _ = (info, bytes, channel, out);
-    todo!("wav::decode")
+    let channels = usize::from(info.channels);
+    if channels == 0 {
+        return Err(WavError::Malformed("0 channels".into()));
+    }
+    let pick = match channel {
+        Channel::Index(i) if i >= info.channels => {
+            return Err(WavError::NoSuchChannel {
+                requested: i,
+                channels: info.channels,
+            })
+        }
+        Channel::Index(i) => Some(usize::from(i)),
+        Channel::Mix if channels == 1 => Some(0),
+        Channel::Mix => None,
+    };
+    let block_align = info.block_align();
+    let n = info.frames.min(out.len());
+    let data = n
+        .checked_mul(block_align)
+        .and_then(|len| bytes.get(info.data_offset..info.data_offset.checked_add(len)?))
+        .ok_or_else(|| WavError::Malformed("header does not match the file's bytes".into()))?;
+    let out = &mut out[..n];
+
+    match (info.format, pick) {
+        (SampleFormat::U8, Some(c)) => convert::<1>(data, out, channels, c, u8_to_f32),
+        (SampleFormat::I16, Some(c)) => convert::<2>(data, out, channels, c, i16_to_f32),
+        (SampleFormat::I24, Some(c)) => convert::<3>(data, out, channels, c, i24_to_f32),
+        (SampleFormat::I32, Some(c)) => convert::<4>(data, out, channels, c, i32_to_f32),
+        (SampleFormat::F32, Some(c)) => convert::<4>(data, out, channels, c, f32_le),
+        (SampleFormat::F64, Some(c)) => convert::<8>(data, out, channels, c, f64_to_f32),
+        (SampleFormat::U8, None) => mix::<1>(data, out, channels, 1.0 / 128.0, |b| {
+            f64::from(b[0]) - 128.0
+        }),
+        (SampleFormat::I16, None) => mix::<2>(data, out, channels, 1.0 / 32768.0, |b| {
+            f64::from(i16::from_le_bytes([b[0], b[1]]))
+        }),
+        (SampleFormat::I24, None) => {
+            mix::<3>(data, out, channels, 1.0 / 8388608.0, |b| f64::from(i24(b)))
+        }
+        (SampleFormat::I32, None) => mix::<4>(data, out, channels, 1.0 / 2147483648.0, |b| {
+            f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }),
+        (SampleFormat::F32, None) => mix::<4>(data, out, channels, 1.0, |b| {
+            f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }),
+        (SampleFormat::F64, None) => mix::<8>(data, out, channels, 1.0, |b| {
+            f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        }),
+    }
+    Ok(n)
+}
+
+// Per-sample converters. Every scale is a power of two, so `x * 2^-k` is exactly torchaudio's
+// `x / 2^k` (int32 first rounds to f32, as torch's `.to(float32)` does).
+#[inline(always)]
+fn u8_to_f32(b: &[u8]) -> f32 {
+    (f32::from(b[0]) - 128.0) * (1.0 / 128.0)
+}
+#[inline(always)]
+fn i16_to_f32(b: &[u8]) -> f32 {
+    f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32768.0)
+}
+#[inline(always)]
+fn i24(b: &[u8]) -> i32 {
+    // Assemble in the top three bytes, then shift back to sign-extend.
+    i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8
+}
+#[inline(always)]
+fn i24_to_f32(b: &[u8]) -> f32 {
+    i24(b) as f32 * (1.0 / 8388608.0)
+}
+#[inline(always)]
+fn i32_to_f32(b: &[u8]) -> f32 {
+    i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * (1.0 / 2147483648.0)
+}
+#[inline(always)]
+fn f32_le(b: &[u8]) -> f32 {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+#[inline(always)]
+fn f64_to_f32(b: &[u8]) -> f32 {
+    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+}
+
+/// One channel (`c`) of `channels`, `N` bytes a sample. The mono case is the hot path
+/// (every seed file): a straight zip over fixed-size chunks that LLVM vectorizes.
+#[inline(always)]
+fn convert<const N: usize>(
+    data: &[u8],
+    out: &mut [f32],
+    channels: usize,
+    c: usize,
+    f: impl Fn(&[u8]) -> f32,
+) {
+    if channels == 1 {
+        for (o, s) in out.iter_mut().zip(data.chunks_exact(N)) {
+            *o = f(s);
+        }
+    } else {
+        let at = c * N;
+        for (o, frame) in out.iter_mut().zip(data.chunks_exact(channels * N)) {
+            *o = f(&frame[at..at + N]);
+        }
+    }
+}
+
+/// The mean of all channels: summed in f64 (exactly, for integer PCM), scaled, then rounded
+/// to f32.
+#[inline(always)]
+fn mix<const N: usize>(
+    data: &[u8],
+    out: &mut [f32],
+    channels: usize,
+    scale: f64,
+    raw: impl Fn(&[u8]) -> f64,
+) {
+    let count = channels as f64;
+    for (o, frame) in out.iter_mut().zip(data.chunks_exact(channels * N)) {
+        let sum: f64 = frame.chunks_exact(N).map(&raw).sum();
+        *o = (sum / count * scale) as f32;
+    }
 }
