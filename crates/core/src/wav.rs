@@ -332,12 +332,8 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
                     fmt = Some(parse_fmt(&bytes[body..body + size_usize])?);
                 }
             }
-            b"ds64" => {
-                // riffSize(8) dataSize(8) sampleCount(8) ...
-                if size >= 16 {
-                    ds64_data_size = u64_at(bytes, body + 8);
-                }
-            }
+            // riffSize(8) dataSize(8) sampleCount(8) ...
+            b"ds64" if size >= 16 => ds64_data_size = u64_at(bytes, body + 8),
             _ => {}
         }
         if size_usize > available {

@@ -249,7 +249,7 @@ impl WavBuilder {
         out.extend_from_slice(&self.riff_id);
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(b"WAVE");
-        let mut put = |out: &mut Vec<u8>, id: &[u8; 4], size: u32, body: &[u8]| {
+        let put = |out: &mut Vec<u8>, id: &[u8; 4], size: u32, body: &[u8]| {
             out.extend_from_slice(id);
             out.extend_from_slice(&size.to_le_bytes());
             out.extend_from_slice(body);

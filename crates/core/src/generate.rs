@@ -1,0 +1,1091 @@
+//! `melpipe generate`: a synthetic dataset shaped like the seed's (SPEC §1, §7).
+//!
+//! Clips are 16-bit mono PCM at `sample_rate` with `samples` samples each: tones, chirps,
+//! noise, mixtures, impacts, near-silence and a few clipping ones, in a nested folder
+//! layout (`machine_07/id_03/clip_000123.wav`, 300 files a folder). `corrupt: K` adds K
+//! files under `unusual/` that fail or that decode only thanks to the parser's tolerance.
+//! Everything is a pure function of the seed: the same options give the same bytes,
+//! whatever the number of threads. The [`GenerateReport`] says what each file is and the
+//! status the pipeline must give it.
+
+use crate::error::{Error, Result};
+use crate::wav::{self, Chunk, Samples, WavBuilder, WavError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// Regular clips.
+    pub files: usize,
+    /// Extra unusual or malformed files, cycling through [`OddKind::ALL`].
+    pub corrupt: usize,
+    /// Sample rate of the clips, Hz.
+    pub sample_rate: u32,
+    /// Samples per clip.
+    pub samples: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            files: 2000,
+            corrupt: 0,
+            sample_rate: 4096,
+            samples: 40960,
+            seed: 0x006d_656c_7069_7065, // "melpipe"
+        }
+    }
+}
+
+/// The content of a regular clip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// One to three steady sines, sometimes with tremolo.
+    Tone,
+    /// A sine sweeping linearly in frequency.
+    LinearChirp,
+    /// A sine sweeping exponentially in frequency.
+    ExpChirp,
+    /// White noise.
+    WhiteNoise,
+    /// Pink (1/f) noise.
+    PinkNoise,
+    /// Tones, noise and a DC offset together.
+    Mixture,
+    /// Periodic decaying impacts over background noise (a machine ticking).
+    Impacts,
+    /// Noise of a few LSB, or digital silence.
+    NearSilence,
+    /// A loud tone that clips at full scale.
+    Clipping,
+}
+
+impl Signal {
+    /// Every signal with its share of the clips, in percent.
+    const WEIGHTS: [(Signal, u32); 9] = [
+        (Signal::Tone, 22),
+        (Signal::LinearChirp, 10),
+        (Signal::ExpChirp, 8),
+        (Signal::WhiteNoise, 12),
+        (Signal::PinkNoise, 12),
+        (Signal::Mixture, 20),
+        (Signal::Impacts, 10),
+        (Signal::NearSilence, 4),
+        (Signal::Clipping, 2),
+    ];
+}
+
+/// An unusual file added by `corrupt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OddKind {
+    /// An MP3 (ID3 header) named `.wav`: fails.
+    NotRiff,
+    /// The first few bytes of a WAV file: fails.
+    TruncatedHeader,
+    /// `fmt ` and `LIST` but no `data`: fails.
+    NoDataChunk,
+    /// `LIST` and `data` but no `fmt `: fails.
+    NoFmtChunk,
+    /// A valid file at another sample rate: fails.
+    WrongSampleRate,
+    /// A-law encoding: fails as unsupported.
+    ALaw,
+    /// Zero bytes: fails.
+    ZeroBytes,
+    /// Fewer samples than a clip: padded.
+    Short,
+    /// More samples than a clip: truncated.
+    Long,
+    /// Two channels: ok (mixed or picked).
+    Stereo,
+    /// 24-bit PCM: ok.
+    Pcm24,
+    /// 32-bit float: ok.
+    Float32,
+    /// A `LIST` chunk before `fmt `, and an upper-case `.WAV` name: ok.
+    ListBeforeFmt,
+    /// An odd-sized chunk (with its pad byte) before `data`: ok.
+    OddChunk,
+    /// WAVE_FORMAT_EXTENSIBLE header: ok.
+    Extensible,
+    /// `data` before `fmt `: ok.
+    DataBeforeFmt,
+    /// A streaming writer's sizes (0xFFFFFFFF for RIFF and `data`): ok.
+    StreamingSizes,
+}
+
+impl OddKind {
+    /// The kinds `corrupt` cycles through, in order.
+    pub const ALL: [OddKind; 17] = [
+        OddKind::NotRiff,
+        OddKind::TruncatedHeader,
+        OddKind::NoDataChunk,
+        OddKind::NoFmtChunk,
+        OddKind::WrongSampleRate,
+        OddKind::ALaw,
+        OddKind::ZeroBytes,
+        OddKind::Short,
+        OddKind::Long,
+        OddKind::Stereo,
+        OddKind::Pcm24,
+        OddKind::Float32,
+        OddKind::ListBeforeFmt,
+        OddKind::OddChunk,
+        OddKind::Extensible,
+        OddKind::DataBeforeFmt,
+        OddKind::StreamingSizes,
+    ];
+
+    /// Its name in file names and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            OddKind::NotRiff => "not_riff",
+            OddKind::TruncatedHeader => "truncated_header",
+            OddKind::NoDataChunk => "no_data_chunk",
+            OddKind::NoFmtChunk => "no_fmt_chunk",
+            OddKind::WrongSampleRate => "wrong_sample_rate",
+            OddKind::ALaw => "alaw",
+            OddKind::ZeroBytes => "zero_bytes",
+            OddKind::Short => "short",
+            OddKind::Long => "long",
+            OddKind::Stereo => "stereo",
+            OddKind::Pcm24 => "pcm24",
+            OddKind::Float32 => "float32",
+            OddKind::ListBeforeFmt => "list_before_fmt",
+            OddKind::OddChunk => "odd_chunk",
+            OddKind::Extensible => "extensible",
+            OddKind::DataBeforeFmt => "data_before_fmt",
+            OddKind::StreamingSizes => "streaming_sizes",
+        }
+    }
+}
+
+/// What a generated file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A regular clip.
+    Clip(Signal),
+    /// A file added by `corrupt`.
+    Odd(OddKind),
+}
+
+/// Why a generated file must fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpectedFailure {
+    /// [`wav::parse`] rejects it with this error.
+    Wav(WavError),
+    /// It parses, at a sample rate other than the options'.
+    SampleRate {
+        /// The file's rate.
+        found: u32,
+        /// The rate asked for.
+        expected: u32,
+    },
+}
+
+/// The status the pipeline must give a file in `fixed` mode with `clip_samples` equal to
+/// the options' `samples`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpectedStatus {
+    /// Exactly one clip of samples.
+    Ok,
+    /// Shorter: zero-padded by `missing` samples.
+    Padded {
+        /// Samples added.
+        missing: usize,
+    },
+    /// Longer: `dropped` samples cut off the end.
+    Truncated {
+        /// Samples dropped.
+        dropped: usize,
+    },
+    /// Fails.
+    Failed(ExpectedFailure),
+}
+
+/// One file written by [`generate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// Path relative to the output folder.
+    pub path: PathBuf,
+    /// What it is.
+    pub kind: FileKind,
+    /// The status the pipeline must give it.
+    pub expected: ExpectedStatus,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Frames a WAV reader finds in it (0 when it does not parse).
+    pub frames: usize,
+}
+
+/// Every file [`generate`] wrote, sorted byte-wise by path (the pipeline's row order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GenerateReport {
+    /// The files.
+    pub files: Vec<GeneratedFile>,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
+impl GenerateReport {
+    /// Files expected to fail.
+    pub fn failed(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|f| matches!(f.expected, ExpectedStatus::Failed(_)))
+            .count()
+    }
+}
+
+/// Files a folder of regular clips holds (the seed's folders hold a few hundred).
+const FILES_PER_FOLDER: usize = 300;
+/// Folders `id_NN` per `machine_NN`.
+const IDS_PER_MACHINE: usize = 4;
+
+/// One file to write: what it is and the parameters its content is drawn from.
+struct Plan {
+    path: PathBuf,
+    kind: FileKind,
+    seed: u64,
+    /// Frames of sample data (for odd kinds: their own length).
+    frames: usize,
+    expected: ExpectedStatus,
+}
+
+/// Writes the dataset described by `opts` into `dir` (created if missing; files of the
+/// same names are overwritten), in parallel, and reports every file.
+pub fn generate(dir: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
+    if opts.sample_rate < 64 || opts.samples < 64 {
+        return Err(Error::Config(format!(
+            "generate needs sample_rate ≥ 64 Hz and samples ≥ 64, got {} Hz and {}",
+            opts.sample_rate, opts.samples
+        )));
+    }
+    let plans = plan(opts);
+
+    let mut folders: Vec<&Path> = plans.iter().filter_map(|p| p.path.parent()).collect();
+    folders.dedup();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    for folder in folders {
+        let path = dir.join(folder);
+        std::fs::create_dir_all(&path).map_err(|e| Error::io("creating", &path, e))?;
+    }
+
+    let table = SineTable::new();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(plans.len().max(1));
+    let per_thread = plans.len().div_ceil(threads).max(1);
+    let stop = AtomicBool::new(false);
+    let sizes: Vec<Result<Vec<u64>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = plans
+            .chunks(per_thread)
+            .map(|chunk| {
+                let (table, stop) = (&table, &stop);
+                s.spawn(move || {
+                    let result = write_files(dir, chunk, opts, table, stop);
+                    if result.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    result
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+
+    let mut files = Vec::with_capacity(plans.len());
+    let mut total = 0;
+    for (chunk, sizes) in plans.chunks(per_thread).zip(sizes) {
+        for (p, bytes) in chunk.iter().zip(sizes?) {
+            total += bytes;
+            let parses = !matches!(p.expected, ExpectedStatus::Failed(ExpectedFailure::Wav(_)));
+            files.push(GeneratedFile {
+                path: p.path.clone(),
+                kind: p.kind,
+                expected: p.expected.clone(),
+                bytes,
+                frames: if parses { p.frames } else { 0 },
+            });
+        }
+    }
+    files.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+    Ok(GenerateReport {
+        files,
+        bytes: total,
+    })
+}
+
+/// Every file's path, kind, seed and expected status; cheap, so done on one thread.
+fn plan(opts: &GenerateOptions) -> Vec<Plan> {
+    let n = opts.samples;
+    let mut plans = Vec::with_capacity(opts.files + opts.corrupt);
+    for i in 0..opts.files {
+        let seed = file_seed(opts.seed, i as u64);
+        let folder = i / FILES_PER_FOLDER;
+        let mut pick = Rng::new(seed).below(100) as u32;
+        let signal = Signal::WEIGHTS
+            .iter()
+            .find(|&&(_, w)| {
+                let hit = pick < w;
+                pick = pick.saturating_sub(w);
+                hit
+            })
+            .map_or(Signal::Tone, |&(s, _)| s);
+        plans.push(Plan {
+            path: PathBuf::from(format!(
+                "machine_{:02}/id_{:02}/clip_{i:06}.wav",
+                folder / IDS_PER_MACHINE,
+                folder % IDS_PER_MACHINE
+            )),
+            kind: FileKind::Clip(signal),
+            seed,
+            frames: n,
+            expected: ExpectedStatus::Ok,
+        });
+    }
+    for j in 0..opts.corrupt {
+        let odd = OddKind::ALL[j % OddKind::ALL.len()];
+        let seed = file_seed(opts.seed ^ 0x0dd_f11e5, j as u64);
+        let mut rng = Rng::new(seed);
+        let fail = |e: WavError| ExpectedStatus::Failed(ExpectedFailure::Wav(e));
+        let (frames, expected) = match odd {
+            OddKind::NotRiff => (0, fail(WavError::NotRiffWave)),
+            OddKind::TruncatedHeader => (0, fail(WavError::TruncatedHeader)),
+            OddKind::NoDataChunk => (0, fail(WavError::NoDataChunk)),
+            OddKind::NoFmtChunk => (n, fail(WavError::NoFmtChunk)),
+            OddKind::ALaw => (
+                n,
+                fail(WavError::Unsupported("A-law (format tag 0x0006)".into())),
+            ),
+            OddKind::ZeroBytes => (0, fail(WavError::Empty)),
+            OddKind::WrongSampleRate => (
+                n,
+                ExpectedStatus::Failed(ExpectedFailure::SampleRate {
+                    found: other_rate(opts.sample_rate),
+                    expected: opts.sample_rate,
+                }),
+            ),
+            OddKind::Short => {
+                let len = n / 4 + rng.below(n - n / 4);
+                (len, ExpectedStatus::Padded { missing: n - len })
+            }
+            OddKind::Long => {
+                let len = n + 1 + rng.below(n / 2);
+                (len, ExpectedStatus::Truncated { dropped: len - n })
+            }
+            _ => (n, ExpectedStatus::Ok),
+        };
+        let ext = if odd == OddKind::ListBeforeFmt {
+            "WAV"
+        } else {
+            "wav"
+        };
+        plans.push(Plan {
+            path: PathBuf::from(format!("unusual/{j:04}_{}.{ext}", odd.name())),
+            kind: FileKind::Odd(odd),
+            seed,
+            frames,
+            expected,
+        });
+    }
+    plans
+}
+
+fn other_rate(rate: u32) -> u32 {
+    if rate == 8000 {
+        16000
+    } else {
+        8000
+    }
+}
+
+fn file_seed(seed: u64, index: u64) -> u64 {
+    Rng::new(seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F)).next_u64()
+}
+
+/// Writes the files of one thread's share with reused buffers; returns their sizes.
+fn write_files(
+    dir: &Path,
+    plans: &[Plan],
+    opts: &GenerateOptions,
+    table: &SineTable,
+    stop: &AtomicBool,
+) -> Result<Vec<u64>> {
+    let mut signal = Vec::new();
+    let mut pcm = Vec::new();
+    let mut file = Vec::new();
+    let mut sizes = Vec::with_capacity(plans.len());
+    let fs = f64::from(opts.sample_rate);
+    for p in plans {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut rng = Rng::new(p.seed);
+        match p.kind {
+            FileKind::Clip(kind) => {
+                synthesize(kind, &mut rng, fs, table, p.frames, &mut signal);
+                quantize_i16(&signal, &mut pcm);
+                wav::encode_pcm16_into(&mut file, 1, opts.sample_rate, &pcm);
+            }
+            FileKind::Odd(odd) => {
+                file = odd_file(odd, &mut rng, opts, p.frames, table, &mut signal, &mut pcm);
+            }
+        }
+        let path = dir.join(&p.path);
+        std::fs::write(&path, &file).map_err(|e| Error::io("writing", &path, e))?;
+        sizes.push(file.len() as u64);
+    }
+    Ok(sizes)
+}
+
+/// The bytes of an unusual file; `signal` and `pcm` are scratch.
+fn odd_file(
+    odd: OddKind,
+    rng: &mut Rng,
+    opts: &GenerateOptions,
+    frames: usize,
+    table: &SineTable,
+    signal: &mut Vec<f32>,
+    pcm: &mut Vec<i16>,
+) -> Vec<u8> {
+    let fs = f64::from(opts.sample_rate);
+    let rate = opts.sample_rate;
+    let mut clip = |rng: &mut Rng, frames: usize| -> Vec<i16> {
+        synthesize(Signal::Mixture, rng, fs, table, frames, signal);
+        quantize_i16(signal, pcm);
+        pcm.clone()
+    };
+    let list = Chunk::other(b"LIST", b"INFOISFT\x0e\0\0\0Lavf58.76.100\0".to_vec());
+    match odd {
+        OddKind::NotRiff => {
+            let mut bytes = b"ID3\x04\0\0\0\0\0\0\xff\xfb\x90\x64".to_vec();
+            bytes.extend((0..4096).map(|_| rng.next_u64() as u8));
+            bytes
+        }
+        OddKind::TruncatedHeader => {
+            let full = wav::encode_pcm16(1, rate, &clip(rng, 64));
+            full[..4 + rng.below(40)].to_vec()
+        }
+        OddKind::NoDataChunk => WavBuilder::new(1, rate, Samples::I16(&[]))
+            .layout(vec![Chunk::Fmt, list])
+            .build(),
+        OddKind::NoFmtChunk => WavBuilder::new(1, rate, Samples::I16(&clip(rng, frames)))
+            .layout(vec![list, Chunk::Data])
+            .build(),
+        OddKind::WrongSampleRate => wav::encode_pcm16(1, other_rate(rate), &clip(rng, frames)),
+        OddKind::ALaw => {
+            let codes: Vec<u8> = clip(rng, frames).iter().map(|&s| alaw(s)).collect();
+            WavBuilder::new(1, rate, Samples::U8(&codes))
+                .format_tag(wav::FORMAT_ALAW)
+                .chunk(Chunk::other(b"fact", (frames as u32).to_le_bytes()))
+                .build()
+        }
+        OddKind::ZeroBytes => Vec::new(),
+        OddKind::Short | OddKind::Long => wav::encode_pcm16(1, rate, &clip(rng, frames)),
+        OddKind::Stereo => {
+            let left = clip(rng, frames);
+            let right = clip(rng, frames);
+            let both: Vec<i16> = left
+                .iter()
+                .zip(&right)
+                .flat_map(|(&l, &r)| [l, r])
+                .collect();
+            wav::encode_pcm16(2, rate, &both)
+        }
+        OddKind::Pcm24 => {
+            synthesize(Signal::Mixture, rng, fs, table, frames, signal);
+            let s: Vec<i32> = signal
+                .iter()
+                .map(|&x| {
+                    (f64::from(x) * 8_388_607.0)
+                        .round()
+                        .clamp(-8_388_608.0, 8_388_607.0) as i32
+                })
+                .collect();
+            wav::encode_wav(1, rate, Samples::I24(&s))
+        }
+        OddKind::Float32 => {
+            synthesize(Signal::Mixture, rng, fs, table, frames, signal);
+            signal.iter_mut().for_each(|x| *x = x.clamp(-1.0, 1.0));
+            WavBuilder::new(1, rate, Samples::F32(signal))
+                .chunk(Chunk::other(b"fact", (frames as u32).to_le_bytes()))
+                .build()
+        }
+        OddKind::ListBeforeFmt => WavBuilder::new(1, rate, Samples::I16(&clip(rng, frames)))
+            .layout(vec![list, Chunk::Fmt, Chunk::Data])
+            .build(),
+        OddKind::OddChunk => WavBuilder::new(1, rate, Samples::I16(&clip(rng, frames)))
+            .layout(vec![
+                Chunk::Fmt,
+                Chunk::other(b"note", *b"odd-sized"),
+                Chunk::Data,
+            ])
+            .build(),
+        OddKind::Extensible => WavBuilder::new(1, rate, Samples::I16(&clip(rng, frames)))
+            .extensible(true)
+            .build(),
+        OddKind::DataBeforeFmt => WavBuilder::new(1, rate, Samples::I16(&clip(rng, frames)))
+            .layout(vec![Chunk::Data, Chunk::Fmt])
+            .build(),
+        OddKind::StreamingSizes => WavBuilder::new(1, rate, Samples::I16(&clip(rng, frames)))
+            .riff_size(u32::MAX)
+            .declared_data_size(u32::MAX)
+            .build(),
+    }
+}
+
+/// G.711 A-law code of a 16-bit sample (only so the A-law file holds plausible bytes).
+fn alaw(sample: i16) -> u8 {
+    let (sign, mut x) = if sample >= 0 {
+        (0x80u8, i32::from(sample) >> 3)
+    } else {
+        (0u8, (-i32::from(sample) - 1) >> 3)
+    };
+    let mut exponent = 0u8;
+    while x > 0x1F && exponent < 7 {
+        x >>= 1;
+        exponent += 1;
+    }
+    let mantissa = (if exponent == 0 { x >> 1 } else { x & 0x0F }) as u8;
+    (sign | (exponent << 4) | (mantissa & 0x0F)) ^ 0x55
+}
+
+// ---- synthesis ----
+
+/// splitmix64: tiny and fast, good enough for test signals; written here because a
+/// dependency would buy nothing and its streams could change under us between versions.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    /// Log-uniform in [lo, hi): frequencies and amplitudes spread evenly in octaves/dB.
+    fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo * (hi / lo).powf(self.unit())
+    }
+
+    /// Uniform in 0..n (0 when n is 0).
+    fn below(&mut self, n: usize) -> usize {
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// Two triangular-distributed noise samples in (-1, 1) from one draw: cheap, and
+    /// close enough to Gaussian for test noise.
+    #[inline(always)]
+    fn noise2(&mut self) -> (f32, f32) {
+        let x = self.next_u64();
+        let u = |b: u64| (b & 0xFFFF) as f32 * (1.0 / 65536.0);
+        (u(x) - u(x >> 16), u(x >> 32) - u(x >> 48))
+    }
+}
+
+/// Sine by table lookup with linear interpolation over a 32-bit phase: an error below
+/// 1e-6 (a thirtieth of an int16 step) for ~1 ns a sample, where `f64::sin` costs ~10.
+struct SineTable {
+    table: Vec<f32>,
+}
+
+impl SineTable {
+    const BITS: u32 = 12;
+
+    fn new() -> Self {
+        let n = 1usize << Self::BITS;
+        let table = (0..=n)
+            .map(|i| (std::f64::consts::TAU * i as f64 / n as f64).sin() as f32)
+            .collect();
+        SineTable { table }
+    }
+
+    #[inline(always)]
+    fn sin(&self, phase: u32) -> f32 {
+        const FRAC_BITS: u32 = 32 - SineTable::BITS;
+        let i = (phase >> FRAC_BITS) as usize;
+        let frac = (phase & ((1 << FRAC_BITS) - 1)) as f32 * (1.0 / (1u32 << FRAC_BITS) as f32);
+        let (a, b) = (self.table[i], self.table[i + 1]);
+        a + (b - a) * frac
+    }
+}
+
+/// Phase increment per sample of frequency `f` at rate `fs`, in 2^-32 turns.
+fn phase_step(f: f64, fs: f64) -> f64 {
+    f / fs * 4_294_967_296.0
+}
+
+/// Adds a sine sweep: the phase step starts at `step`, grows by `slope` a sample
+/// (linear chirp) and is multiplied by `ratio` a sample (exponential chirp).
+#[allow(clippy::too_many_arguments)]
+fn add_sweep(
+    out: &mut [f32],
+    table: &SineTable,
+    amp: f32,
+    phase: u32,
+    step: f64,
+    slope: f64,
+    ratio: f64,
+) {
+    let (mut phase, mut step) = (phase, step);
+    for o in out.iter_mut() {
+        *o += amp * table.sin(phase);
+        phase = phase.wrapping_add(step as u32);
+        step = step * ratio + slope;
+    }
+}
+
+fn add_tone(out: &mut [f32], table: &SineTable, amp: f32, phase: u32, f: f64, fs: f64) {
+    let step = phase_step(f, fs) as u32;
+    let mut phase = phase;
+    for o in out.iter_mut() {
+        *o += amp * table.sin(phase);
+        phase = phase.wrapping_add(step);
+    }
+}
+
+fn add_white(out: &mut [f32], rng: &mut Rng, amp: f32) {
+    let amp = amp * 1.7; // triangular noise has RMS 1/√6 ≈ 0.41; make it ~0.7 of amp
+    for pair in out.chunks_mut(2) {
+        let (a, b) = rng.noise2();
+        pair[0] += amp * a;
+        if let Some(x) = pair.get_mut(1) {
+            *x += amp * b;
+        }
+    }
+}
+
+/// Paul Kellet's economy pink filter over white noise.
+fn add_pink(out: &mut [f32], rng: &mut Rng, amp: f32) {
+    let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
+    let amp = amp * 0.35;
+    for pair in out.chunks_mut(2) {
+        let (w0, w1) = rng.noise2();
+        for (o, w) in pair.iter_mut().zip([w0, w1]) {
+            b0 = 0.99765 * b0 + w * 0.099_046;
+            b1 = 0.963 * b1 + w * 0.296_516_4;
+            b2 = 0.57 * b2 + w * 1.052_691_3;
+            *o += amp * (b0 + b1 + b2 + w * 0.1848);
+        }
+    }
+}
+
+/// Fills `out` with `frames` samples of `kind`, nominally in [-1, 1] (clipping kinds
+/// go beyond, for the quantizer to clip).
+fn synthesize(
+    kind: Signal,
+    rng: &mut Rng,
+    fs: f64,
+    table: &SineTable,
+    frames: usize,
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    out.resize(frames, 0.0);
+    let nyquist = fs / 2.0;
+    let freq = |rng: &mut Rng| rng.log_uniform(10.0, 0.95 * nyquist);
+    let phase = |rng: &mut Rng| rng.next_u64() as u32;
+    let amp = |rng: &mut Rng, lo: f64, hi: f64| rng.log_uniform(lo, hi) as f32;
+    match kind {
+        Signal::Tone => {
+            for _ in 0..1 + rng.below(3) {
+                // At most 3 × 0.3: tones never clip.
+                let (a, p, f) = (amp(rng, 0.02, 0.3), phase(rng), freq(rng));
+                add_tone(out, table, a, p, f, fs);
+            }
+            if rng.chance(0.3) {
+                // Tremolo: a slow gain wobble, as from a rotating part.
+                let depth = rng.uniform(0.2, 0.9) as f32;
+                let step = phase_step(rng.uniform(0.3, 8.0), fs) as u32;
+                let mut p = phase(rng);
+                for o in out.iter_mut() {
+                    *o *= 1.0 - depth * (0.5 + 0.5 * table.sin(p));
+                    p = p.wrapping_add(step);
+                }
+            }
+            {
+                let level = amp(rng, 1e-4, 1e-2);
+                add_white(out, rng, level)
+            };
+        }
+        Signal::LinearChirp => {
+            let (f0, f1) = (freq(rng), freq(rng));
+            let step = phase_step(f0, fs);
+            let slope = (phase_step(f1, fs) - step) / frames as f64;
+            let (a, p) = (amp(rng, 0.05, 0.6), phase(rng));
+            add_sweep(out, table, a, p, step, slope, 1.0);
+            {
+                let level = amp(rng, 1e-4, 1e-2);
+                add_white(out, rng, level)
+            };
+        }
+        Signal::ExpChirp => {
+            let (f0, f1) = (freq(rng), freq(rng));
+            let ratio = (f1 / f0).powf(1.0 / frames as f64);
+            let (a, p) = (amp(rng, 0.05, 0.6), phase(rng));
+            add_sweep(out, table, a, p, phase_step(f0, fs), 0.0, ratio);
+            {
+                let level = amp(rng, 1e-4, 1e-2);
+                add_white(out, rng, level)
+            };
+        }
+        Signal::WhiteNoise => {
+            let level = amp(rng, 0.005, 0.4);
+            add_white(out, rng, level)
+        }
+        Signal::PinkNoise => {
+            let level = amp(rng, 0.005, 0.4);
+            add_pink(out, rng, level)
+        }
+        Signal::Mixture => {
+            for _ in 0..1 + rng.below(4) {
+                let (a, p, f) = (amp(rng, 0.01, 0.2), phase(rng), freq(rng));
+                add_tone(out, table, a, p, f, fs);
+            }
+            if rng.chance(0.5) {
+                {
+                    let level = amp(rng, 0.005, 0.2);
+                    add_pink(out, rng, level)
+                };
+            } else {
+                {
+                    let level = amp(rng, 0.005, 0.2);
+                    add_white(out, rng, level)
+                };
+            }
+            let dc = rng.uniform(-0.02, 0.02) as f32;
+            out.iter_mut().for_each(|o| *o += dc);
+        }
+        Signal::Impacts => {
+            let period = ((fs * rng.uniform(0.05, 1.0)) as usize).max(1);
+            let decay = (-1.0 / (fs * rng.uniform(0.003, 0.08))).exp() as f32;
+            let (a, f) = (amp(rng, 0.1, 0.8), freq(rng));
+            let (mut p, step) = (phase(rng), phase_step(f, fs) as u32);
+            let mut env = 0.0f32;
+            let mut until_next = rng.below(period);
+            for pair in out.chunks_mut(2) {
+                let (w0, w1) = rng.noise2();
+                for (o, w) in pair.iter_mut().zip([w0, w1]) {
+                    if until_next == 0 {
+                        env = a;
+                        until_next = period;
+                    }
+                    until_next -= 1;
+                    *o += env * (0.6 * w + 0.4 * table.sin(p));
+                    env *= decay;
+                    p = p.wrapping_add(step);
+                }
+            }
+            {
+                let level = amp(rng, 1e-3, 2e-2);
+                add_white(out, rng, level)
+            };
+        }
+        Signal::NearSilence => {
+            // A quarter is digital silence (every feature at the -100 dB floor).
+            if !rng.chance(0.25) {
+                {
+                    let level = amp(rng, 2e-5, 3e-4);
+                    add_white(out, rng, level)
+                };
+            }
+        }
+        Signal::Clipping => {
+            let (a, p, f) = (rng.uniform(1.05, 1.5) as f32, phase(rng), freq(rng));
+            add_tone(out, table, a, p, f, fs);
+            add_white(out, rng, 0.02);
+        }
+    }
+}
+
+/// Rounds to int16 steps of 1/32767, clipping at full scale.
+fn quantize_i16(signal: &[f32], out: &mut Vec<i16>) {
+    // Adding and removing 1.5·2^23 rounds to nearest in plain f32 arithmetic: `f32::round`
+    // is a libm call on baseline x86-64 and would stop the loop from vectorizing.
+    const ROUND: f32 = 12_582_912.0;
+    out.clear();
+    out.extend(
+        signal
+            .iter()
+            .map(|&x| ((x * 32767.0 + ROUND) - ROUND) as i16),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Channel;
+
+    fn small(files: usize, corrupt: usize) -> GenerateOptions {
+        GenerateOptions {
+            files,
+            corrupt,
+            sample_rate: 4096,
+            samples: 4096,
+            seed: 7,
+        }
+    }
+
+    /// What the pipeline will decide for a file, from the parser alone.
+    fn status_of(bytes: &[u8], opts: &GenerateOptions) -> (ExpectedStatus, usize) {
+        let info = match wav::parse(bytes) {
+            Ok(info) => info,
+            Err(e) => return (ExpectedStatus::Failed(ExpectedFailure::Wav(e)), 0),
+        };
+        let status = if info.sample_rate != opts.sample_rate {
+            ExpectedStatus::Failed(ExpectedFailure::SampleRate {
+                found: info.sample_rate,
+                expected: opts.sample_rate,
+            })
+        } else if info.frames < opts.samples {
+            ExpectedStatus::Padded {
+                missing: opts.samples - info.frames,
+            }
+        } else if info.frames > opts.samples {
+            ExpectedStatus::Truncated {
+                dropped: info.frames - opts.samples,
+            }
+        } else {
+            ExpectedStatus::Ok
+        };
+        (status, info.frames)
+    }
+
+    #[test]
+    fn every_file_is_on_disk_and_has_its_expected_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = small(40, 2 * OddKind::ALL.len());
+        let report = generate(dir.path(), &opts).expect("generate");
+        assert_eq!(report.files.len(), 40 + 34);
+        assert_eq!(report.failed(), 2 * 7);
+        let mut total = 0;
+        let mut decoded = vec![0.0f32; 2 * opts.samples];
+        for f in &report.files {
+            let bytes = std::fs::read(dir.path().join(&f.path)).expect("read");
+            assert_eq!(bytes.len() as u64, f.bytes, "{:?}", f.path);
+            total += f.bytes;
+            let (status, frames) = status_of(&bytes, &opts);
+            assert_eq!(status, f.expected, "{:?}", f.path);
+            assert_eq!(frames, f.frames, "{:?}", f.path);
+            if let Ok(info) = wav::parse(&bytes) {
+                let n = wav::decode(&info, &bytes, Channel::Mix, &mut decoded).expect("decode");
+                assert_eq!(n, f.frames);
+                assert!(decoded[..n].iter().all(|x| x.is_finite() && x.abs() <= 1.0));
+            }
+        }
+        assert_eq!(total, report.bytes);
+        let mut paths: Vec<_> = report.files.iter().map(|f| f.path.clone()).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), report.files.len(), "paths are unique");
+        assert!(report
+            .files
+            .windows(2)
+            .all(|w| w[0].path.as_os_str() < w[1].path.as_os_str()));
+    }
+
+    #[test]
+    fn clips_are_seed_shaped_pcm16() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = GenerateOptions {
+            files: 3,
+            ..GenerateOptions::default()
+        };
+        let report = generate(dir.path(), &opts).expect("generate");
+        for f in &report.files {
+            assert_eq!(f.bytes, 44 + 2 * 40960);
+            let bytes = std::fs::read(dir.path().join(&f.path)).expect("read");
+            let info = wav::parse(&bytes).expect("parse");
+            assert_eq!(
+                (info.format, info.channels, info.sample_rate, info.frames),
+                (wav::SampleFormat::I16, 1, 4096, 40960)
+            );
+        }
+        assert_eq!(
+            report.files[0].path,
+            PathBuf::from("machine_00/id_00/clip_000000.wav")
+        );
+    }
+
+    #[test]
+    fn folders_hold_a_few_hundred_files() {
+        let plans = plan(&small(39_563, 0));
+        let last = &plans[39_562].path;
+        assert_eq!(last, Path::new("machine_32/id_03/clip_039562.wav"));
+        assert_eq!(plans[299].path.parent(), plans[0].path.parent());
+        assert_ne!(plans[300].path.parent(), plans[0].path.parent());
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let opts = small(20, 17);
+        let (a, b, c) = (
+            tempfile::tempdir(),
+            tempfile::tempdir(),
+            tempfile::tempdir(),
+        );
+        let (a, b, c) = (
+            a.expect("tempdir"),
+            b.expect("tempdir"),
+            c.expect("tempdir"),
+        );
+        let ra = generate(a.path(), &opts).expect("generate");
+        let rb = generate(b.path(), &opts).expect("generate");
+        let rc = generate(
+            c.path(),
+            &GenerateOptions {
+                seed: 8,
+                ..opts.clone()
+            },
+        )
+        .expect("gen");
+        assert_eq!(ra, rb);
+        assert_ne!(ra, rc);
+        let mut differ = 0;
+        for f in &ra.files {
+            let x = std::fs::read(a.path().join(&f.path)).expect("read");
+            let y = std::fs::read(b.path().join(&f.path)).expect("read");
+            assert_eq!(x, y, "{:?}", f.path);
+            if let Ok(z) = std::fs::read(c.path().join(&f.path)) {
+                differ += usize::from(x != z);
+            }
+        }
+        // Zero-byte and fixed-header files are the same under any seed; clips are not.
+        assert!(differ >= 20, "only {differ} files differ");
+    }
+
+    #[test]
+    fn content_is_varied() {
+        let table = SineTable::new();
+        let mut buf = Vec::new();
+        let mut pcm = Vec::new();
+        let rms = |signal: Signal, seed: u64, buf: &mut Vec<f32>, pcm: &mut Vec<i16>| {
+            synthesize(signal, &mut Rng::new(seed), 4096.0, &table, 40960, buf);
+            quantize_i16(buf, pcm);
+            let sum: f64 = pcm.iter().map(|&s| f64::from(s).powi(2)).sum();
+            (
+                (sum / pcm.len() as f64).sqrt(),
+                pcm.iter()
+                    .filter(|&&s| s == i16::MAX || s == i16::MIN)
+                    .count(),
+            )
+        };
+        for signal in Signal::WEIGHTS.map(|(s, _)| s) {
+            let (a, _) = rms(signal, 1, &mut buf, &mut pcm);
+            let (b, _) = rms(signal, 2, &mut buf, &mut pcm);
+            assert_ne!(a, b, "{signal:?} does not depend on the seed");
+        }
+        let (quiet, _) = rms(Signal::NearSilence, 3, &mut buf, &mut pcm);
+        assert!(quiet < 10.0, "near-silence rms {quiet}");
+        let (_, clipped) = rms(Signal::Clipping, 3, &mut buf, &mut pcm);
+        assert!(clipped > 0, "a clipping clip reaches full scale");
+        let (tone, clipped) = rms(Signal::Tone, 3, &mut buf, &mut pcm);
+        assert!(tone > 100.0 && clipped == 0, "tone rms {tone}");
+        // Every kind turns up in a dataset of a few hundred files.
+        let plans = plan(&small(400, 0));
+        for signal in Signal::WEIGHTS.map(|(s, _)| s) {
+            assert!(
+                plans.iter().any(|p| p.kind == FileKind::Clip(signal)),
+                "{signal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sine_table_is_accurate() {
+        let table = SineTable::new();
+        for k in 0..10_000u32 {
+            let phase = k.wrapping_mul(2_654_435_761);
+            let exact = (phase as f64 / 4_294_967_296.0 * std::f64::consts::TAU).sin();
+            assert!(
+                (f64::from(table.sin(phase)) - exact).abs() < 1e-6,
+                "{phase}"
+            );
+        }
+    }
+
+    #[test]
+    fn tone_has_its_frequency() {
+        // 512 Hz at 4096 Hz: 8 samples a period, so sample 2 is a quarter turn on.
+        let table = SineTable::new();
+        let mut out = vec![0.0f32; 16];
+        add_tone(&mut out, &table, 0.5, 0, 512.0, 4096.0);
+        assert!((out[2] - 0.5).abs() < 1e-6 && (out[6] + 0.5).abs() < 1e-6 && out[8].abs() < 1e-6);
+    }
+
+    #[test]
+    fn quantizer_rounds_and_clips() {
+        let mut out = Vec::new();
+        quantize_i16(
+            &[
+                0.0,
+                0.5 / 32767.0 + 1e-6,
+                -1.0,
+                1.0,
+                1.5,
+                -1.5,
+                2.4 / 32767.0,
+            ],
+            &mut out,
+        );
+        assert_eq!(out, vec![0, 1, -32767, 32767, 32767, -32768, 2]);
+    }
+
+    #[test]
+    fn alaw_encodes_known_codes() {
+        // G.711 reference points: 0 → 0xD5, -1 → 0x55 (with the 0x55 inversion).
+        assert_eq!(alaw(0), 0xD5);
+        assert_eq!(alaw(-8), 0x55);
+        assert_eq!(alaw(i16::MAX), 0xAA);
+        assert_eq!(alaw(i16::MIN), 0x2A);
+    }
+
+    #[test]
+    fn rejects_tiny_options() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = GenerateOptions {
+            samples: 10,
+            ..small(1, 0)
+        };
+        assert!(matches!(generate(dir.path(), &opts), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn unwritable_folder_is_an_io_error_with_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").expect("write");
+        let err = generate(&blocker.join("out"), &small(2, 0)).expect_err("must fail");
+        assert!(err.to_string().contains("file/out"), "{err}");
+    }
+}
