@@ -9,6 +9,7 @@
 //! status the pipeline must give it.
 
 use crate::error::{Error, Result};
+use crate::manifest::FileStatus;
 use crate::wav::{self, Chunk, Samples, WavBuilder, WavError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -172,40 +173,6 @@ pub enum FileKind {
     Odd(OddKind),
 }
 
-/// Why a generated file must fail.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExpectedFailure {
-    /// [`wav::parse`] rejects it with this error.
-    Wav(WavError),
-    /// It parses, at a sample rate other than the options'.
-    SampleRate {
-        /// The file's rate.
-        found: u32,
-        /// The rate asked for.
-        expected: u32,
-    },
-}
-
-/// The status the pipeline must give a file in `fixed` mode with `clip_samples` equal to
-/// the options' `samples`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExpectedStatus {
-    /// Exactly one clip of samples.
-    Ok,
-    /// Shorter: zero-padded by `missing` samples.
-    Padded {
-        /// Samples added.
-        missing: usize,
-    },
-    /// Longer: `dropped` samples cut off the end.
-    Truncated {
-        /// Samples dropped.
-        dropped: usize,
-    },
-    /// Fails.
-    Failed(ExpectedFailure),
-}
-
 /// One file written by [`generate`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GeneratedFile {
@@ -213,11 +180,12 @@ pub struct GeneratedFile {
     pub path: PathBuf,
     /// What it is.
     pub kind: FileKind,
-    /// The status the pipeline must give it.
-    pub expected: ExpectedStatus,
+    /// The status the pipeline records for it in `fixed` mode with `clip_samples` equal to
+    /// the options' `samples` (reason included, word for word).
+    pub expected: FileStatus,
     /// Size in bytes.
     pub bytes: u64,
-    /// Frames a WAV reader finds in it (0 when it does not parse).
+    /// Sample frames the manifest records for it (0 for a failed file).
     pub frames: usize,
 }
 
@@ -235,7 +203,7 @@ impl GenerateReport {
     pub fn failed(&self) -> usize {
         self.files
             .iter()
-            .filter(|f| matches!(f.expected, ExpectedStatus::Failed(_)))
+            .filter(|f| matches!(f.expected, FileStatus::Failed { .. }))
             .count()
     }
 }
@@ -250,9 +218,11 @@ struct Plan {
     path: PathBuf,
     kind: FileKind,
     seed: u64,
-    /// Frames of sample data (for odd kinds: their own length).
+    /// Frames of sample data to write (for odd kinds: their own length).
     frames: usize,
-    expected: ExpectedStatus,
+    /// Frames the manifest records: 0 for a failed file.
+    frames_found: usize,
+    expected: FileStatus,
 }
 
 /// Writes the dataset described by `opts` into `dir` (created if missing; files of the
@@ -308,13 +278,12 @@ pub fn generate(dir: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
     for (chunk, sizes) in plans.chunks(per_thread).zip(sizes) {
         for (p, bytes) in chunk.iter().zip(sizes?) {
             total += bytes;
-            let parses = !matches!(p.expected, ExpectedStatus::Failed(ExpectedFailure::Wav(_)));
             files.push(GeneratedFile {
                 path: p.path.clone(),
                 kind: p.kind,
                 expected: p.expected.clone(),
                 bytes,
-                frames: if parses { p.frames } else { 0 },
+                frames: p.frames_found,
             });
         }
     }
@@ -350,14 +319,17 @@ fn plan(opts: &GenerateOptions) -> Vec<Plan> {
             kind: FileKind::Clip(signal),
             seed,
             frames: n,
-            expected: ExpectedStatus::Ok,
+            frames_found: n,
+            expected: FileStatus::Ok,
         });
     }
     for j in 0..opts.corrupt {
         let odd = OddKind::ALL[j % OddKind::ALL.len()];
         let seed = file_seed(opts.seed ^ 0x0dd_f11e5, j as u64);
         let mut rng = Rng::new(seed);
-        let fail = |e: WavError| ExpectedStatus::Failed(ExpectedFailure::Wav(e));
+        let fail = |e: WavError| FileStatus::Failed {
+            reason: e.to_string(),
+        };
         let (frames, expected) = match odd {
             OddKind::NotRiff => (0, fail(WavError::NotRiffWave)),
             OddKind::TruncatedHeader => (0, fail(WavError::TruncatedHeader)),
@@ -370,21 +342,28 @@ fn plan(opts: &GenerateOptions) -> Vec<Plan> {
             OddKind::ZeroBytes => (0, fail(WavError::Empty)),
             OddKind::WrongSampleRate => (
                 n,
-                ExpectedStatus::Failed(ExpectedFailure::SampleRate {
-                    found: other_rate(opts.sample_rate),
-                    expected: opts.sample_rate,
-                }),
+                FileStatus::Failed {
+                    // Worded as the read stage words it; a test below holds them together.
+                    reason: format!(
+                        "sample rate {} Hz, expected {} Hz",
+                        other_rate(opts.sample_rate),
+                        opts.sample_rate
+                    ),
+                },
             ),
             OddKind::Short => {
                 let len = n / 4 + rng.below(n - n / 4);
-                (len, ExpectedStatus::Padded { missing: n - len })
+                let missing_samples = (n - len) as u64;
+                (len, FileStatus::Padded { missing_samples })
             }
             OddKind::Long => {
                 let len = n + 1 + rng.below(n / 2);
-                (len, ExpectedStatus::Truncated { dropped: len - n })
+                let dropped_samples = (len - n) as u64;
+                (len, FileStatus::Truncated { dropped_samples })
             }
-            _ => (n, ExpectedStatus::Ok),
+            _ => (n, FileStatus::Ok),
         };
+        let failed = matches!(expected, FileStatus::Failed { .. });
         let ext = if odd == OddKind::ListBeforeFmt {
             "WAV"
         } else {
@@ -395,6 +374,7 @@ fn plan(opts: &GenerateOptions) -> Vec<Plan> {
             kind: FileKind::Odd(odd),
             seed,
             frames,
+            frames_found: if failed { 0 } else { frames },
             expected,
         });
     }
@@ -871,7 +851,10 @@ fn quantize_i16(signal: &[f32], out: &mut Vec<i16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Channel;
+    use crate::backend::AudioBatch;
+    use crate::discover::discover;
+    use crate::read::Reader;
+    use crate::Config;
 
     fn small(files: usize, corrupt: usize) -> GenerateOptions {
         GenerateOptions {
@@ -883,62 +866,43 @@ mod tests {
         }
     }
 
-    /// What the pipeline will decide for a file, from the parser alone.
-    fn status_of(bytes: &[u8], opts: &GenerateOptions) -> (ExpectedStatus, usize) {
-        let info = match wav::parse(bytes) {
-            Ok(info) => info,
-            Err(e) => return (ExpectedStatus::Failed(ExpectedFailure::Wav(e)), 0),
-        };
-        let status = if info.sample_rate != opts.sample_rate {
-            ExpectedStatus::Failed(ExpectedFailure::SampleRate {
-                found: info.sample_rate,
-                expected: opts.sample_rate,
-            })
-        } else if info.frames < opts.samples {
-            ExpectedStatus::Padded {
-                missing: opts.samples - info.frames,
-            }
-        } else if info.frames > opts.samples {
-            ExpectedStatus::Truncated {
-                dropped: info.frames - opts.samples,
-            }
-        } else {
-            ExpectedStatus::Ok
-        };
-        (status, info.frames)
-    }
-
     #[test]
-    fn every_file_is_on_disk_and_has_its_expected_status() {
+    fn the_read_stage_gives_every_file_its_expected_status() {
         let dir = tempfile::tempdir().expect("tempdir");
         let opts = small(40, 2 * OddKind::ALL.len());
         let report = generate(dir.path(), &opts).expect("generate");
         assert_eq!(report.files.len(), 40 + 34);
         assert_eq!(report.failed(), 2 * 7);
-        let mut total = 0;
-        let mut decoded = vec![0.0f32; 2 * opts.samples];
-        for f in &report.files {
-            let bytes = std::fs::read(dir.path().join(&f.path)).expect("read");
-            assert_eq!(bytes.len() as u64, f.bytes, "{:?}", f.path);
-            total += f.bytes;
-            let (status, frames) = status_of(&bytes, &opts);
-            assert_eq!(status, f.expected, "{:?}", f.path);
-            assert_eq!(frames, f.frames, "{:?}", f.path);
-            if let Ok(info) = wav::parse(&bytes) {
-                let n = wav::decode(&info, &bytes, Channel::Mix, &mut decoded).expect("decode");
-                assert_eq!(n, f.frames);
-                assert!(decoded[..n].iter().all(|x| x.is_finite() && x.abs() <= 1.0));
-            }
+        assert_eq!(
+            report.bytes,
+            report.files.iter().map(|f| f.bytes).sum::<u64>()
+        );
+
+        // The real discover and read stages, as a run would use them.
+        let cfg = Config {
+            clip_samples: opts.samples,
+            ..Config::default()
+        };
+        cfg.validate().expect("valid config");
+        let found = discover(&[dir.path().to_path_buf()], 2).expect("discover");
+        let rel: Vec<_> = found.iter().map(|f| f.rel.clone()).collect();
+        let listed: Vec<_> = report.files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(rel, listed, "same files, same (byte-wise sorted) order");
+        let mut batch = AudioBatch::default();
+        let outcomes = Reader::new(&cfg).read_task(&found, &mut batch);
+        for (f, o) in report.files.iter().zip(&outcomes) {
+            assert_eq!(o.status, f.expected, "{:?}", f.path);
+            assert_eq!(o.bytes, f.bytes, "{:?}", f.path);
+            assert_eq!(o.samples, f.frames as u64, "{:?}", f.path);
         }
-        assert_eq!(total, report.bytes);
-        let mut paths: Vec<_> = report.files.iter().map(|f| f.path.clone()).collect();
-        paths.sort();
-        paths.dedup();
-        assert_eq!(paths.len(), report.files.len(), "paths are unique");
-        assert!(report
-            .files
-            .windows(2)
-            .all(|w| w[0].path.as_os_str() < w[1].path.as_os_str()));
+        assert!(batch
+            .samples
+            .iter()
+            .all(|x| x.is_finite() && x.abs() <= 1.0));
+        let kinds: std::collections::HashSet<_> = report.files.iter().map(|f| f.kind).collect();
+        assert!(OddKind::ALL
+            .iter()
+            .all(|&k| kinds.contains(&FileKind::Odd(k))));
     }
 
     #[test]

@@ -376,7 +376,7 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
 /// Decodes up to `out.len()` mono frames into `out`, scaled as torchaudio.load does
 /// (int / 2^(bits−1), u8 as (x − 128)/128, float as is); returns the number written.
 ///
-/// `Channel::Mix` is the mean of all channels (rounded once to f32), `Channel::Index(i)`
+/// `Channel::Mix` is the mean of all channels (computed in f64), `Channel::Index(i)`
 /// channel `i` alone. `info` must come from [`parse`] of the same `bytes`; an `info` that
 /// does not fit `bytes` is an error, never a panic.
 pub fn decode(
