@@ -448,36 +448,52 @@ fn run_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
     ]
 }
 
-/// Kills a run with SIGKILL at 20 pseudo-random moments, resuming each time; at no moment does
-/// OUT hold output that verifies but is incomplete, and the final output is byte-identical to an
-/// uninterrupted run.
+fn journal_lines(out: &Path) -> usize {
+    std::fs::read(out.join(".melpipe-partial/journal.jsonl"))
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+}
+
+/// Kills a run with SIGKILL at 20 pseudo-random moments (after a random number of further
+/// committed batches plus a random delay), resuming each time; at no moment does OUT hold output
+/// that verifies but is incomplete, and the final output is byte-identical to an uninterrupted
+/// run.
 #[test]
 fn resume_after_repeated_sigkill_is_byte_identical() {
     let t = tempfile::tempdir().unwrap();
-    let data = dataset(t.path(), 300, 6);
+    let data = dataset(t.path(), 400, 6);
     let full = t.path().join("full");
-    let start = std::time::Instant::now();
     run_ok(&run_args(&data, &full));
-    let dur = start.elapsed();
     let out = t.path().join("out");
     let mut rng = 0x9e3779b97f4a7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
     let mut kills = 0;
     for i in 0..20 {
         let mut args = run_args(&data, &out);
         if i > 0 {
             args.push("--resume");
         }
+        let before = journal_lines(&out);
+        let target = before + 1 + (next() % 4) as usize;
         let mut child = melpipe()
             .args(&args)
             .env("MELPIPE_CHECKPOINT_SECS", "0")
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let frac = 0.05 + (rng % 1000) as f64 / 1000.0 * 0.5;
-        std::thread::sleep(dur.mul_f64(frac));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while journal_lines(&out) < target && child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {i} made no progress"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(next() % 20_000));
         let _ = child.kill();
         let status = child.wait().unwrap();
         kills += usize::from(!status.success());
@@ -491,7 +507,10 @@ fn resume_after_repeated_sigkill_is_byte_identical() {
             break;
         }
     }
-    assert!(kills >= 5, "only {kills} runs were killed before finishing");
+    assert!(
+        kills >= 15,
+        "only {kills} runs were killed before finishing"
+    );
     if !out.join("manifest.json").exists() {
         let mut args = run_args(&data, &out);
         args.push("--resume");
