@@ -106,6 +106,15 @@ impl Reader {
         batch.samples.resize(offset + len, 0.0);
         let out = &mut batch.samples[offset..offset + len];
         match wav::decode(&info, &self.buf, self.channel, out) {
+            Ok(n) if is_float(info.format) && !out[..n.min(len)].iter().all(|x| x.is_finite()) => {
+                batch.samples.truncate(offset);
+                return failed(
+                    batch,
+                    bytes,
+                    "float samples include NaN or infinity".into(),
+                    &self.geometry,
+                );
+            }
             Ok(n) => out[n.min(len)..].fill(0.0),
             Err(e) => {
                 batch.samples.truncate(offset);
@@ -128,6 +137,10 @@ impl Reader {
     }
 }
 
+fn is_float(f: wav::SampleFormat) -> bool {
+    matches!(f, wav::SampleFormat::F32 | wav::SampleFormat::F64)
+}
+
 /// Reads a whole file into `buf` (cleared first).
 fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
@@ -136,4 +149,61 @@ fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> 
     buf.reserve(hint.saturating_add(1));
     f.read_to_end(buf)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wav::{encode_pcm16, encode_wav, Samples};
+
+    fn input(dir: &std::path::Path, name: &str, bytes: &[u8]) -> InputFile {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        InputFile {
+            rel: name.into(),
+            size: bytes.len() as u64,
+            path,
+            mtime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn statuses_padding_and_non_finite_floats() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let short: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.01).sin() * 0.5).collect();
+        let mut bad = short.clone();
+        bad[10] = f64::NAN;
+        let files = [
+            input(
+                d.path(),
+                "a.wav",
+                &encode_wav(1, 4096, Samples::F64(&short)),
+            ),
+            input(d.path(), "b.wav", &encode_wav(1, 4096, Samples::F64(&bad))),
+            input(d.path(), "c.wav", &encode_pcm16(1, 8000, &[0i16; 100])),
+            input(d.path(), "d.wav", b"RIFF"),
+        ];
+        let mut batch = AudioBatch::default();
+        let out = Reader::new(&cfg).read_task(&files, &mut batch);
+        assert_eq!(
+            out[0].status,
+            FileStatus::Padded {
+                missing_samples: 39960
+            }
+        );
+        assert_eq!(out[0].samples, 1000);
+        assert!(batch.samples[1000..40960].iter().all(|&x| x == 0.0));
+        assert!((batch.samples[5] - (0.05f64.sin() * 0.5) as f32).abs() < 1e-6);
+        assert!(matches!(&out[1].status, FileStatus::Failed { reason } if reason.contains("NaN")));
+        assert!(
+            matches!(&out[2].status, FileStatus::Failed { reason } if reason.contains("8000 Hz"))
+        );
+        assert!(out[3].status.is_failed());
+        assert_eq!(batch.files.len(), 4);
+        assert!(batch.files[1..]
+            .iter()
+            .all(|f| f.failed && f.len == 0 && f.rows == 237));
+        assert_eq!(batch.samples.len(), 40960);
+    }
 }
