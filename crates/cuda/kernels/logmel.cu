@@ -181,6 +181,46 @@ __device__ __forceinline__ void epilogue(const float* pw, float* psum, float* se
 }
 
 #if KERNEL_REG
+// One radix-2 DIT stage of butterflies of span LEN over the register arrays. LEN is a template
+// constant so that every index is one too, and the arrays stay in registers.
+template <int LEN>
+__device__ __forceinline__ void fft_stage(float (&re)[HALF_FFT], float (&im)[HALF_FFT]) {
+#pragma unroll
+    for (int i = 0; i < HALF_FFT; i += LEN) {
+#pragma unroll
+        for (int j = 0; j < LEN / 2; ++j) {
+            const int a = i + j;
+            const int b = a + LEN / 2;
+            // exp(−2πi·j/LEN) = W^(j·N/LEN); index 0 is 1 and needs no multiply.
+            const int w = j * (N_FFT / LEN);
+            float vr = re[b], vi = im[b];
+            if (w != 0) {
+                const float wr = c_tw_re[w], wi = c_tw_im[w];
+                const float tr = vr * wr - vi * wi;
+                vi = vr * wi + vi * wr;
+                vr = tr;
+            }
+            re[b] = re[a] - vr;
+            im[b] = im[a] - vi;
+            re[a] += vr;
+            im[a] += vi;
+        }
+    }
+}
+
+// Stages LEN, 2·LEN, …, HALF_FFT.
+template <int LEN>
+struct FftStages {
+    static __device__ __forceinline__ void run(float (&re)[HALF_FFT], float (&im)[HALF_FFT]) {
+        fft_stage<LEN>(re, im);
+        FftStages<LEN * 2>::run(re, im);
+    }
+};
+template <>
+struct FftStages<HALF_FFT * 2> {
+    static __device__ __forceinline__ void run(float (&)[HALF_FFT], float (&)[HALF_FFT]) {}
+};
+
 // Power spectrum of one frame starting at padded index j0 of a staged segment, the whole FFT
 // in registers. The N real samples are packed as N/2 complex values z[m] = x[2m] + i·x[2m+1],
 // transformed by an iterative radix-2 DIT FFT (loaded in bit-reversed order), and split into
@@ -194,30 +234,7 @@ __device__ __forceinline__ void frame_power_reg(const float* seg, int j0, float*
         re[m] = c_window[n] * seg[skew(j0 + n)];
         im[m] = c_window[n + 1] * seg[skew(j0 + n + 1)];
     }
-#pragma unroll
-    for (int len = 2; len <= HALF_FFT; len <<= 1) {
-#pragma unroll
-        for (int i = 0; i < HALF_FFT; i += len) {
-#pragma unroll
-            for (int j = 0; j < len / 2; ++j) {
-                const int a = i + j;
-                const int b = a + len / 2;
-                // exp(−2πi·j/len) = W^(j·N/len); index 0 is 1 and needs no multiply.
-                const int w = j * (N_FFT / len);
-                float vr = re[b], vi = im[b];
-                if (w != 0) {
-                    const float wr = c_tw_re[w], wi = c_tw_im[w];
-                    const float tr = vr * wr - vi * wi;
-                    vi = vr * wi + vi * wr;
-                    vr = tr;
-                }
-                re[b] = re[a] - vr;
-                im[b] = im[a] - vi;
-                re[a] += vr;
-                im[a] += vi;
-            }
-        }
-    }
+    FftStages<2>::run(re, im);
     {
         const float x0 = re[0] + im[0];
         const float xm = re[0] - im[0];

@@ -254,7 +254,11 @@ unsafe impl Send for PinnedBuf {}
 impl PinnedBuf {
     /// `write_combined`: fast for the CPU to write and the GPU to read, very slow for the CPU
     /// to read, so only for host→device staging.
-    fn alloc(ctx: &Arc<CudaContext>, len: usize, write_combined: bool) -> Result<Self, DriverError> {
+    fn alloc(
+        ctx: &Arc<CudaContext>,
+        len: usize,
+        write_combined: bool,
+    ) -> Result<Self, DriverError> {
         ctx.bind_to_thread()?;
         let flags = if write_combined {
             sys::CU_MEMHOSTALLOC_WRITECOMBINED
@@ -403,11 +407,15 @@ impl CudaBackend {
         let d = |op: &str| {
             let op = op.to_string();
             move |e: DriverError| match e.0 {
-                sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => GpuUnavailable::OutOfMemory(op).to_string(),
+                sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
+                    GpuUnavailable::OutOfMemory(op).to_string()
+                }
                 _ => format!("{op}: {}", driver_message(e)),
             }
         };
-        self.ctx.bind_to_thread().map_err(d("binding the context"))?;
+        self.ctx
+            .bind_to_thread()
+            .map_err(d("binding the context"))?;
         let alloc_what = format!(
             "allocating {:.0} MiB for a batch",
             (layout.total_bytes + out_bytes) as f64 / (1 << 20) as f64
@@ -451,10 +459,8 @@ impl CudaBackend {
             // has completed (waited for above before the next reuse, and the stream is
             // synchronised before this call returns); the device range lies inside dev_in
             // (total_bytes ≥ samples_bytes).
-            unsafe {
-                result::memcpy_htod_async(in_ptr + (i * CHUNK) as u64, &*dst, cu_stream)
-            }
-            .map_err(d("uploading samples"))?;
+            unsafe { result::memcpy_htod_async(in_ptr + (i * CHUNK) as u64, &*dst, cu_stream) }
+                .map_err(d("uploading samples"))?;
             self.chunk_done[half]
                 .record(stream)
                 .map_err(d("recording an upload"))?;
@@ -546,8 +552,10 @@ impl Backend for CudaBackend {
 
     fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> melpipe_core::Result<()> {
         let r = guard("computing a batch", || {
-            self.run(batch, out)
-                .map_err(|msg| GpuUnavailable::Driver { op: "computing a batch", msg })
+            self.run(batch, out).map_err(|msg| GpuUnavailable::Driver {
+                op: "computing a batch",
+                msg,
+            })
         });
         r.map_err(|e| melpipe_core::Error::Backend {
             backend: self.name.clone(),

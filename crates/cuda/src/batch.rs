@@ -153,7 +153,10 @@ mod tests {
             [0, 1, 2, 3].map(|f| u32_at(rel(l.row0_at) + 4 * f)),
             [0, 6, 6, 9]
         );
-        assert_eq!([0, 1, 2].map(|f| u32_at(rel(l.failed_at) + 4 * f)), [0, 1, 0]);
+        assert_eq!(
+            [0, 1, 2].map(|f| u32_at(rel(l.failed_at) + 4 * f)),
+            [0, 1, 0]
+        );
     }
 
     #[test]

@@ -80,26 +80,45 @@ pub(crate) fn compile(src: &str, cc: (u32, u32)) -> Result<Compiled, GpuUnavaila
 ///
 /// # Safety
 /// `prog` must be a live NVRTC program.
-unsafe fn build(prog: sys::nvrtcProgram, opts: &[String], cubin: bool) -> Result<Ptx, GpuUnavailable> {
+unsafe fn build(
+    prog: sys::nvrtcProgram,
+    opts: &[String],
+    cubin: bool,
+) -> Result<Ptx, GpuUnavailable> {
     if let Err(e) = result::compile_program(prog, opts) {
         let log = result::get_program_log(prog)
             .map(|l| {
-                let bytes: Vec<u8> = l.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+                let bytes: Vec<u8> = l
+                    .iter()
+                    .take_while(|&&c| c != 0)
+                    .map(|&c| c as u8)
+                    .collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             })
             .unwrap_or_default();
-        return Err(GpuUnavailable::Compile(format!("{e} ({}):\n{log}", opts.join(" "))));
+        return Err(GpuUnavailable::Compile(format!(
+            "{e} ({}):\n{log}",
+            opts.join(" ")
+        )));
     }
     let err = |e: result::NvrtcError| GpuUnavailable::Compile(e.to_string());
     if cubin {
         let mut size = 0usize;
-        sys::nvrtcGetCUBINSize(prog, &mut size).result().map_err(err)?;
+        sys::nvrtcGetCUBINSize(prog, &mut size)
+            .result()
+            .map_err(err)?;
         let mut image = vec![0u8; size];
-        sys::nvrtcGetCUBIN(prog, image.as_mut_ptr().cast()).result().map_err(err)?;
+        sys::nvrtcGetCUBIN(prog, image.as_mut_ptr().cast())
+            .result()
+            .map_err(err)?;
         Ok(Ptx::from_binary(image))
     } else {
         let ptx = result::get_ptx(prog).map_err(err)?;
-        let bytes: Vec<u8> = ptx.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = ptx
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         Ok(Ptx::from_src(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }
@@ -115,8 +134,14 @@ mod tests {
     fn arch_is_the_device_own_when_known_else_the_newest_below() {
         let known = [75, 80, 86, 89, 90, 100, 120];
         assert_eq!(choose_arch(&known, (9, 0)), Some(("sm_90".into(), true)));
-        assert_eq!(choose_arch(&known, (8, 7)), Some(("compute_86".into(), false)));
-        assert_eq!(choose_arch(&known, (13, 0)), Some(("compute_120".into(), false)));
+        assert_eq!(
+            choose_arch(&known, (8, 7)),
+            Some(("compute_86".into(), false))
+        );
+        assert_eq!(
+            choose_arch(&known, (13, 0)),
+            Some(("compute_120".into(), false))
+        );
         assert_eq!(choose_arch(&known, (7, 0)), None);
     }
 

@@ -278,11 +278,17 @@ impl KernelPlan {
             ("N_FFT", self.n_fft.to_string()),
             ("HALF_FFT", half.to_string()),
             ("LOG2_HALF", log2_half.to_string()),
-            ("IS_POW2", u8::from(self.n_fft.is_power_of_two()).to_string()),
+            (
+                "IS_POW2",
+                u8::from(self.n_fft.is_power_of_two()).to_string(),
+            ),
             ("PAD", (self.n_fft / 2).to_string()),
             ("HOP", self.hop.to_string()),
             ("SEG_LEN", self.seg_len.to_string()),
-            ("PADDED_LEN", (self.seg_len + 2 * (self.n_fft / 2)).to_string()),
+            (
+                "PADDED_LEN",
+                (self.seg_len + 2 * (self.n_fft / 2)).to_string(),
+            ),
             ("N_FRAMES", self.n_frames.to_string()),
             ("N_FREQS", self.n_freqs.to_string()),
             ("N_MELS", self.n_mels.to_string()),
@@ -497,7 +503,10 @@ mod tests {
         };
         cfg.validate().unwrap();
         let e = KernelPlan::new(&cfg, H100_SMEM).unwrap_err().to_string();
-        assert!(e.contains("hop_length") && e.contains("--device cpu"), "{e}");
+        assert!(
+            e.contains("hop_length") && e.contains("--device cpu"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -615,7 +624,10 @@ mod tests {
                 "IS_POW2",
             ] {
                 assert!(kernel_part.contains(name), "{name} unused by the kernel");
-                assert!(src.contains(&format!("#define {name} ")), "{name} undefined");
+                assert!(
+                    src.contains(&format!("#define {name} ")),
+                    "{name} undefined"
+                );
             }
             assert_eq!(
                 src.contains("__constant__ float c_window"),
@@ -626,7 +638,15 @@ mod tests {
 
     #[test]
     fn float_literals_round_trip() {
-        for v in [0.1f32, 1.0, -0.0, 1e-10, 80.0, 0.707_106_77, f32::MIN_POSITIVE] {
+        for v in [
+            0.1f32,
+            1.0,
+            -0.0,
+            1e-10,
+            80.0,
+            0.707_106_77,
+            f32::MIN_POSITIVE,
+        ] {
             let lit = f32_literal(v);
             let back: f32 = lit.trim_end_matches('f').parse().unwrap();
             assert_eq!(back.to_bits(), v.to_bits(), "{lit}");

@@ -182,7 +182,8 @@ pub(crate) fn nvrtc_version() -> Result<(u32, u32), GpuUnavailable> {
 /// "GPU-" + the 16 UUID bytes as 8-4-4-4-12 hex digits, as NVML names devices.
 pub(crate) fn format_uuid(bytes: &[std::ffi::c_char; 16]) -> String {
     let b: Vec<u8> = bytes.iter().map(|&c| c as u8).collect();
-    let hex = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let hex =
+        |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!(
         "GPU-{}-{}-{}-{}-{}",
         hex(0..4),
@@ -205,7 +206,10 @@ mod tests {
         if !driver_library_present() {
             assert_eq!(r.clone().unwrap_err(), GpuUnavailable::NoDriver);
             let msg = r.unwrap_err().to_string();
-            assert!(msg.contains("no CUDA driver") && msg.contains("--device cpu"), "{msg}");
+            assert!(
+                msg.contains("no CUDA driver") && msg.contains("--device cpu"),
+                "{msg}"
+            );
             assert_eq!(device_count().unwrap_err(), GpuUnavailable::NoDriver);
         } else {
             match r {
@@ -217,8 +221,14 @@ mod tests {
 
     #[test]
     fn ordinal_out_of_range_names_the_valid_ones() {
-        let e = GpuUnavailable::OrdinalOutOfRange { ordinal: 3, count: 2 };
-        assert_eq!(e.to_string(), "cuda:3 does not exist: 2 GPU(s) visible, cuda:0 to cuda:1");
+        let e = GpuUnavailable::OrdinalOutOfRange {
+            ordinal: 3,
+            count: 2,
+        };
+        assert_eq!(
+            e.to_string(),
+            "cuda:3 does not exist: 2 GPU(s) visible, cuda:0 to cuda:1"
+        );
         if driver_library_present() {
             if let Ok(n) = device_count() {
                 assert!(matches!(
@@ -254,9 +264,6 @@ mod tests {
         for (i, x) in b.iter_mut().enumerate() {
             *x = (i as u8 * 17) as std::ffi::c_char;
         }
-        assert_eq!(
-            format_uuid(&b),
-            "GPU-00112233-4455-6677-8899-aabbccddeeff"
-        );
+        assert_eq!(format_uuid(&b), "GPU-00112233-4455-6677-8899-aabbccddeeff");
     }
 }
