@@ -416,6 +416,11 @@ impl CudaBackend {
         self.ctx
             .bind_to_thread()
             .map_err(d("binding the context"))?;
+        // A call that failed half-way may have left copies in flight from the staging buffers
+        // about to be rewritten; when the stream is idle this returns at once.
+        self.stream
+            .synchronize()
+            .map_err(d("finishing the previous batch"))?;
         let alloc_what = format!(
             "allocating {:.0} MiB for a batch",
             (layout.total_bytes + out_bytes) as f64 / (1 << 20) as f64
