@@ -3,8 +3,8 @@
 //! `gpu_parity OUT_DIR [--no-time]` builds seeded test signals of varied amplitude, runs the
 //! CUDA backend on them under several configurations and writes, per configuration, a folder
 //! `OUT_DIR/<name>/` with `samples.npy` (f32), `files.npy` (i64 rows of offset, len, rows,
-//! failed), `fb.npy` (the f64 filterbank given to the backend), `features.npy` (the backend's
-//! output) and `config.toml`. `scripts/gpu_parity.py OUT_DIR` then computes the torchaudio
+//! failed), `fb.npy` (melpipe-core's f64 filterbank), `features.npy` (the CUDA backend's
+//! output), `cpu.npy` (the CPU backend's output on the same batch) and `config.toml`. `scripts/gpu_parity.py OUT_DIR` then computes the torchaudio
 //! float64 reference and checks the accuracy contract (SPEC §3).
 //!
 //! It then times the seed configuration: kernel time (CUDA events) and wall time of whole
@@ -12,10 +12,12 @@
 //! throughput of 1–4 backends on their own threads (the pipeline's `streams`).
 
 use half::f16;
-use melpipe_core::backend::{AudioBatch, Backend, BatchFile, FeatureBuf};
+use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, BatchFile, FeatureBuf};
 use melpipe_core::config::{Config, Dtype, LengthMode, MelNorm, MelScale, Pool};
+use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::geometry::Geometry;
-use melpipe_cuda::{probe, CudaBackend, CudaBackendFactory, GpuMonitor};
+use melpipe_core::mel::MelFilterbank;
+use melpipe_cuda::{probe, CudaBackend, CudaBackendFactory, GpuMonitor, MultiGpuFactory};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -115,64 +117,6 @@ fn make_batch(cfg: &Config, n: usize, seed: u64, fail_every: usize) -> AudioBatc
     b
 }
 
-/// torchaudio.functional.melscale_fbanks in f64, a stand-in until melpipe-core's lands.
-fn melscale_fbanks(cfg: &Config) -> Vec<f64> {
-    let n_freqs = cfg.n_freqs();
-    let n_mels = cfg.n_mels;
-    let sr = cfg.sample_rate as f64;
-    let slaney = cfg.mel_scale == MelScale::Slaney;
-    let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
-    let min_log_mel = min_log_hz / f_sp;
-    let logstep = 6.4f64.ln() / 27.0;
-    let hz_to_mel = |f: f64| {
-        if !slaney {
-            2595.0 * (1.0 + f / 700.0).log10()
-        } else if f >= min_log_hz {
-            min_log_mel + (f / min_log_hz).ln() / logstep
-        } else {
-            f / f_sp
-        }
-    };
-    let mel_to_hz = |m: f64| {
-        if !slaney {
-            700.0 * (10f64.powf(m / 2595.0) - 1.0)
-        } else if m >= min_log_mel {
-            min_log_hz * (logstep * (m - min_log_mel)).exp()
-        } else {
-            f_sp * m
-        }
-    };
-    let linspace = |a: f64, b: f64, n: usize| -> Vec<f64> {
-        (0..n)
-            .map(|i| {
-                if n == 1 {
-                    a
-                } else {
-                    a + (b - a) * i as f64 / (n - 1) as f64
-                }
-            })
-            .collect()
-    };
-    // torch.linspace(0, sample_rate // 2, n_freqs): integer Nyquist, as torchaudio does.
-    let all_freqs = linspace(0.0, (cfg.sample_rate / 2) as f64, n_freqs);
-    let m_pts = linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max()), n_mels + 2);
-    let f_pts: Vec<f64> = m_pts.iter().map(|&m| mel_to_hz(m)).collect();
-    let _ = sr;
-    let mut fb = vec![0.0; n_freqs * n_mels];
-    for (k, &f) in all_freqs.iter().enumerate() {
-        for m in 0..n_mels {
-            let down = (f - f_pts[m]) / (f_pts[m + 1] - f_pts[m]);
-            let up = (f_pts[m + 2] - f) / (f_pts[m + 2] - f_pts[m + 1]);
-            let mut w = down.min(up).max(0.0);
-            if cfg.norm == MelNorm::Slaney {
-                w *= 2.0 / (f_pts[m + 2] - f_pts[m]);
-            }
-            fb[k * n_mels + m] = w;
-        }
-    }
-    fb
-}
-
 /// Writes a C-order .npy (version 1.0).
 fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) -> std::io::Result<()> {
     let shape_s = match shape.len() {
@@ -220,8 +164,8 @@ fn parity_case(
     seed: u64,
 ) -> Result<(), String> {
     cfg.validate().map_err(|e| e.to_string())?;
-    let fb = melscale_fbanks(cfg);
-    let factory = CudaBackendFactory::with_filterbank(0, cfg, &fb).map_err(|e| e.to_string())?;
+    let fb = MelFilterbank::new(cfg).weights;
+    let factory = CudaBackendFactory::new(0, cfg).map_err(|e| e.to_string())?;
     let mut be = factory.create_backend().map_err(|e| e.to_string())?;
     let batch = make_batch(cfg, n_files, seed, 7);
     let rows = batch.rows();
@@ -285,6 +229,19 @@ fn parity_case(
     .map_err(io)?;
     std::fs::write(dir.join("config.toml"), cfg.to_toml()).map_err(io)?;
 
+    // The CPU backend on the same batch, for the CPU/GPU agreement clause.
+    let mut cpu = CpuBackendFactory.create(cfg).map_err(|e| e.to_string())?;
+    let mut cpu_feats = poisoned(cfg, rows * cfg.values_per_row());
+    cpu.compute(&batch, &mut cpu_feats)
+        .map_err(|e| e.to_string())?;
+    write_npy(
+        &dir.join("cpu.npy"),
+        cfg.dtype.descr(),
+        &[rows, cfg.n_mels, cfg.out_frames()],
+        cpu_feats.as_bytes(),
+    )
+    .map_err(io)?;
+
     // Same input twice: identical bytes (resume must give byte-identical output).
     let mut again = poisoned(cfg, rows * cfg.values_per_row());
     be.compute(&batch, &mut again).map_err(|e| e.to_string())?;
@@ -315,8 +272,7 @@ fn tiled_batch(cfg: &Config, base: &AudioBatch, n: usize) -> AudioBatch {
 }
 
 fn timing(cfg: &Config, sizes: &[usize], full: bool) -> Result<(), String> {
-    let fb = melscale_fbanks(cfg);
-    let factory = CudaBackendFactory::with_filterbank(0, cfg, &fb).map_err(|e| e.to_string())?;
+    let factory = CudaBackendFactory::new(0, cfg).map_err(|e| e.to_string())?;
     let base = make_batch(cfg, 256, 99, 0);
     println!(
         "\ntiming, pool {} dtype {}: median of 7 after 2 warm-ups",
@@ -370,41 +326,45 @@ fn timing(cfg: &Config, sizes: &[usize], full: bool) -> Result<(), String> {
     drop(be);
 
     // Backends on their own threads, as the pipeline's `streams` knob runs them.
-    println!("\nstreams: backends on their own threads, 8 batches of 1024 files each");
-    println!(
-        "{:>7} {:>10} {:>10} {:>12}",
-        "streams", "wall s", "files/s", "upload GB/s"
-    );
-    let batch = tiled_batch(cfg, &base, 1024);
-    for streams in 1..=4usize {
-        let mut backends: Vec<CudaBackend> = (0..streams)
-            .map(|_| factory.create_backend())
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        // Warm-up (buffers grow on the first batch).
-        for be in &mut backends {
-            let mut out = poisoned(cfg, batch.rows() * cfg.values_per_row());
-            be.compute(&batch, &mut out).map_err(|e| e.to_string())?;
-        }
-        let t0 = Instant::now();
-        std::thread::scope(|s| {
-            for be in backends.iter_mut() {
-                let batch = &batch;
-                s.spawn(move || {
-                    let mut out = poisoned(cfg, batch.rows() * cfg.values_per_row());
-                    for _ in 0..8 {
-                        be.compute(batch, &mut out).expect("compute");
-                    }
-                });
-            }
-        });
-        let wall = t0.elapsed().as_secs_f64();
-        let files = (streams * 8 * 1024) as f64;
+    for (files, batches) in [(256usize, 32usize), (1024, 8)] {
         println!(
-            "{streams:>7} {wall:>10.3} {:>10.0} {:>12.2}",
-            files / wall,
-            files * (cfg.clip_samples * 4) as f64 / wall / 1e9
+            "\nstreams: backends on their own threads, {batches} batches of {files} files each"
         );
+        println!(
+            "{:>7} {:>10} {:>10} {:>12}",
+            "streams", "wall s", "files/s", "upload GB/s"
+        );
+        let batch = tiled_batch(cfg, &base, files);
+        for streams in 1..=4usize {
+            let mut backends: Vec<CudaBackend> = (0..streams)
+                .map(|_| factory.create_backend())
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            // Warm-up (buffers grow on the first batch).
+            for be in &mut backends {
+                let mut out = poisoned(cfg, batch.rows() * cfg.values_per_row());
+                be.compute(&batch, &mut out).map_err(|e| e.to_string())?;
+            }
+            let t0 = Instant::now();
+            std::thread::scope(|s| {
+                for be in backends.iter_mut() {
+                    let batch = &batch;
+                    s.spawn(move || {
+                        let mut out = poisoned(cfg, batch.rows() * cfg.values_per_row());
+                        for _ in 0..batches {
+                            be.compute(batch, &mut out).expect("compute");
+                        }
+                    });
+                }
+            });
+            let wall = t0.elapsed().as_secs_f64();
+            let n = (streams * batches * files) as f64;
+            println!(
+                "{streams:>7} {wall:>10.3} {:>10.0} {:>12.2}",
+                n / wall,
+                n * (cfg.clip_samples * 4) as f64 / wall / 1e9
+            );
+        }
     }
     Ok(())
 }
@@ -464,7 +424,10 @@ fn main() {
     };
     println!("{info}");
     match GpuMonitor::new(&info.uuid) {
-        Some(m) => println!("NVML: {:?}", m.sample()),
+        Some(m) => println!(
+            "NVML: {}",
+            m.sample().map(|s| s.to_string()).unwrap_or_default()
+        ),
         None => println!("NVML: unavailable"),
     }
     let seed = Config::default();
@@ -589,8 +552,7 @@ fn main() {
     }
     // A malformed batch is an error, not a crash.
     {
-        let fb = melscale_fbanks(&seed);
-        if let Ok(factory) = CudaBackendFactory::with_filterbank(0, &seed, &fb) {
+        if let Ok(factory) = CudaBackendFactory::new(0, &seed) {
             if let Ok(mut be) = factory.create_backend() {
                 let mut b = make_batch(&seed, 2, 5, 0);
                 b.files[1].rows = 500;
@@ -603,6 +565,39 @@ fn main() {
                     }
                 }
             }
+        }
+    }
+    // cuda:all over however many GPUs there are: same bytes as one device's backend.
+    match MultiGpuFactory::all(&seed) {
+        Ok(multi) => {
+            let batch = make_batch(&seed, 8, 3, 5);
+            let n = batch.rows() * seed.values_per_row();
+            let mut outs = Vec::new();
+            for _ in 0..multi.devices().len() + 1 {
+                let mut out = poisoned(&seed, n);
+                let r = multi
+                    .create(&seed)
+                    .and_then(|mut b| b.compute(&batch, &mut out));
+                if let Err(e) = r {
+                    eprintln!("cuda:all backend failed: {e}");
+                    failed = true;
+                }
+                outs.push(out);
+            }
+            let same = outs.windows(2).all(|w| w[0].as_bytes() == w[1].as_bytes());
+            println!(
+                "cuda:all over {} GPU(s): {}",
+                multi.devices().len(),
+                multi.name()
+            );
+            if !same {
+                eprintln!("cuda:all backends disagree");
+                failed = true;
+            }
+        }
+        Err(e) => {
+            eprintln!("cuda:all: {e}");
+            failed = true;
         }
     }
     if !args.iter().any(|a| a == "--no-time") {

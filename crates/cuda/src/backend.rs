@@ -227,6 +227,61 @@ impl BackendFactory for CudaBackendFactory {
     }
 }
 
+/// Backends spread over several GPUs (`--device cuda:all`): each [`BackendFactory::create`]
+/// call takes the next device in turn, so `streams × devices` worker threads give every GPU
+/// `streams` backends.
+pub struct MultiGpuFactory {
+    devices: Vec<CudaBackendFactory>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl MultiGpuFactory {
+    /// One factory per visible GPU (the kernel is compiled for each).
+    pub fn all(cfg: &Config) -> Result<Self, GpuUnavailable> {
+        let n = crate::probe::device_count()?;
+        if n == 0 {
+            return Err(GpuUnavailable::NoDevice);
+        }
+        Self::new(
+            (0..n)
+                .map(|i| CudaBackendFactory::new(i, cfg))
+                .collect::<Result<_, _>>()?,
+        )
+    }
+
+    /// Over the given per-device factories (at least one).
+    pub fn new(devices: Vec<CudaBackendFactory>) -> Result<Self, GpuUnavailable> {
+        if devices.is_empty() {
+            return Err(GpuUnavailable::NoDevice);
+        }
+        Ok(MultiGpuFactory {
+            devices,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The per-device factories, in ordinal order.
+    pub fn devices(&self) -> &[CudaBackendFactory] {
+        &self.devices
+    }
+}
+
+impl BackendFactory for MultiGpuFactory {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.devices.iter().map(|d| d.name()).collect();
+        names.join(", ")
+    }
+
+    fn create(&self, cfg: &Config) -> melpipe_core::Result<Box<dyn Backend>> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.devices.len();
+        self.devices[i].create(cfg)
+    }
+
+    fn is_cpu(&self) -> bool {
+        false
+    }
+}
+
 /// Times of the last [`Backend::compute`] call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ComputeTiming {

@@ -12,6 +12,8 @@
 //!    per worker thread: each backend has its own stream and buffers, so the threads' batches
 //!    overlap on the device.
 //! 4. [`GpuMonitor::new`]`(&info.uuid)` for the status line.
+//!
+//! `--device cuda:all`: [`MultiGpuFactory::all`] hands out backends on each GPU in turn.
 #![warn(missing_docs)]
 
 mod backend;
@@ -22,7 +24,9 @@ mod monitor;
 pub mod plan;
 mod probe;
 
-pub use backend::{ComputeTiming, CudaBackend, CudaBackendFactory, KernelResources};
+pub use backend::{
+    ComputeTiming, CudaBackend, CudaBackendFactory, KernelResources, MultiGpuFactory,
+};
 pub use error::GpuUnavailable;
 pub use monitor::{GpuMonitor, GpuStats};
 pub use probe::{device_count, driver_library_present, nvrtc_library_present, probe, DeviceInfo};

@@ -15,6 +15,19 @@ pub struct GpuStats {
     pub memory_total: u64,
 }
 
+impl std::fmt::Display for GpuStats {
+    /// "GPU 85% VRAM 3.1/79.6 GB", for the status line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GPU {}% VRAM {:.1}/{:.1} GB",
+            self.utilization_percent,
+            self.memory_used as f64 / 1e9,
+            self.memory_total as f64 / 1e9
+        )
+    }
+}
+
 /// Reads a GPU's utilisation and memory. Cheap to call once a second.
 pub struct GpuMonitor {
     nvml: Nvml,
@@ -59,6 +72,16 @@ mod tests {
     #[test]
     fn unknown_device_or_missing_nvml_is_none() {
         assert!(GpuMonitor::new("GPU-00000000-0000-0000-0000-000000000000").is_none());
+    }
+
+    #[test]
+    fn stats_read_as_the_status_line_shows_them() {
+        let s = GpuStats {
+            utilization_percent: 85,
+            memory_used: 3_100_000_000,
+            memory_total: 79_600_000_000,
+        };
+        assert_eq!(s.to_string(), "GPU 85% VRAM 3.1/79.6 GB");
     }
 
     #[test]
