@@ -534,6 +534,17 @@ fn main() {
             12,
         ),
         (
+            "gen_fft63",
+            Config {
+                n_fft: 63,
+                win_length: 63,
+                n_mels: 24,
+                dtype: Dtype::F32,
+                ..seed.clone()
+            },
+            12,
+        ),
+        (
             "natural_f32",
             Config {
                 length: LengthMode::Natural,
