@@ -1,0 +1,405 @@
+// Fused log-mel kernels of melpipe (SPEC §3): f32 samples of whole files in, finished feature
+// rows out, in the stored dtype.
+//
+// Compiled at run time by NVRTC, once per device and configuration. src/plan.rs prepends a
+// prelude of #defines (every size below is a compile-time constant, so loops unroll and the
+// register FFT keeps its data in registers) and, for the register path, __constant__ tables of
+// the window and the twiddles computed in f64 on the host. No CUDA header is included, so the
+// kernels compile with nothing but libnvrtc.
+//
+// Per segment (one output row): reflect-pad the segment by N_FFT/2 on both sides (the segment,
+// not the file), cut N_FRAMES frames of N_FFT samples every HOP, window, FFT, power; then
+//   pool mean: mean power over frames, mel projection, 10·log10(max(x, 1e-10)), top_db;
+//   pool none: mel projection of every frame, 10·log10, top_db over the segment.
+// Rows of failed files are NaN; rows past the batch's end are left alone.
+//
+// Two kernels share the epilogue:
+//   logmel_reg      N_FFT a power of two ≤ 64: one thread per frame, the whole FFT in
+//                   registers (real FFT through an N/2-point complex radix-2 FFT), SEGS
+//                   segments per block staged in shared memory.
+//   logmel_generic  any other N_FFT: one segment per block; a shared-memory radix-2 FFT for
+//                   powers of two, a direct DFT otherwise.
+
+#define SEG_OK 0
+#define SEG_FAILED 1
+#define SEG_ABSENT 2
+
+#if OUT_F16
+typedef unsigned short out_t;
+// Round to nearest even, as half::f16::from_f32 does on the CPU.
+__device__ __forceinline__ out_t to_out(float v) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    return h;
+}
+// The bit pattern of half::f16::NAN, so CPU and GPU outputs are byte-identical.
+__device__ __forceinline__ out_t out_nan() { return (unsigned short)0x7e00u; }
+#else
+typedef float out_t;
+__device__ __forceinline__ out_t to_out(float v) { return v; }
+// The bit pattern of f32::NAN.
+__device__ __forceinline__ out_t out_nan() { return __int_as_float(0x7fc00000); }
+#endif
+
+// Bit reversal of `v` over `bits` bits; constant-folded when the loops around it unroll.
+__host__ __device__ __forceinline__ constexpr int bitrev(int v, int bits) {
+    int r = 0;
+    for (int b = 0; b < bits; ++b) {
+        r = (r << 1) | ((v >> b) & 1);
+    }
+    return r;
+}
+
+// Padded-segment index → shared-memory index, one spare word every 32: frames start HOP words
+// apart, and without the skew a warp reading one sample of 32 frames hits few banks.
+__device__ __forceinline__ int skew(int j) { return j + (j >> 5); }
+
+// Index into the segment of padded index `j` (reflect padding, torch.nn.functional.pad
+// mode="reflect"); valid because SEG_LEN > PAD, which the configuration checks.
+__device__ __forceinline__ int reflect(int j) {
+    int i = j - PAD;
+    if (i < 0) i = -i;
+    if (i >= SEG_LEN) i = 2 * (SEG_LEN - 1) - i;
+    return i;
+}
+
+// The file holding batch row `row`: the last file whose first row is ≤ row. file_row0 has
+// num_files + 1 ascending entries (the last is the batch's row count), so files without rows
+// are never chosen.
+__device__ __forceinline__ unsigned int file_of_row(const unsigned int* __restrict__ file_row0,
+                                                    unsigned int num_files, unsigned int row) {
+    unsigned int lo = 0, hi = num_files;
+    while (hi - lo > 1) {
+        unsigned int mid = (lo + hi) >> 1;
+        if (file_row0[mid] <= row) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+
+// Fills s_base/s_state for the block's SEGS rows, as the geometry of SPEC §2 places them.
+__device__ __forceinline__ void locate_segments(const unsigned long long* __restrict__ file_offset,
+                                                const unsigned int* __restrict__ file_row0,
+                                                const unsigned int* __restrict__ file_failed,
+                                                unsigned int num_files, unsigned int total_rows,
+                                                unsigned int row_first, long long* s_base,
+                                                int* s_state, float* segmax) {
+    const int s = threadIdx.x;
+    if (s < SEGS) {
+        const unsigned int row = row_first + s;
+        long long base = 0;
+        int state = SEG_ABSENT;
+        if (row < total_rows) {
+            const unsigned int f = file_of_row(file_row0, num_files, row);
+            const unsigned int local = row - file_row0[f];
+            const unsigned int long_idx = local / N_SHORT;
+            const unsigned int short_idx = local - long_idx * N_SHORT;
+            base = (long long)file_offset[f] + (long long)long_idx * LONG_HOP +
+                   (long long)short_idx * SHORT_HOP;
+            state = file_failed[f] ? SEG_FAILED : SEG_OK;
+        }
+        s_base[s] = base;
+        s_state[s] = state;
+        segmax[s] = 0.0f;
+    }
+}
+
+// Mel power of output value `e` (mel m, frame t) of segment `s`: a sparse dot product of the
+// filter's non-zero weights with the power spectrum (pool none) or the mean power (pool mean).
+__device__ __forceinline__ float mel_value(const float* pw, const float* psum, int s, int e,
+                                           const int* __restrict__ mel_lo,
+                                           const int* __restrict__ mel_len,
+                                           const int* __restrict__ mel_off,
+                                           const float* __restrict__ mel_w) {
+    const int m = e / OUT_FRAMES;
+#if POOL_MEAN
+    const float* src = psum + s * N_FREQS;
+#else
+    const int t = e - m * OUT_FRAMES;
+    const float* src = pw + (s * N_FRAMES + t) * N_FREQS;
+#endif
+    const int lo = __ldg(mel_lo + m);
+    const int n = __ldg(mel_len + m);
+    const float* w = mel_w + __ldg(mel_off + m);
+    float acc = 0.0f;
+    for (int q = 0; q < n; ++q) acc = fmaf(__ldg(w + q), src[lo + q], acc);
+    return acc;
+}
+
+// From the power spectra of the block's segments (pw: SEGS × N_FRAMES × N_FREQS) to the
+// stored rows. Writes are in output order, so consecutive threads write consecutive values.
+__device__ __forceinline__ void epilogue(const float* pw, float* psum, float* segmax,
+                                         const int* s_state, unsigned int row_first,
+                                         const int* __restrict__ mel_lo,
+                                         const int* __restrict__ mel_len,
+                                         const int* __restrict__ mel_off,
+                                         const float* __restrict__ mel_w,
+                                         out_t* __restrict__ out) {
+    const int tid = threadIdx.x;
+#if POOL_MEAN
+    // Mean over frames in the power domain (Welch-style band energy), before the mel
+    // projection: the projection is linear, so this equals the mean of the mel frames.
+    for (int i = tid; i < SEGS * N_FREQS; i += BLOCK) {
+        const int s = i / N_FREQS;
+        const int k = i - s * N_FREQS;
+        const float* p = pw + s * N_FRAMES * N_FREQS + k;
+        float acc = 0.0f;
+        for (int t = 0; t < N_FRAMES; ++t) acc += p[t * N_FREQS];
+        psum[i] = acc / (float)N_FRAMES;
+    }
+    __syncthreads();
+#endif
+    const int per_seg = N_MELS * OUT_FRAMES;
+#if HAS_TOP_DB
+    // The segment's peak in the power domain: 10·log10 is monotonic, so the peak in dB is the
+    // dB of the peak power. Powers are ≥ 0, so their bit patterns order as ints, and a max is
+    // the same whatever order the atomics land in: the output stays deterministic.
+    for (int i = tid; i < SEGS * per_seg; i += BLOCK) {
+        const int s = i / per_seg;
+        if (s_state[s] != SEG_OK) continue;
+        const float p = mel_value(pw, psum, s, i - s * per_seg, mel_lo, mel_len, mel_off, mel_w);
+        atomicMax((int*)&segmax[s], __float_as_int(p));
+    }
+    __syncthreads();
+#endif
+    for (int i = tid; i < SEGS * per_seg; i += BLOCK) {
+        const int s = i / per_seg;
+        const int state = s_state[s];
+        if (state == SEG_ABSENT) continue;
+        const size_t o = (size_t)row_first * per_seg + (size_t)i;
+        if (state == SEG_FAILED) {
+            out[o] = out_nan();
+            continue;
+        }
+        const float p = mel_value(pw, psum, s, i - s * per_seg, mel_lo, mel_len, mel_off, mel_w);
+        float db = 10.0f * log10f(fmaxf(p, 1e-10f));
+#if HAS_TOP_DB
+        const float floor_db = 10.0f * log10f(fmaxf(segmax[s], 1e-10f)) - TOP_DB;
+        db = fmaxf(db, floor_db);
+#endif
+        out[o] = to_out(db);
+    }
+}
+
+#if KERNEL_REG
+// One radix-2 DIT stage of butterflies of span LEN over the register arrays. LEN is a template
+// constant so that every index is one too, and the arrays stay in registers.
+template <int LEN>
+__device__ __forceinline__ void fft_stage(float (&re)[HALF_FFT], float (&im)[HALF_FFT]) {
+#pragma unroll
+    for (int i = 0; i < HALF_FFT; i += LEN) {
+#pragma unroll
+        for (int j = 0; j < LEN / 2; ++j) {
+            const int a = i + j;
+            const int b = a + LEN / 2;
+            // exp(−2πi·j/LEN) = W^(j·N/LEN); index 0 is 1 and needs no multiply.
+            const int w = j * (N_FFT / LEN);
+            float vr = re[b], vi = im[b];
+            if (w != 0) {
+                const float wr = c_tw_re[w], wi = c_tw_im[w];
+                const float tr = vr * wr - vi * wi;
+                vi = vr * wi + vi * wr;
+                vr = tr;
+            }
+            re[b] = re[a] - vr;
+            im[b] = im[a] - vi;
+            re[a] += vr;
+            im[a] += vi;
+        }
+    }
+}
+
+// Stages LEN, 2·LEN, …, HALF_FFT.
+template <int LEN>
+struct FftStages {
+    static __device__ __forceinline__ void run(float (&re)[HALF_FFT], float (&im)[HALF_FFT]) {
+        fft_stage<LEN>(re, im);
+        FftStages<LEN * 2>::run(re, im);
+    }
+};
+template <>
+struct FftStages<HALF_FFT * 2> {
+    static __device__ __forceinline__ void run(float (&)[HALF_FFT], float (&)[HALF_FFT]) {}
+};
+
+// Power spectrum of one frame starting at padded index j0 of a staged segment, the whole FFT
+// in registers. The N real samples are packed as N/2 complex values z[m] = x[2m] + i·x[2m+1],
+// transformed by an iterative radix-2 DIT FFT (loaded in bit-reversed order), and split into
+// the spectrum of x: X[k] = E[k] + W^k·O[k], E = (Z[k] + conj Z[M−k])/2,
+// O = (Z[k] − conj Z[M−k])/(2i), W = exp(−2πi/N).
+__device__ __forceinline__ void frame_power_reg(const float* seg, int j0, float* pw_out) {
+    float re[HALF_FFT], im[HALF_FFT];
+#pragma unroll
+    for (int m = 0; m < HALF_FFT; ++m) {
+        const int n = 2 * bitrev(m, LOG2_HALF);
+        re[m] = c_window[n] * seg[skew(j0 + n)];
+        im[m] = c_window[n + 1] * seg[skew(j0 + n + 1)];
+    }
+    FftStages<2>::run(re, im);
+    {
+        const float x0 = re[0] + im[0];
+        const float xm = re[0] - im[0];
+        pw_out[0] = x0 * x0;
+        pw_out[HALF_FFT] = xm * xm;
+    }
+#pragma unroll
+    for (int k = 1; k < HALF_FFT; ++k) {
+        const float ar = re[k], ai = im[k];
+        const float br = re[HALF_FFT - k], bi = -im[HALF_FFT - k];
+        const float er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
+        const float odr = 0.5f * (ai - bi), odi = -0.5f * (ar - br);
+        const float wr = c_tw_re[k], wi = c_tw_im[k];
+        const float xr = er + wr * odr - wi * odi;
+        const float xi = ei + wr * odi + wi * odr;
+        pw_out[k] = xr * xr + xi * xi;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+logmel_reg(const float* __restrict__ samples, const unsigned long long* __restrict__ file_offset,
+           const unsigned int* __restrict__ file_row0,
+           const unsigned int* __restrict__ file_failed, unsigned int num_files,
+           unsigned int total_rows, const int* __restrict__ mel_lo,
+           const int* __restrict__ mel_len, const int* __restrict__ mel_off,
+           const float* __restrict__ mel_w, out_t* __restrict__ out) {
+    extern __shared__ float smem[];
+    float* stage = smem + SMEM_STAGE_OFF;  // SEGS × STAGE_STRIDE: skewed, padded segments
+    float* pw = smem + SMEM_PW_OFF;        // SEGS × N_FRAMES × N_FREQS: power spectra
+    float* psum = smem + SMEM_PSUM_OFF;    // SEGS × N_FREQS: mean power (pool mean)
+    float* segmax = smem + SMEM_MAX_OFF;   // SEGS: peak mel power (top_db)
+    __shared__ long long s_base[SEGS];
+    __shared__ int s_state[SEGS];
+
+    const unsigned int row_first = blockIdx.x * SEGS;
+    locate_segments(file_offset, file_row0, file_failed, num_files, total_rows, row_first,
+                    s_base, s_state, segmax);
+    __syncthreads();
+
+    // Stage each segment with its reflect padding; coalesced reads of the file's samples.
+    for (int i = threadIdx.x; i < SEGS * PADDED_LEN; i += BLOCK) {
+        const int s = i / PADDED_LEN;
+        const int j = i - s * PADDED_LEN;
+        float v = 0.0f;
+        if (s_state[s] == SEG_OK) v = __ldg(samples + s_base[s] + reflect(j));
+        stage[s * STAGE_STRIDE + skew(j)] = v;
+    }
+    __syncthreads();
+
+    for (int slot = threadIdx.x; slot < SEGS * N_FRAMES; slot += BLOCK) {
+        const int s = slot / N_FRAMES;
+        const int t = slot - s * N_FRAMES;
+        frame_power_reg(stage + s * STAGE_STRIDE, t * HOP, pw + slot * N_FREQS);
+    }
+    __syncthreads();
+
+    epilogue(pw, psum, segmax, s_state, row_first, mel_lo, mel_len, mel_off, mel_w, out);
+}
+#endif  // KERNEL_REG
+
+#if KERNEL_GENERIC
+// Sample at padded index j of the block's segment (0 for failed segments).
+__device__ __forceinline__ float padded_sample(const float* __restrict__ samples, long long base,
+                                               int state, int j) {
+    return state == SEG_OK ? __ldg(samples + base + reflect(j)) : 0.0f;
+}
+
+// One segment per block (SEGS == 1). window: N_FFT values; tw_re/tw_im: exp(−2πi·k/N_FFT)
+// for k < N_FFT.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+logmel_generic(const float* __restrict__ samples,
+               const unsigned long long* __restrict__ file_offset,
+               const unsigned int* __restrict__ file_row0,
+               const unsigned int* __restrict__ file_failed, unsigned int num_files,
+               unsigned int total_rows, const int* __restrict__ mel_lo,
+               const int* __restrict__ mel_len, const int* __restrict__ mel_off,
+               const float* __restrict__ mel_w, const float* __restrict__ window,
+               const float* __restrict__ tw_re, const float* __restrict__ tw_im,
+               out_t* __restrict__ out) {
+    extern __shared__ float smem[];
+    float* frame = smem + SMEM_FRAME_OFF;  // N_FFT floats: windowed frame (or M re + M im)
+    float* pw = smem + SMEM_PW_OFF;        // N_FRAMES × N_FREQS
+    float* psum = smem + SMEM_PSUM_OFF;    // N_FREQS (pool mean)
+    float* segmax = smem + SMEM_MAX_OFF;   // 1
+    __shared__ long long s_base[SEGS];
+    __shared__ int s_state[SEGS];
+
+    const unsigned int row_first = blockIdx.x * SEGS;
+    locate_segments(file_offset, file_row0, file_failed, num_files, total_rows, row_first,
+                    s_base, s_state, segmax);
+    __syncthreads();
+    const long long base = s_base[0];
+    const int state = s_state[0];
+    const int tid = threadIdx.x;
+
+    for (int t = 0; t < N_FRAMES; ++t) {
+        const int j0 = t * HOP;
+        float* p_out = pw + t * N_FREQS;
+#if IS_POW2
+        float* fr = frame;
+        float* fi = frame + HALF_FFT;
+        for (int m = tid; m < HALF_FFT; m += BLOCK) {
+            const int n = 2 * m;
+            const int dst = LOG2_HALF > 0 ? (int)(__brev((unsigned)m) >> (32 - LOG2_HALF)) : 0;
+            fr[dst] = __ldg(window + n) * padded_sample(samples, base, state, j0 + n);
+            fi[dst] = __ldg(window + n + 1) * padded_sample(samples, base, state, j0 + n + 1);
+        }
+        __syncthreads();
+        for (int len = 2; len <= HALF_FFT; len <<= 1) {
+            const int half = len >> 1;
+            for (int bf = tid; bf < HALF_FFT / 2; bf += BLOCK) {
+                const int g = bf / half;
+                const int j = bf - g * half;
+                const int a = g * len + j;
+                const int b = a + half;
+                const int w = j * (N_FFT / len);
+                const float wr = __ldg(tw_re + w), wi = __ldg(tw_im + w);
+                const float vr = fr[b] * wr - fi[b] * wi;
+                const float vi = fr[b] * wi + fi[b] * wr;
+                const float ur = fr[a], ui = fi[a];
+                fr[a] = ur + vr;
+                fi[a] = ui + vi;
+                fr[b] = ur - vr;
+                fi[b] = ui - vi;
+            }
+            __syncthreads();
+        }
+        for (int k = tid; k <= HALF_FFT; k += BLOCK) {
+            float pk;
+            if (k == 0 || k == HALF_FFT) {
+                const float x = k == 0 ? fr[0] + fi[0] : fr[0] - fi[0];
+                pk = x * x;
+            } else {
+                const float ar = fr[k], ai = fi[k];
+                const float br = fr[HALF_FFT - k], bi = -fi[HALF_FFT - k];
+                const float er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
+                const float odr = 0.5f * (ai - bi), odi = -0.5f * (ar - br);
+                const float wr = __ldg(tw_re + k), wi = __ldg(tw_im + k);
+                const float xr = er + wr * odr - wi * odi;
+                const float xi = ei + wr * odi + wi * odr;
+                pk = xr * xr + xi * xi;
+            }
+            p_out[k] = pk;
+        }
+#else
+        for (int n = tid; n < N_FFT; n += BLOCK)
+            frame[n] = __ldg(window + n) * padded_sample(samples, base, state, j0 + n);
+        __syncthreads();
+        // Direct DFT: the twiddle index k·n mod N advances by k per sample.
+        for (int k = tid; k < N_FREQS; k += BLOCK) {
+            float xr = 0.0f, xi = 0.0f;
+            int idx = 0;
+            for (int n = 0; n < N_FFT; ++n) {
+                const float x = frame[n];
+                xr = fmaf(x, __ldg(tw_re + idx), xr);
+                xi = fmaf(x, __ldg(tw_im + idx), xi);
+                idx += k;
+                if (idx >= N_FFT) idx -= N_FFT;
+            }
+            p_out[k] = xr * xr + xi * xi;
+        }
+#endif
+        __syncthreads();  // frame is rewritten by the next iteration
+    }
+
+    epilogue(pw, psum, segmax, s_state, row_first, mel_lo, mel_len, mel_off, mel_w, out);
+}
+#endif  // KERNEL_GENERIC

@@ -1,0 +1,635 @@
+//! The CUDA backend: a factory per device (context, compiled kernel) and a backend per worker
+//! thread (its own stream, device buffers and page-locked staging), so that the batches of
+//! several threads overlap: the upload of one, the kernel of another, the download of a third.
+
+use crate::batch::pack_batch;
+use crate::compile::compile;
+use crate::error::{driver_message, GpuUnavailable};
+use crate::plan::{KernelKind, KernelPlan, SparseMel, Tables};
+use crate::probe::{guard, open, DeviceInfo};
+use cudarc::driver::{
+    result, sys, CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr,
+    DriverError, LaunchConfig, PushKernelArg,
+};
+use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
+use melpipe_core::config::{Config, Dtype};
+use melpipe_core::geometry::Geometry;
+use melpipe_core::mel::MelFilterbank;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes of one host→device staging chunk. Two chunks alternate: the CPU fills one while the
+/// copy engine drains the other.
+const CHUNK: usize = 8 << 20;
+
+/// Builds per-thread [`CudaBackend`]s for one GPU and one configuration.
+pub struct CudaBackendFactory {
+    ctx: Arc<CudaContext>,
+    info: DeviceInfo,
+    cfg: Config,
+    plan: KernelPlan,
+    func: CudaFunction,
+    arch: String,
+    /// Mel filters, then (generic kernel) window and twiddles, as 32-bit words.
+    consts: Vec<u32>,
+    mel: SparseMel,
+}
+
+/// Resources the compiled kernel uses, as the driver reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelResources {
+    /// Registers per thread.
+    pub registers: i32,
+    /// Local memory per thread (spills), bytes.
+    pub local_bytes: i32,
+    /// Static shared memory, bytes.
+    pub static_shared_bytes: i32,
+}
+
+impl CudaBackendFactory {
+    /// Opens `cuda:ordinal` and compiles the kernel for `cfg`, with the mel filterbank of
+    /// [`MelFilterbank::new`].
+    pub fn new(ordinal: usize, cfg: &Config) -> Result<Self, GpuUnavailable> {
+        cfg.validate()
+            .map_err(|e| GpuUnavailable::Unsupported(e.to_string()))?;
+        let fb = MelFilterbank::new(cfg);
+        Self::with_filterbank(ordinal, cfg, &fb.weights)
+    }
+
+    /// As [`new`](Self::new), with the filterbank given (`n_freqs × n_mels`, row-major, f64,
+    /// torchaudio's `fb`).
+    pub fn with_filterbank(
+        ordinal: usize,
+        cfg: &Config,
+        fb: &[f64],
+    ) -> Result<Self, GpuUnavailable> {
+        cfg.validate()
+            .map_err(|e| GpuUnavailable::Unsupported(e.to_string()))?;
+        if fb.len() != cfg.n_freqs() * cfg.n_mels {
+            return Err(GpuUnavailable::Unsupported(format!(
+                "the mel filterbank has {} weights, not n_freqs × n_mels = {}",
+                fb.len(),
+                cfg.n_freqs() * cfg.n_mels
+            )));
+        }
+        let (ctx, info) = open(ordinal)?;
+        let plan = KernelPlan::new(cfg, info.max_shared_per_block)?;
+        let tables = Tables::new(cfg);
+        let src = plan.source(cfg, &tables);
+        let compiled = compile(&src, info.compute_capability)?;
+        guard("loading the kernels", || {
+            let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
+            // Worker threads wait for their batches in a blocking wait rather than a spin, so
+            // the cores stay free for the readers. Best effort: older drivers refuse it.
+            let _ = ctx.set_blocking_synchronize();
+            let module = ctx
+                .load_module(compiled.image)
+                .map_err(drv("loading the compiled kernels"))?;
+            let func = module
+                .load_function(plan.kind.entry())
+                .map_err(drv("finding the kernel"))?;
+            if plan.smem_bytes > 48 * 1024 {
+                func.set_attribute(
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    plan.smem_bytes as i32,
+                )
+                .map_err(drv("raising the kernel's shared memory limit"))?;
+            }
+            let mel = SparseMel::from_dense(fb, cfg.n_freqs(), cfg.n_mels);
+            let mut consts = mel.packed_words();
+            if plan.kind == KernelKind::Generic {
+                for t in [&tables.window, &tables.twiddle_re, &tables.twiddle_im] {
+                    consts.extend(t.iter().map(|v| v.to_bits()));
+                }
+            }
+            Ok(CudaBackendFactory {
+                ctx: ctx.clone(),
+                info: info.clone(),
+                cfg: cfg.clone(),
+                plan: plan.clone(),
+                func,
+                arch: compiled.arch.clone(),
+                consts,
+                mel,
+            })
+        })
+    }
+
+    /// The device.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// The kernel's plan (kind, segments per block, shared memory).
+    pub fn plan(&self) -> &KernelPlan {
+        &self.plan
+    }
+
+    /// The `--gpu-architecture` the kernel was compiled for.
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    /// Registers, spills and static shared memory of the compiled kernel.
+    pub fn kernel_resources(&self) -> Result<KernelResources, GpuUnavailable> {
+        let drv = |e| GpuUnavailable::from_driver("reading kernel attributes", e);
+        Ok(KernelResources {
+            registers: self.func.num_regs().map_err(drv)?,
+            local_bytes: self.func.local_size_bytes().map_err(drv)?,
+            static_shared_bytes: self.func.shared_size_bytes().map_err(drv)?,
+        })
+    }
+
+    /// A backend for one worker thread: its own stream and buffers.
+    pub fn create_backend(&self) -> Result<CudaBackend, GpuUnavailable> {
+        guard("creating a GPU backend", || {
+            let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
+            let stream = self.ctx.new_stream().map_err(drv("creating a stream"))?;
+            let consts = stream
+                .clone_htod(&self.consts)
+                .map_err(drv("uploading the mel filters"))?;
+            let event = |timing: bool| {
+                let flags = if timing {
+                    sys::CUevent_flags::CU_EVENT_DEFAULT
+                } else {
+                    sys::CUevent_flags::CU_EVENT_DISABLE_TIMING
+                };
+                self.ctx
+                    .new_event(Some(flags))
+                    .map_err(drv("creating an event"))
+            };
+            Ok(CudaBackend {
+                name: format!("cuda:{} {}", self.info.ordinal, self.info.name),
+                ctx: self.ctx.clone(),
+                geom: Geometry::new(&self.cfg),
+                plan: self.plan.clone(),
+                func: self.func.clone(),
+                mel_words: self.mel.lo.len(),
+                mel_weights: self.mel.weights.len(),
+                consts,
+                dev_in: None,
+                dev_out: None,
+                staging: PinnedBuf::alloc(&self.ctx, 2 * CHUNK, true)
+                    .map_err(drv("allocating page-locked staging memory"))?,
+                table_staging: None,
+                results: None,
+                chunk_done: [event(false)?, event(false)?],
+                kernel_start: event(true)?,
+                kernel_end: event(true)?,
+                table: Vec::new(),
+                last: None,
+                stream,
+            })
+        })
+    }
+
+    /// True when `cfg` computes the same features as the configuration this factory compiled.
+    fn same_features(&self, cfg: &Config) -> bool {
+        let a = &self.cfg;
+        a.sample_rate == cfg.sample_rate
+            && a.long_win == cfg.long_win
+            && a.long_hop == cfg.long_hop
+            && a.short_win == cfg.short_win
+            && a.short_hop == cfg.short_hop
+            && a.n_fft == cfg.n_fft
+            && a.win_length == cfg.win_length
+            && a.hop_length == cfg.hop_length
+            && a.n_mels == cfg.n_mels
+            && a.f_min == cfg.f_min
+            && a.f_max() == cfg.f_max()
+            && a.mel_scale == cfg.mel_scale
+            && a.norm == cfg.norm
+            && a.pool == cfg.pool
+            && a.top_db == cfg.top_db
+            && a.dtype == cfg.dtype
+    }
+}
+
+impl BackendFactory for CudaBackendFactory {
+    fn name(&self) -> String {
+        format!("cuda:{} {}", self.info.ordinal, self.info.name)
+    }
+
+    fn create(&self, cfg: &Config) -> melpipe_core::Result<Box<dyn Backend>> {
+        if !self.same_features(cfg) {
+            return Err(melpipe_core::Error::Backend {
+                backend: self.name(),
+                msg: "the configuration differs from the one the kernels were compiled for: \
+                      make a new CudaBackendFactory"
+                    .to_string(),
+            });
+        }
+        Ok(Box::new(self.create_backend()?))
+    }
+
+    fn is_cpu(&self) -> bool {
+        false
+    }
+}
+
+/// Backends spread over several GPUs (`--device cuda:all`): each [`BackendFactory::create`]
+/// call takes the next device in turn, so `streams × devices` worker threads give every GPU
+/// `streams` backends.
+pub struct MultiGpuFactory {
+    devices: Vec<CudaBackendFactory>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl MultiGpuFactory {
+    /// One factory per visible GPU (the kernel is compiled for each).
+    pub fn all(cfg: &Config) -> Result<Self, GpuUnavailable> {
+        let n = crate::probe::device_count()?;
+        if n == 0 {
+            return Err(GpuUnavailable::NoDevice);
+        }
+        Self::new(
+            (0..n)
+                .map(|i| CudaBackendFactory::new(i, cfg))
+                .collect::<Result<_, _>>()?,
+        )
+    }
+
+    /// Over the given per-device factories (at least one).
+    pub fn new(devices: Vec<CudaBackendFactory>) -> Result<Self, GpuUnavailable> {
+        if devices.is_empty() {
+            return Err(GpuUnavailable::NoDevice);
+        }
+        Ok(MultiGpuFactory {
+            devices,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The per-device factories, in ordinal order.
+    pub fn devices(&self) -> &[CudaBackendFactory] {
+        &self.devices
+    }
+}
+
+impl BackendFactory for MultiGpuFactory {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.devices.iter().map(|d| d.name()).collect();
+        names.join(", ")
+    }
+
+    fn create(&self, cfg: &Config) -> melpipe_core::Result<Box<dyn Backend>> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.devices.len();
+        self.devices[i].create(cfg)
+    }
+
+    fn is_cpu(&self) -> bool {
+        false
+    }
+}
+
+/// Times of the last [`Backend::compute`] call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ComputeTiming {
+    /// Kernel time on the device (CUDA events), milliseconds.
+    pub kernel_ms: f32,
+    /// Wall time of the whole call: staging, upload, kernel, download, copy out.
+    pub wall: Duration,
+    /// Bytes uploaded.
+    pub upload_bytes: usize,
+    /// Bytes downloaded.
+    pub download_bytes: usize,
+}
+
+/// Page-locked host memory from `cuMemHostAlloc`.
+struct PinnedBuf {
+    ptr: *mut u8,
+    len: usize,
+    ctx: Arc<CudaContext>,
+}
+
+// SAFETY: the buffer is plain memory owned by this value; the pointer is not shared with other
+// threads except the copy engine, whose accesses the owner orders with stream events.
+unsafe impl Send for PinnedBuf {}
+
+impl PinnedBuf {
+    /// `write_combined`: fast for the CPU to write and the GPU to read, very slow for the CPU
+    /// to read, so only for host→device staging.
+    fn alloc(
+        ctx: &Arc<CudaContext>,
+        len: usize,
+        write_combined: bool,
+    ) -> Result<Self, DriverError> {
+        ctx.bind_to_thread()?;
+        let flags = if write_combined {
+            sys::CU_MEMHOSTALLOC_WRITECOMBINED
+        } else {
+            0
+        };
+        // SAFETY: cuMemHostAlloc returns `len` bytes of page-locked memory or an error; the
+        // bytes are uninitialised but only ever handled as u8 after being written.
+        let ptr = unsafe { result::malloc_host(len.max(1), flags) }?.cast::<u8>();
+        Ok(PinnedBuf {
+            ptr,
+            len,
+            ctx: ctx.clone(),
+        })
+    }
+
+    /// The bytes. Callers make sure no copy into or out of them is in flight.
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: ptr/len describe memory this value owns; &mut self excludes other borrows.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for PinnedBuf {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        // SAFETY: ptr came from cuMemHostAlloc and is freed once; the owning backend
+        // synchronised its stream before dropping, so no copy uses it.
+        let _ = unsafe { result::free_host(self.ptr.cast()) };
+    }
+}
+
+/// One worker thread's GPU backend.
+pub struct CudaBackend {
+    name: String,
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    geom: Geometry,
+    plan: KernelPlan,
+    func: CudaFunction,
+    /// Mels in `consts`.
+    mel_words: usize,
+    /// Mel weights in `consts`.
+    mel_weights: usize,
+    consts: CudaSlice<u32>,
+    dev_in: Option<CudaSlice<u8>>,
+    dev_out: Option<CudaSlice<u8>>,
+    /// Two write-combined chunks for the samples.
+    staging: PinnedBuf,
+    /// Write-combined memory for the file table.
+    table_staging: Option<PinnedBuf>,
+    /// Ordinary page-locked memory the results are downloaded into.
+    results: Option<PinnedBuf>,
+    chunk_done: [CudaEvent; 2],
+    kernel_start: CudaEvent,
+    kernel_end: CudaEvent,
+    table: Vec<u8>,
+    last: Option<ComputeTiming>,
+}
+
+/// Grows a device buffer to at least `bytes` (with headroom, so slowly growing batches do not
+/// reallocate every time).
+fn ensure_device(
+    stream: &Arc<CudaStream>,
+    slot: &mut Option<CudaSlice<u8>>,
+    bytes: usize,
+) -> Result<(), DriverError> {
+    if slot.as_ref().is_none_or(|s| s.len() < bytes) {
+        *slot = None;
+        let n = (bytes + bytes / 8).next_multiple_of(1 << 20);
+        // SAFETY: the memory is uninitialised; every byte the kernel reads is uploaded first
+        // and every byte downloaded is written by the kernel.
+        *slot = Some(unsafe { stream.alloc::<u8>(n) }?);
+    }
+    Ok(())
+}
+
+/// Grows a pinned host buffer to at least `bytes`.
+fn ensure_pinned(
+    ctx: &Arc<CudaContext>,
+    slot: &mut Option<PinnedBuf>,
+    bytes: usize,
+    write_combined: bool,
+) -> Result<(), DriverError> {
+    if slot.as_ref().is_none_or(|b| b.len < bytes) {
+        *slot = None;
+        let n = (bytes + bytes / 8).next_multiple_of(1 << 16);
+        *slot = Some(PinnedBuf::alloc(ctx, n, write_combined)?);
+    }
+    Ok(())
+}
+
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and every byte of it is initialised; the length covers
+    // exactly the slice's memory.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+fn feature_bytes_mut(out: &mut FeatureBuf) -> &mut [u8] {
+    // SAFETY: f16 (a u16 newtype) and f32 are plain old data: any byte pattern is a valid
+    // value, and the length covers exactly the vector's initialised elements.
+    unsafe {
+        match out {
+            FeatureBuf::F16(v) => {
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 2)
+            }
+            FeatureBuf::F32(v) => {
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 4)
+            }
+        }
+    }
+}
+
+impl CudaBackend {
+    /// Times of the last successful [`Backend::compute`].
+    pub fn last_timing(&self) -> Option<ComputeTiming> {
+        self.last
+    }
+
+    fn run(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> Result<(), String> {
+        let t0 = Instant::now();
+        let dtype_ok = matches!(
+            (&*out, self.plan.dtype),
+            (FeatureBuf::F16(_), Dtype::F16) | (FeatureBuf::F32(_), Dtype::F32)
+        );
+        if !dtype_ok {
+            return Err(format!(
+                "the output buffer's dtype is not the configured {}",
+                self.plan.dtype
+            ));
+        }
+        let max_rows = u32::MAX as usize - self.plan.segs_per_block;
+        let layout = pack_batch(batch, &self.geom, max_rows, &mut self.table)?;
+        let values = layout.rows * self.plan.values_per_row;
+        if out.len() != values {
+            return Err(format!(
+                "the output buffer holds {} values, the batch's {} rows need {values}",
+                out.len(),
+                layout.rows
+            ));
+        }
+        if layout.rows == 0 {
+            return Ok(());
+        }
+        let out_bytes = values * self.plan.value_size();
+        let d = |op: &str| {
+            let op = op.to_string();
+            move |e: DriverError| match e.0 {
+                sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
+                    GpuUnavailable::OutOfMemory(op).to_string()
+                }
+                _ => format!("{op}: {}", driver_message(e)),
+            }
+        };
+        self.ctx
+            .bind_to_thread()
+            .map_err(d("binding the context"))?;
+        // A call that failed half-way may have left copies in flight from the staging buffers
+        // about to be rewritten; when the stream is idle this returns at once.
+        self.stream
+            .synchronize()
+            .map_err(d("finishing the previous batch"))?;
+        let alloc_what = format!(
+            "allocating {:.0} MiB for a batch",
+            (layout.total_bytes + out_bytes) as f64 / (1 << 20) as f64
+        );
+        ensure_device(&self.stream, &mut self.dev_in, layout.total_bytes)
+            .map_err(d(&alloc_what))?;
+        ensure_device(&self.stream, &mut self.dev_out, out_bytes).map_err(d(&alloc_what))?;
+        ensure_pinned(&self.ctx, &mut self.results, out_bytes, false)
+            .map_err(d("allocating page-locked memory for results"))?;
+        ensure_pinned(&self.ctx, &mut self.table_staging, self.table.len(), true)
+            .map_err(d("allocating page-locked memory for the file table"))?;
+
+        let stream = &self.stream;
+        let cu_stream = stream.cu_stream();
+        let (Some(dev_in), Some(dev_out), Some(results), Some(table_staging)) = (
+            self.dev_in.as_ref(),
+            self.dev_out.as_ref(),
+            self.results.as_mut(),
+            self.table_staging.as_mut(),
+        ) else {
+            return Err("device buffers missing after allocation".to_string());
+        };
+        let in_ptr = dev_in.device_ptr(stream).0;
+        let out_ptr = dev_out.device_ptr(stream).0;
+        let consts_ptr = self.consts.device_ptr(stream).0;
+
+        // Upload the samples through the two staging chunks: the memcpy into one overlaps the
+        // DMA out of the other.
+        let src = f32_bytes(&batch.samples);
+        let staging = self.staging.as_mut_slice();
+        for (i, chunk) in src.chunks(CHUNK).enumerate() {
+            let half = i % 2;
+            if i >= 2 {
+                self.chunk_done[half]
+                    .synchronize()
+                    .map_err(d("waiting for an upload"))?;
+            }
+            let dst = &mut staging[half * CHUNK..half * CHUNK + chunk.len()];
+            dst.copy_from_slice(chunk);
+            // SAFETY: dst is page-locked memory that nothing writes until chunk_done[half]
+            // has completed (waited for above before the next reuse, and the stream is
+            // synchronised before this call returns); the device range lies inside dev_in
+            // (total_bytes ≥ samples_bytes).
+            unsafe { result::memcpy_htod_async(in_ptr + (i * CHUNK) as u64, &*dst, cu_stream) }
+                .map_err(d("uploading samples"))?;
+            self.chunk_done[half]
+                .record(stream)
+                .map_err(d("recording an upload"))?;
+        }
+        let tdst = &mut table_staging.as_mut_slice()[..self.table.len()];
+        tdst.copy_from_slice(&self.table);
+        // SAFETY: as above; the table lies at table_at..total_bytes inside dev_in.
+        unsafe { result::memcpy_htod_async(in_ptr + layout.table_at as u64, &*tdst, cu_stream) }
+            .map_err(d("uploading the file table"))?;
+
+        // The kernel.
+        let p_samples = in_ptr;
+        let p_offsets = in_ptr + layout.offsets_at as u64;
+        let p_row0 = in_ptr + layout.row0_at as u64;
+        let p_failed = in_ptr + layout.failed_at as u64;
+        let num_files = layout.num_files as u32;
+        let total_rows = layout.rows as u32;
+        let n_mels = self.mel_words;
+        let p_mel_lo = consts_ptr;
+        let p_mel_len = consts_ptr + 4 * n_mels as u64;
+        let p_mel_off = consts_ptr + 8 * n_mels as u64;
+        let p_mel_w = consts_ptr + 12 * n_mels as u64;
+        let tables_at = consts_ptr + 4 * (3 * n_mels + self.mel_weights) as u64;
+        let n_fft = self.plan.n_fft as u64;
+        let p_window = tables_at;
+        let p_tw_re = tables_at + 4 * n_fft;
+        let p_tw_im = tables_at + 8 * n_fft;
+        let cfg = LaunchConfig {
+            grid_dim: (self.plan.grid_blocks(layout.rows) as u32, 1, 1),
+            block_dim: (self.plan.block_threads as u32, 1, 1),
+            shared_mem_bytes: self.plan.smem_bytes as u32,
+        };
+        self.kernel_start
+            .record(stream)
+            .map_err(d("recording the kernel start"))?;
+        let mut launch = stream.launch_builder(&self.func);
+        launch
+            .arg(&p_samples)
+            .arg(&p_offsets)
+            .arg(&p_row0)
+            .arg(&p_failed)
+            .arg(&num_files)
+            .arg(&total_rows)
+            .arg(&p_mel_lo)
+            .arg(&p_mel_len)
+            .arg(&p_mel_off)
+            .arg(&p_mel_w);
+        if self.plan.kind == KernelKind::Generic {
+            launch.arg(&p_window).arg(&p_tw_re).arg(&p_tw_im);
+        }
+        launch.arg(&out_ptr);
+        // SAFETY: the arguments match the kernel's signature in kernels/logmel.cu (pointers as
+        // 64-bit device addresses, counts as u32); every pointer lies inside a live buffer of
+        // this backend: samples and table were checked by pack_batch and uploaded above, the
+        // output holds rows × values_per_row values of the stored dtype, and the kernel reads
+        // and writes nothing past total_rows. Shared memory is the plan's, within the limit
+        // set on the function.
+        unsafe { launch.launch(cfg) }.map_err(d("launching the kernel"))?;
+        self.kernel_end
+            .record(stream)
+            .map_err(d("recording the kernel end"))?;
+
+        // Download into ordinary page-locked memory (fast for the CPU to read), then copy out.
+        let rdst = &mut results.as_mut_slice()[..out_bytes];
+        // SAFETY: rdst is page-locked memory owned by this backend, not touched until the
+        // stream is synchronised below; the device range holds out_bytes bytes.
+        unsafe { result::memcpy_dtoh_async(&mut *rdst, out_ptr, cu_stream) }
+            .map_err(d("downloading features"))?;
+        stream.synchronize().map_err(d("running the kernel"))?;
+        feature_bytes_mut(out).copy_from_slice(rdst);
+        let kernel_ms = self
+            .kernel_start
+            .elapsed_ms(&self.kernel_end)
+            .map_err(d("timing the kernel"))?;
+        self.last = Some(ComputeTiming {
+            kernel_ms,
+            wall: t0.elapsed(),
+            upload_bytes: layout.total_bytes,
+            download_bytes: out_bytes,
+        });
+        Ok(())
+    }
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> melpipe_core::Result<()> {
+        let r = guard("computing a batch", || {
+            self.run(batch, out).map_err(|msg| GpuUnavailable::Driver {
+                op: "computing a batch",
+                msg,
+            })
+        });
+        r.map_err(|e| melpipe_core::Error::Backend {
+            backend: self.name.clone(),
+            msg: match e {
+                GpuUnavailable::Driver { msg, .. } => msg,
+                other => other.to_string(),
+            },
+        })
+    }
+}
+
+impl Drop for CudaBackend {
+    fn drop(&mut self) {
+        // Copies may still use the pinned buffers after an error: wait before they are freed.
+        let _ = self.stream.synchronize();
+    }
+}

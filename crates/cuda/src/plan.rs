@@ -1,0 +1,647 @@
+//! Host side of the kernels: which kernel a configuration uses, its launch geometry and shared
+//! memory layout, the tables it needs (window, twiddles, sparse mel filters) and the NVRTC
+//! source with its generated prelude. Pure host logic, tested without a GPU.
+
+use crate::error::GpuUnavailable;
+use melpipe_core::config::{Config, Dtype, Pool};
+use std::fmt::Write as _;
+
+/// The kernel source, compiled at run time by NVRTC.
+pub(crate) const KERNEL_SOURCE: &str = include_str!("../kernels/logmel.cu");
+
+/// Largest FFT size of the register kernel: beyond it the per-thread arrays spill.
+pub const REG_MAX_N_FFT: usize = 64;
+
+/// Threads per block, at most.
+const MAX_BLOCK: usize = 256;
+
+/// Shared memory a block may use without the opt-in attribute.
+const DEFAULT_SMEM: usize = 48 * 1024;
+
+/// Bytes of static shared memory the kernels declare beside the dynamic part (per-segment base
+/// and state), rounded up generously.
+const STATIC_SMEM_PER_SEG: usize = 16;
+
+/// Which kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// `logmel_reg`: one thread per frame, FFT in registers (`n_fft` a power of two ≤ 64).
+    Register,
+    /// `logmel_generic`: one segment per block, shared-memory FFT or direct DFT.
+    Generic,
+}
+
+impl KernelKind {
+    /// The kernel's entry point.
+    pub fn entry(self) -> &'static str {
+        match self {
+            KernelKind::Register => "logmel_reg",
+            KernelKind::Generic => "logmel_generic",
+        }
+    }
+}
+
+/// Everything about a configuration's kernel that is decided on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelPlan {
+    /// Which kernel.
+    pub kind: KernelKind,
+    /// Segments (output rows) per block.
+    pub segs_per_block: usize,
+    /// Threads per block.
+    pub block_threads: usize,
+    /// Dynamic shared memory per block, bytes.
+    pub smem_bytes: usize,
+    /// Shared-memory layout, in floats from the start of the dynamic part.
+    pub layout: SmemLayout,
+    /// `n_fft`.
+    pub n_fft: usize,
+    /// Hop between STFT frames.
+    pub hop: usize,
+    /// Segment length (`short_win`).
+    pub seg_len: usize,
+    /// STFT frames per segment.
+    pub n_frames: usize,
+    /// `n_fft / 2 + 1`.
+    pub n_freqs: usize,
+    /// Mel bands.
+    pub n_mels: usize,
+    /// Frames stored per row (1 with mean pooling).
+    pub out_frames: usize,
+    /// Values stored per row.
+    pub values_per_row: usize,
+    /// Stored dtype.
+    pub dtype: Dtype,
+}
+
+/// Offsets (in floats) of the kernel's shared-memory regions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SmemLayout {
+    /// Register kernel: staged, padded, skewed segments.
+    pub stage: usize,
+    /// Register kernel: floats between two staged segments.
+    pub stage_stride: usize,
+    /// Generic kernel: one frame.
+    pub frame: usize,
+    /// Power spectra.
+    pub pw: usize,
+    /// Mean power (pool mean).
+    pub psum: usize,
+    /// Per-segment peak.
+    pub max: usize,
+    /// Total floats.
+    pub total: usize,
+}
+
+/// `j + j/32`: the kernel's bank-conflict skew of staged samples.
+fn skew(j: usize) -> usize {
+    j + (j >> 5)
+}
+
+/// STFT frames of a segment as torch.stft counts them with `center=True`.
+pub fn torch_frames(seg_len: usize, n_fft: usize, hop: usize) -> usize {
+    1 + (seg_len + 2 * (n_fft / 2) - n_fft) / hop
+}
+
+impl KernelPlan {
+    /// Plans the kernel of a validated configuration for a device allowing `max_smem` bytes of
+    /// shared memory per block (with opt-in).
+    pub fn new(cfg: &Config, max_smem: usize) -> Result<Self, GpuUnavailable> {
+        let n_fft = cfg.n_fft;
+        let seg_len = cfg.short_win;
+        let hop = cfg.hop_length;
+        let n_frames = cfg.stft_frames();
+        if n_frames != torch_frames(seg_len, n_fft, hop) {
+            return Err(GpuUnavailable::Unsupported(format!(
+                "n_fft = {n_fft} (odd) gives {} STFT frames per segment in torch.stft but the \
+                 configuration counts {n_frames}; use an even n_fft",
+                torch_frames(seg_len, n_fft, hop)
+            )));
+        }
+        if seg_len <= n_fft / 2 {
+            return Err(GpuUnavailable::Unsupported(format!(
+                "short_win ({seg_len}) must exceed n_fft/2 ({})",
+                n_fft / 2
+            )));
+        }
+        let n_freqs = cfg.n_freqs();
+        let pool_mean = cfg.pool == Pool::Mean;
+        let base = KernelPlan {
+            kind: KernelKind::Generic,
+            segs_per_block: 1,
+            block_threads: MAX_BLOCK,
+            smem_bytes: 0,
+            layout: SmemLayout::default(),
+            n_fft,
+            hop,
+            seg_len,
+            n_frames,
+            n_freqs,
+            n_mels: cfg.n_mels,
+            out_frames: cfg.out_frames(),
+            values_per_row: cfg.values_per_row(),
+            dtype: cfg.dtype,
+        };
+        let fits = |bytes: usize, segs: usize| bytes + segs * STATIC_SMEM_PER_SEG <= max_smem;
+        if n_fft.is_power_of_two() && n_fft <= REG_MAX_N_FFT {
+            // Pick the segments per block that waste the fewest threads in the FFT phase
+            // (one thread per frame), preferring layouts that need no shared-memory opt-in.
+            let mut best: Option<(f64, bool, KernelPlan)> = None;
+            for segs in 1..=32usize {
+                let slots = segs * n_frames;
+                let block = slots.div_ceil(32).min(MAX_BLOCK / 32) * 32;
+                let efficiency = slots as f64 / (slots.div_ceil(block) * block) as f64;
+                let layout = Self::reg_layout(segs, seg_len, n_fft, n_frames, n_freqs, pool_mean);
+                let bytes = layout.total * 4;
+                if !fits(bytes, segs) {
+                    break;
+                }
+                let small = bytes + segs * STATIC_SMEM_PER_SEG <= DEFAULT_SMEM;
+                let better = match &best {
+                    None => true,
+                    Some((e, s, _)) => (small && !s) || (small == *s && efficiency > e + 0.01),
+                };
+                if better {
+                    let plan = KernelPlan {
+                        kind: KernelKind::Register,
+                        segs_per_block: segs,
+                        block_threads: block,
+                        smem_bytes: bytes,
+                        layout,
+                        ..base.clone()
+                    };
+                    best = Some((efficiency, small, plan));
+                }
+            }
+            if let Some((_, _, plan)) = best {
+                return Ok(plan);
+            }
+        }
+        let layout = Self::generic_layout(n_fft, n_frames, n_freqs, pool_mean);
+        let bytes = layout.total * 4;
+        if !fits(bytes, 1) {
+            return Err(GpuUnavailable::Unsupported(format!(
+                "the GPU kernel keeps a segment's {n_frames} power spectra of {n_freqs} bins in \
+                 shared memory ({} KiB), more than the device's {} KiB per block: use fewer \
+                 frames per segment (a larger hop_length or a shorter short_win) or --device cpu",
+                bytes / 1024,
+                max_smem / 1024
+            )));
+        }
+        Ok(KernelPlan {
+            kind: KernelKind::Generic,
+            segs_per_block: 1,
+            block_threads: MAX_BLOCK,
+            smem_bytes: bytes,
+            layout,
+            ..base
+        })
+    }
+
+    fn reg_layout(
+        segs: usize,
+        seg_len: usize,
+        n_fft: usize,
+        n_frames: usize,
+        n_freqs: usize,
+        pool_mean: bool,
+    ) -> SmemLayout {
+        let padded = seg_len + 2 * (n_fft / 2);
+        // Odd, so that consecutive segments start on different banks.
+        let stage_stride = (skew(padded - 1) + 1) | 1;
+        let stage = 0;
+        let pw = stage + segs * stage_stride;
+        let psum = pw + segs * n_frames * n_freqs;
+        let max = psum + if pool_mean { segs * n_freqs } else { 0 };
+        SmemLayout {
+            stage,
+            stage_stride,
+            frame: 0,
+            pw,
+            psum,
+            max,
+            total: max + segs,
+        }
+    }
+
+    fn generic_layout(
+        n_fft: usize,
+        n_frames: usize,
+        n_freqs: usize,
+        pool_mean: bool,
+    ) -> SmemLayout {
+        let frame = 0;
+        // A power of two needs N/2 complex values, a direct DFT N reals: N floats either way.
+        let pw = frame + n_fft;
+        let psum = pw + n_frames * n_freqs;
+        let max = psum + if pool_mean { n_freqs } else { 0 };
+        SmemLayout {
+            stage: 0,
+            stage_stride: 0,
+            frame,
+            pw,
+            psum,
+            max,
+            total: max + 1,
+        }
+    }
+
+    /// Blocks for a batch of `rows` rows.
+    pub fn grid_blocks(&self, rows: usize) -> usize {
+        rows.div_ceil(self.segs_per_block)
+    }
+
+    /// Bytes of one stored value.
+    pub fn value_size(&self) -> usize {
+        self.dtype.size()
+    }
+
+    /// The NVRTC source: generated prelude, then the kernel file.
+    pub fn source(&self, cfg: &Config, tables: &Tables) -> String {
+        let mut p = String::new();
+        let half = self.n_fft / 2;
+        let log2_half = if half.is_power_of_two() {
+            half.trailing_zeros()
+        } else {
+            0
+        };
+        let n_short = (cfg.long_win - cfg.short_win) / cfg.short_hop + 1;
+        let defs: [(&str, String); 27] = [
+            (
+                "KERNEL_REG",
+                u8::from(self.kind == KernelKind::Register).to_string(),
+            ),
+            (
+                "KERNEL_GENERIC",
+                u8::from(self.kind == KernelKind::Generic).to_string(),
+            ),
+            ("N_FFT", self.n_fft.to_string()),
+            ("HALF_FFT", half.to_string()),
+            ("LOG2_HALF", log2_half.to_string()),
+            (
+                "IS_POW2",
+                u8::from(self.n_fft.is_power_of_two()).to_string(),
+            ),
+            ("PAD", (self.n_fft / 2).to_string()),
+            ("HOP", self.hop.to_string()),
+            ("SEG_LEN", self.seg_len.to_string()),
+            (
+                "PADDED_LEN",
+                (self.seg_len + 2 * (self.n_fft / 2)).to_string(),
+            ),
+            ("N_FRAMES", self.n_frames.to_string()),
+            ("N_FREQS", self.n_freqs.to_string()),
+            ("N_MELS", self.n_mels.to_string()),
+            ("OUT_FRAMES", self.out_frames.to_string()),
+            ("POOL_MEAN", u8::from(cfg.pool == Pool::Mean).to_string()),
+            ("HAS_TOP_DB", u8::from(cfg.top_db.is_some()).to_string()),
+            ("TOP_DB", f32_literal(cfg.top_db.unwrap_or(0.0) as f32)),
+            ("OUT_F16", u8::from(self.dtype == Dtype::F16).to_string()),
+            ("N_SHORT", n_short.to_string()),
+            ("LONG_HOP", cfg.long_hop.to_string()),
+            ("SHORT_HOP", cfg.short_hop.to_string()),
+            ("SEGS", self.segs_per_block.to_string()),
+            ("BLOCK", self.block_threads.to_string()),
+            ("STAGE_STRIDE", self.layout.stage_stride.to_string()),
+            ("SMEM_STAGE_OFF", self.layout.stage.to_string()),
+            ("SMEM_PW_OFF", self.layout.pw.to_string()),
+            ("SMEM_PSUM_OFF", self.layout.psum.to_string()),
+        ];
+        p.push_str("// Generated by melpipe-cuda (src/plan.rs) for one configuration.\n");
+        for (name, value) in defs {
+            let _ = writeln!(p, "#define {name} {value}");
+        }
+        let _ = writeln!(p, "#define SMEM_MAX_OFF {}", self.layout.max);
+        let _ = writeln!(p, "#define SMEM_FRAME_OFF {}", self.layout.frame);
+        if self.kind == KernelKind::Register {
+            push_constant_array(&mut p, "c_window", &tables.window);
+            push_constant_array(&mut p, "c_tw_re", &tables.twiddle_re[..half.max(1)]);
+            push_constant_array(&mut p, "c_tw_im", &tables.twiddle_im[..half.max(1)]);
+        }
+        p.push_str("#line 1 \"logmel.cu\"\n");
+        p.push_str(KERNEL_SOURCE);
+        p
+    }
+}
+
+/// A C float literal that parses back to exactly `v` (Rust prints the shortest round-trip form).
+fn f32_literal(v: f32) -> String {
+    format!("{v:?}f")
+}
+
+fn push_constant_array(p: &mut String, name: &str, values: &[f32]) {
+    let _ = write!(p, "__constant__ float {name}[{}] = {{", values.len());
+    for (i, v) in values.iter().enumerate() {
+        if i % 8 == 0 {
+            p.push_str("\n   ");
+        }
+        let _ = write!(p, " {},", f32_literal(*v));
+    }
+    p.push_str("\n};\n");
+}
+
+/// Window and twiddle tables, computed in f64 and rounded once to f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tables {
+    /// Periodic Hann window of `win_length`, zero-padded and centred in `n_fft` (torch.stft).
+    pub window: Vec<f32>,
+    /// cos(2πk/n_fft), k < n_fft.
+    pub twiddle_re: Vec<f32>,
+    /// −sin(2πk/n_fft), k < n_fft.
+    pub twiddle_im: Vec<f32>,
+}
+
+impl Tables {
+    /// The tables of a configuration.
+    pub fn new(cfg: &Config) -> Self {
+        let n = cfg.n_fft;
+        let wl = cfg.win_length;
+        let left = (n - wl) / 2;
+        let mut window = vec![0.0f32; n];
+        for i in 0..wl {
+            // torch.hann_window(wl, periodic=True); a window of one sample is [1].
+            let w = if wl == 1 {
+                1.0
+            } else {
+                0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / wl as f64).cos()
+            };
+            window[left + i] = w as f32;
+        }
+        let angle = |k: usize| 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+        Tables {
+            window,
+            twiddle_re: (0..n).map(|k| angle(k).cos() as f32).collect(),
+            twiddle_im: (0..n).map(|k| (-angle(k).sin()) as f32).collect(),
+        }
+    }
+}
+
+/// Mel filters as the kernel reads them: for each mel, its non-zero range of FFT bins and the
+/// weights there. Dropping the exact zeros outside a triangle changes no sum.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SparseMel {
+    /// First bin of each filter.
+    pub lo: Vec<i32>,
+    /// Bins of each filter (0 for an all-zero filter).
+    pub len: Vec<i32>,
+    /// Offset of each filter's weights in `weights`.
+    pub off: Vec<i32>,
+    /// The weights, filter after filter.
+    pub weights: Vec<f32>,
+}
+
+impl SparseMel {
+    /// Packs torchaudio's `fb` (`n_freqs × n_mels`, row-major, f64).
+    pub fn from_dense(fb: &[f64], n_freqs: usize, n_mels: usize) -> Self {
+        assert_eq!(fb.len(), n_freqs * n_mels, "filterbank shape");
+        let mut s = SparseMel::default();
+        for m in 0..n_mels {
+            let col = |k: usize| fb[k * n_mels + m];
+            let first = (0..n_freqs).find(|&k| col(k) != 0.0);
+            let last = (0..n_freqs).rev().find(|&k| col(k) != 0.0);
+            s.off.push(s.weights.len() as i32);
+            match (first, last) {
+                (Some(a), Some(b)) => {
+                    s.lo.push(a as i32);
+                    s.len.push((b - a + 1) as i32);
+                    s.weights.extend((a..=b).map(|k| col(k) as f32));
+                }
+                _ => {
+                    s.lo.push(0);
+                    s.len.push(0);
+                }
+            }
+        }
+        s
+    }
+
+    /// The three index arrays and the weights as one i32/f32 word array: lo, len, off (n_mels
+    /// each), then the weights' bits. One upload, one allocation.
+    pub fn packed_words(&self) -> Vec<u32> {
+        let mut w = Vec::with_capacity(3 * self.lo.len() + self.weights.len());
+        w.extend(self.lo.iter().map(|&v| v as u32));
+        w.extend(self.len.iter().map(|&v| v as u32));
+        w.extend(self.off.iter().map(|&v| v as u32));
+        w.extend(self.weights.iter().map(|v| v.to_bits()));
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use melpipe_core::config::MelNorm;
+
+    const H100_SMEM: usize = 227 * 1024;
+
+    #[test]
+    fn seed_config_uses_the_register_kernel_with_seven_segments() {
+        let cfg = Config::default();
+        let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
+        assert_eq!(p.kind, KernelKind::Register);
+        assert_eq!(p.n_frames, 33);
+        assert_eq!(p.n_freqs, 33);
+        assert_eq!(p.segs_per_block, 7);
+        assert_eq!(p.block_threads, 256);
+        // 576 padded samples, skewed to 593 floats per segment.
+        assert_eq!(p.layout.stage_stride, 593);
+        assert_eq!(p.layout.pw, 7 * 593);
+        assert_eq!(p.layout.psum, 7 * 593 + 7 * 33 * 33);
+        assert_eq!(p.layout.total, p.layout.max + 7);
+        assert!(p.smem_bytes + 7 * STATIC_SMEM_PER_SEG <= DEFAULT_SMEM);
+        assert_eq!(p.grid_blocks(237), 34);
+        assert_eq!(p.grid_blocks(39_563 * 237), 1_339_491);
+    }
+
+    #[test]
+    fn skewed_stage_holds_every_padded_sample() {
+        for (seg_len, n_fft) in [(512, 64), (100, 8), (33, 64), (4096, 2)] {
+            let l = KernelPlan::reg_layout(3, seg_len, n_fft, 10, n_fft / 2 + 1, true);
+            let padded = seg_len + 2 * (n_fft / 2);
+            assert!(skew(padded - 1) < l.stage_stride, "{seg_len} {n_fft}");
+            assert_eq!(l.stage_stride % 2, 1);
+        }
+    }
+
+    #[test]
+    fn other_ffts_use_the_generic_kernel() {
+        for n_fft in [128, 256, 48, 100] {
+            let cfg = Config {
+                n_fft,
+                win_length: n_fft.min(64),
+                ..Config::default()
+            };
+            cfg.validate().unwrap();
+            let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
+            assert_eq!(p.kind, KernelKind::Generic, "{n_fft}");
+            assert_eq!(p.segs_per_block, 1);
+            assert_eq!(p.layout.pw, n_fft);
+            assert_eq!(p.smem_bytes, p.layout.total * 4);
+        }
+    }
+
+    #[test]
+    fn pool_none_rows_hold_every_frame() {
+        let cfg = Config {
+            pool: Pool::None,
+            ..Config::default()
+        };
+        let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
+        assert_eq!(p.out_frames, 33);
+        assert_eq!(p.values_per_row, 32 * 33);
+        assert_eq!(p.layout.max, p.layout.psum, "no mean-power region");
+    }
+
+    #[test]
+    fn too_many_frames_is_a_clear_error_not_a_launch_failure() {
+        let cfg = Config {
+            n_fft: 1024,
+            win_length: 1024,
+            hop_length: 1,
+            short_win: 1024,
+            ..Config::default()
+        };
+        cfg.validate().unwrap();
+        let e = KernelPlan::new(&cfg, H100_SMEM).unwrap_err().to_string();
+        assert!(
+            e.contains("hop_length") && e.contains("--device cpu"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn odd_fft_counts_frames_as_torch_stft() {
+        // n_fft 63 pads by 31 on each side: one frame fewer than 1 + short_win/hop.
+        let cfg = Config {
+            n_fft: 63,
+            win_length: 63,
+            ..Config::default()
+        };
+        cfg.validate().unwrap();
+        assert_eq!(torch_frames(512, 63, 16), 32);
+        let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
+        assert_eq!(
+            (p.kind, p.n_frames, p.n_freqs),
+            (KernelKind::Generic, 32, 32)
+        );
+    }
+
+    #[test]
+    fn window_is_a_centred_periodic_hann() {
+        let cfg = Config {
+            n_fft: 8,
+            win_length: 4,
+            short_win: 16,
+            long_win: 32,
+            short_hop: 8,
+            long_hop: 16,
+            hop_length: 2,
+            ..Config::default()
+        };
+        let t = Tables::new(&cfg);
+        assert_eq!(t.window, vec![0.0, 0.0, 0.0, 0.5, 1.0, 0.5, 0.0, 0.0]);
+        assert_eq!(t.twiddle_re[0], 1.0);
+        assert_eq!(t.twiddle_im[2], -1.0);
+        assert!((t.twiddle_re[1] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-7);
+        assert!((t.twiddle_im[1] + std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-7);
+    }
+
+    #[test]
+    fn sparse_mel_keeps_exactly_the_nonzero_range() {
+        // 4 bins × 3 mels: mel 0 on bins 0..=1, mel 1 all zero, mel 2 on bins 1..=3 with an
+        // inner zero that stays (ranges are contiguous).
+        let fb = [
+            0.5, 0.0, 0.0, //
+            1.0, 0.0, 0.2, //
+            0.0, 0.0, 0.0, //
+            0.0, 0.0, 0.7,
+        ];
+        let s = SparseMel::from_dense(&fb, 4, 3);
+        assert_eq!(s.lo, vec![0, 0, 1]);
+        assert_eq!(s.len, vec![2, 0, 3]);
+        assert_eq!(s.off, vec![0, 2, 2]);
+        assert_eq!(s.weights, vec![0.5, 1.0, 0.2, 0.0, 0.7]);
+        let w = s.packed_words();
+        assert_eq!(w.len(), 9 + 5);
+        assert_eq!(f32::from_bits(w[13]), 0.7);
+    }
+
+    #[test]
+    fn source_defines_every_macro_the_kernel_uses() {
+        for cfg in [
+            Config::default(),
+            Config {
+                n_fft: 128,
+                win_length: 100,
+                pool: Pool::None,
+                top_db: Some(80.0),
+                dtype: Dtype::F32,
+                norm: MelNorm::Slaney,
+                ..Config::default()
+            },
+        ] {
+            let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
+            let src = p.source(&cfg, &Tables::new(&cfg));
+            let kernel_part = KERNEL_SOURCE;
+            // Every upper-case identifier used in an #if or as a size must be #defined.
+            for name in [
+                "N_FFT",
+                "HALF_FFT",
+                "LOG2_HALF",
+                "PAD",
+                "HOP",
+                "SEG_LEN",
+                "PADDED_LEN",
+                "N_FRAMES",
+                "N_FREQS",
+                "N_MELS",
+                "OUT_FRAMES",
+                "POOL_MEAN",
+                "HAS_TOP_DB",
+                "TOP_DB",
+                "OUT_F16",
+                "N_SHORT",
+                "LONG_HOP",
+                "SHORT_HOP",
+                "SEGS",
+                "BLOCK",
+                "STAGE_STRIDE",
+                "SMEM_STAGE_OFF",
+                "SMEM_PW_OFF",
+                "SMEM_PSUM_OFF",
+                "SMEM_MAX_OFF",
+                "SMEM_FRAME_OFF",
+                "KERNEL_REG",
+                "KERNEL_GENERIC",
+                "IS_POW2",
+            ] {
+                assert!(kernel_part.contains(name), "{name} unused by the kernel");
+                assert!(
+                    src.contains(&format!("#define {name} ")),
+                    "{name} undefined"
+                );
+            }
+            assert_eq!(
+                src.contains("__constant__ float c_window"),
+                p.kind == KernelKind::Register
+            );
+        }
+    }
+
+    #[test]
+    fn float_literals_round_trip() {
+        for v in [
+            0.1f32,
+            1.0,
+            -0.0,
+            1e-10,
+            80.0,
+            0.707_106_77,
+            f32::MIN_POSITIVE,
+        ] {
+            let lit = f32_literal(v);
+            let back: f32 = lit.trim_end_matches('f').parse().unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{lit}");
+        }
+    }
+}
