@@ -45,39 +45,73 @@ fn effective_config(config: Option<&Path>, params: &Params, strict: bool) -> Res
     Ok(cfg)
 }
 
+/// A chosen backend and, for GPUs, what the status line shows of them.
+pub struct Selected {
+    factory: Box<dyn BackendFactory>,
+    gpu_status: Option<status::GpuProbe>,
+}
+
 /// Picks the backend for the `device` setting; `auto` falls back to the CPU and says why.
-fn select_backend(cfg: &Config) -> Result<Box<dyn BackendFactory>> {
+fn select_backend(cfg: &Config) -> Result<Selected> {
+    let cpu = || Selected {
+        factory: Box::new(CpuBackendFactory),
+        gpu_status: None,
+    };
+    let unusable = |dev: String, why: String| -> anyhow::Error {
+        melpipe_core::Error::Backend {
+            backend: dev,
+            msg: why,
+        }
+        .into()
+    };
     match parse_device(&cfg.device)? {
-        DeviceChoice::Cpu => Ok(Box::new(CpuBackendFactory)),
-        DeviceChoice::Auto => match gpu_backend(cfg, 0) {
-            Ok(f) => {
-                tracing::info!("device: {} (auto)", f.name());
-                Ok(f)
+        DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Auto => match gpu_backend(cfg, Some(0)) {
+            Ok(sel) => {
+                tracing::info!("device: {} (auto)", sel.factory.name());
+                Ok(sel)
             }
             Err(why) => {
                 tracing::info!("device: cpu (auto: no usable GPU: {why})");
-                Ok(Box::new(CpuBackendFactory))
+                Ok(cpu())
             }
         },
-        DeviceChoice::Cuda(n) => gpu_backend(cfg, n).map_err(|why| {
-            melpipe_core::Error::Backend {
-                backend: format!("cuda:{n}"),
-                msg: why,
-            }
-            .into()
-        }),
-        DeviceChoice::CudaAll => gpu_backend(cfg, usize::MAX).map_err(|why| {
-            melpipe_core::Error::Backend {
-                backend: "cuda:all".into(),
-                msg: why,
-            }
-            .into()
-        }),
+        DeviceChoice::Cuda(n) => {
+            gpu_backend(cfg, Some(n)).map_err(|w| unusable(format!("cuda:{n}"), w))
+        }
+        DeviceChoice::CudaAll => gpu_backend(cfg, None).map_err(|w| unusable("cuda:all".into(), w)),
     }
 }
 
-fn gpu_backend(_cfg: &Config, _ordinal: usize) -> Result<Box<dyn BackendFactory>, String> {
-    Err("this build has no CUDA backend yet".into())
+/// The CUDA backend on one GPU (`Some(ordinal)`) or all of them (`None`).
+fn gpu_backend(cfg: &Config, ordinal: Option<usize>) -> Result<Selected, String> {
+    use melpipe_cuda::{CudaBackendFactory, GpuMonitor, MultiGpuFactory};
+    let (factory, uuids): (Box<dyn BackendFactory>, Vec<String>) = match ordinal {
+        Some(n) => {
+            let f = CudaBackendFactory::new(n, cfg).map_err(|e| e.to_string())?;
+            let uuid = f.info().uuid.clone();
+            (Box::new(f), vec![uuid])
+        }
+        None => {
+            let f = MultiGpuFactory::all(cfg).map_err(|e| e.to_string())?;
+            let uuids = f.devices().iter().map(|d| d.info().uuid.clone()).collect();
+            (Box::new(f), uuids)
+        }
+    };
+    let monitors: Vec<GpuMonitor> = uuids.iter().filter_map(|u| GpuMonitor::new(u)).collect();
+    let gpu_status: Option<status::GpuProbe> = (!monitors.is_empty()).then(|| {
+        Box::new(move || {
+            let parts: Vec<String> = monitors
+                .iter()
+                .filter_map(|m| m.sample().map(|s| s.to_string()))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" | "))
+        }) as status::GpuProbe
+    });
+    Ok(Selected {
+        factory,
+        gpu_status,
+    })
 }
 
 fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
@@ -102,7 +136,10 @@ pub fn execute(
     resume: bool,
     quiet: bool,
 ) -> Result<RunSummary> {
-    let factory = select_backend(cfg)?;
+    let Selected {
+        factory,
+        gpu_status,
+    } = select_backend(cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while `stop` is already set exits at once with 130.
@@ -111,7 +148,7 @@ pub fn execute(
     }
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
-    let reporter = status::spawn(Arc::clone(&progress), Arc::clone(&done), None, quiet);
+    let reporter = status::spawn(Arc::clone(&progress), Arc::clone(&done), gpu_status, quiet);
     let req = RunRequest {
         inputs,
         out,

@@ -142,4 +142,10 @@ pub trait BackendFactory: Send + Sync {
     /// True for backends whose compute runs on the host's cores (the pipeline then reads and
     /// computes in the same threads, so decoded samples are still in cache).
     fn is_cpu(&self) -> bool;
+
+    /// Devices the factory spreads backends over (the pipeline starts `streams` compute threads
+    /// per device).
+    fn devices(&self) -> usize {
+        1
+    }
 }

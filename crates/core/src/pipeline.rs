@@ -432,7 +432,7 @@ fn execute(
                 });
             }
             drop(full_tx);
-            for _ in 0..knobs.streams {
+            for _ in 0..knobs.streams * factory.devices().max(1) {
                 let done_tx = done_tx.clone();
                 let full_rx: Receiver<_> = full_rx.clone();
                 let free_tx: Sender<_> = free_tx.clone();

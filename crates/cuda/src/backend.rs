@@ -280,6 +280,10 @@ impl BackendFactory for MultiGpuFactory {
     fn is_cpu(&self) -> bool {
         false
     }
+
+    fn devices(&self) -> usize {
+        self.devices.len()
+    }
 }
 
 /// Times of the last [`Backend::compute`] call.
