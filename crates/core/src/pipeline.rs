@@ -72,13 +72,15 @@ impl Knobs {
         } else if cpu_backend {
             16
         } else {
-            256
+            // 128 clips of 40,960 f32 samples = 21 MB a batch: large enough for the GPU,
+            // small enough that `queue_depth` batches stay far under the 1.5 GB memory bound.
+            128
         };
         let streams = if cfg.streams > 0 { cfg.streams } else { 4 };
         let workers = if cpu_backend {
             threads
         } else {
-            readers + streams
+            readers / 2 + streams
         };
         let queue_depth = if cfg.queue_depth > 0 {
             cfg.queue_depth
