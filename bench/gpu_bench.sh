@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: correctness (scripts/gpu_check.sh) then the benchmark
+# (bench/bench.py: I/O floor, melpipe cuda and cpu, the torchaudio seed-design pipeline, warm and
+# cold). Logs go to $OUT (the device tool's folder) or /tmp.
+# usage: MELPIPE=.carry/melpipe bench/gpu_bench.sh [--golden]   (--golden: regenerate goldens first)
+set -uo pipefail
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+M=${MELPIPE:-.carry/melpipe}
+W=${WORK:-/tmp/mp}
+LOG=${OUT:-/tmp}
+mkdir -p "$W"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$LOG/machine.txt"
+nproc >> "$LOG/machine.txt"; free -g >> "$LOG/machine.txt"; df -h /tmp >> "$LOG/machine.txt"
+if [ "${1:-}" = "--golden" ]; then
+    python3 scripts/make_golden.py "$W/golden" && tar czf "$LOG/golden.tgz" -C "$W" golden
+    rm -rf tests/golden && cp -r "$W/golden" tests/golden
+fi
+MELPIPE=$M WORK=$W/check scripts/gpu_check.sh 2>&1 | tee "$LOG/gpu_check.log"
+"$M" generate "$W/seed" --files 39563 2>&1 | tail -1
+python3 bench/bench.py --data "$W/seed" --out "$W/bench" --melpipe "$M" --devices cuda,cpu \
+    --torchaudio --cold --repeat 3 --json "$LOG/bench.json" 2>&1 | tee "$LOG/bench.log"
