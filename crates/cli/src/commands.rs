@@ -176,6 +176,13 @@ fn print_summary(s: &RunSummary, quiet: bool) {
             .as_ref()
             .map_or(0, |a| a.header_bytes + a.data_bytes);
     let c = &m.counts;
+    tracing::debug!(
+        "busy: read {:.2} thread-s, compute {:.2} thread-s, write {:.2}s, checkpoints {:.2}s",
+        t.read_busy_s,
+        t.compute_busy_s,
+        t.write_busy_s,
+        t.checkpoint_s
+    );
     if !quiet {
         eprintln!(
             "done: {} files → {} rows × {} × {} ({}) on {} in {:.2}s",

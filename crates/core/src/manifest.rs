@@ -141,8 +141,20 @@ pub struct Timings {
     pub run_s: f64,
     /// Final fsync, manifest, renames.
     pub commit_s: f64,
-    /// Everything.
+    /// Everything, up to writing the manifest.
     pub total_s: f64,
+    /// Thread-seconds reading and decoding inputs (summed over reader threads).
+    #[serde(default)]
+    pub read_busy_s: f64,
+    /// Thread-seconds in the compute backend.
+    #[serde(default)]
+    pub compute_busy_s: f64,
+    /// Seconds the writer spent appending rows.
+    #[serde(default)]
+    pub write_busy_s: f64,
+    /// Seconds the writer spent in checkpoints (fsync of the arrays, journal line).
+    #[serde(default)]
+    pub checkpoint_s: f64,
 }
 
 /// The manifest of an output folder.

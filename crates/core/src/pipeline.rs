@@ -192,7 +192,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     };
     let (mut writer, done) = if let Some(loaded) = loaded {
         check_resumable(&loaded.header, &header, &files, &loaded.records)?;
-        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded)?;
+        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, files.len())?;
         tracing::info!(
             "resuming: {done} of {} files were committed ({} rows)",
             files.len(),
@@ -218,7 +218,10 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             req.force || (req.resume && partial.exists()),
             false,
         )?;
-        (OutputWriter::create(&req.out, cfg, &header)?, 0)
+        (
+            OutputWriter::create(&req.out, cfg, &header, files.len())?,
+            0,
+        )
     };
     Progress::add(&progress.files_done, done as u64);
     Progress::add(&progress.rows_done, writer.rows());
@@ -262,10 +265,15 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             run_s,
             commit_s: 0.0,
             total_s: 0.0,
+            read_busy_s: Progress::secs(&progress.read_ns),
+            compute_busy_s: Progress::secs(&progress.compute_ns),
+            write_busy_s: Progress::secs(&progress.write_ns),
+            checkpoint_s: Progress::secs(&progress.checkpoint_ns),
         },
         files: Vec::new(),
     };
-    let mut manifest = writer.commit(manifest)?;
+    let mut manifest = writer.commit(manifest, t0, t_commit)?;
+    // The manifest on disk has the times up to its own writing; the summary gets the rest.
     manifest.timings.commit_s = t_commit.elapsed().as_secs_f64();
     manifest.timings.total_s = t0.elapsed().as_secs_f64();
     progress.set_phase(Phase::Done);
@@ -357,8 +365,6 @@ fn execute(
         }
         failed_stop.store(true, Ordering::Relaxed);
     };
-    let device = factory.name();
-
     // Takes a task index, or None when there is no more work (or the run stops).
     let claim = || -> Option<usize> {
         if halt() {
@@ -394,10 +400,15 @@ fn execute(
                     let mut reader = Reader::new(cfg);
                     let mut batch = AudioBatch::default();
                     while let Some(t) = claim() {
-                        let outcomes = reader.read_task(tasks[t], &mut batch);
+                        let outcomes = Progress::timed(&progress.read_ns, || {
+                            reader.read_task(tasks[t], &mut batch)
+                        });
                         Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
                         let mut features = feature_buf(batch.rows());
-                        let r = backend.compute(&batch, &mut features).map(|_| Done {
+                        let r = Progress::timed(&progress.compute_ns, || {
+                            backend.compute(&batch, &mut features)
+                        })
+                        .map(|_| Done {
                             task: t,
                             outcomes,
                             features,
@@ -424,7 +435,9 @@ fn execute(
                     let mut reader = Reader::new(cfg);
                     while let Some(t) = claim() {
                         let Ok(mut batch) = free_rx.recv() else { break };
-                        let outcomes = reader.read_task(tasks[t], &mut batch);
+                        let outcomes = Progress::timed(&progress.read_ns, || {
+                            reader.read_task(tasks[t], &mut batch)
+                        });
                         Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
                         Progress::add(&progress.queued, 1);
                         if full_tx.send((t, outcomes, batch)).is_err() {
@@ -448,7 +461,10 @@ fn execute(
                             break;
                         }
                         let mut features = feature_buf(batch.rows());
-                        let r = backend.compute(&batch, &mut features).map(|_| Done {
+                        let r = Progress::timed(&progress.compute_ns, || {
+                            backend.compute(&batch, &mut features)
+                        })
+                        .map(|_| Done {
                             task: t,
                             outcomes,
                             features,
@@ -494,10 +510,12 @@ fn execute(
                         break;
                     }
                 }
-                if let Err(e) = writer
-                    .append(tasks[d.task], &d.outcomes, d.features.as_bytes())
-                    .and_then(|_| writer.maybe_checkpoint())
-                {
+                let appended = Progress::timed(&progress.write_ns, || {
+                    writer.append(tasks[d.task], &d.outcomes, d.features.as_bytes())
+                });
+                if let Err(e) = appended.and_then(|_| {
+                    Progress::timed(&progress.checkpoint_ns, || writer.maybe_checkpoint())
+                }) {
                     record_error(e);
                     break;
                 }
@@ -539,5 +557,6 @@ fn execute(
     if stop.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
+    let device = factory.name();
     Ok(device)
 }

@@ -46,6 +46,14 @@ pub struct Progress {
     pub queued: AtomicU64,
     /// Capacity of that queue.
     pub queue_capacity: AtomicU64,
+    /// Thread-seconds spent reading and decoding (nanoseconds, summed over threads).
+    pub read_ns: AtomicU64,
+    /// Thread-seconds spent in the backend.
+    pub compute_ns: AtomicU64,
+    /// Time the writer spent appending rows.
+    pub write_ns: AtomicU64,
+    /// Time the writer spent in checkpoints (fsync + journal).
+    pub checkpoint_ns: AtomicU64,
     /// When the run started.
     pub started: Instant,
 }
@@ -62,6 +70,10 @@ impl Default for Progress {
             bytes_written: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             queue_capacity: AtomicU64::new(0),
+            read_ns: AtomicU64::new(0),
+            compute_ns: AtomicU64::new(0),
+            write_ns: AtomicU64::new(0),
+            checkpoint_ns: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -92,5 +104,18 @@ impl Progress {
     /// Adds to a counter.
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Runs `f`, adding its wall time to the nanosecond counter `c`.
+    pub fn timed<T>(c: &AtomicU64, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let r = f();
+        c.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+
+    /// A nanosecond counter in seconds.
+    pub fn secs(c: &AtomicU64) -> f64 {
+        c.load(Ordering::Relaxed) as f64 / 1e9
     }
 }

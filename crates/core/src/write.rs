@@ -5,7 +5,7 @@
 //! `manifest.json` last, and `verify` needs the manifest and matching checksums, so a run killed
 //! at any moment leaves either no output that verifies or a complete one.
 
-use crate::config::{Config, Dtype, Layout, MappingKind};
+use crate::config::{Config, Dtype, Layout, LengthMode, MappingKind};
 use crate::discover::InputFile;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
@@ -214,8 +214,7 @@ pub struct OutputWriter {
     out: PathBuf,
     partial: PathBuf,
     features: ArrayFile,
-    mapping: Option<(ArrayFile, MappingKind)>,
-    geometry: Geometry,
+    mapping: Option<MappingWriter>,
     values_per_row: u64,
     n_mels: u64,
     out_frames: u64,
@@ -223,7 +222,6 @@ pub struct OutputWriter {
     files: Vec<FileEntry>,
     counts: StatusCounts,
     rows: u64,
-    map_buf: Vec<u8>,
     journal: Journal,
     journaled_files: usize,
     last_checkpoint: Instant,
@@ -294,7 +292,14 @@ pub fn prepare_output(out: &Path, force: bool, resume: bool) -> Result<()> {
 
 impl OutputWriter {
     /// Creates the partial folder and the array files. Call [`prepare_output`] first.
-    pub fn create(out: &Path, cfg: &Config, header: &JournalHeader) -> Result<Self> {
+    /// `total_files` is the number of input files of the run (the mapping of a fixed-length
+    /// run is known from it alone and is written ahead by its own thread).
+    pub fn create(
+        out: &Path,
+        cfg: &Config,
+        header: &JournalHeader,
+        total_files: usize,
+    ) -> Result<Self> {
         let partial = out.join(PARTIAL_DIR);
         std::fs::create_dir_all(&partial).map_err(|e| Error::io("creating", &partial, e))?;
         let journal = Journal::create(&partial, header)?;
@@ -305,10 +310,14 @@ impl OutputWriter {
             cfg.dtype.descr(),
             cfg.layout == Layout::Default,
         )?;
-        let mapping = match cfg.mapping {
-            MappingKind::None => None,
-            k @ MappingKind::I64 => Some((ArrayFile::create(&partial, mname, "<i8", true)?, k)),
-            k @ MappingKind::I32 => Some((ArrayFile::create(&partial, mname, "<i4", true)?, k)),
+        let mapping = match mapping_descr(cfg.mapping) {
+            None => None,
+            Some(d) => Some(MappingWriter::start(
+                ArrayFile::create(&partial, mname, d, true)?,
+                cfg,
+                total_files,
+                0,
+            )?),
         };
         sync_dir(out)?;
         Ok(OutputWriter {
@@ -316,7 +325,6 @@ impl OutputWriter {
             partial,
             features,
             mapping,
-            geometry: Geometry::new(cfg),
             values_per_row: cfg.values_per_row() as u64,
             n_mels: cfg.n_mels as u64,
             out_frames: cfg.out_frames() as u64,
@@ -324,7 +332,6 @@ impl OutputWriter {
             files: Vec::new(),
             counts: StatusCounts::default(),
             rows: 0,
-            map_buf: Vec::new(),
             journal,
             journaled_files: 0,
             last_checkpoint: Instant::now(),
@@ -334,7 +341,12 @@ impl OutputWriter {
 
     /// Reopens the partial output of an interrupted run at its last committed state.
     /// Returns the writer and the number of input files already done.
-    pub fn resume(out: &Path, cfg: &Config, loaded: journal::Loaded) -> Result<(Self, usize)> {
+    pub fn resume(
+        out: &Path,
+        cfg: &Config,
+        loaded: journal::Loaded,
+        total_files: usize,
+    ) -> Result<(Self, usize)> {
         let partial = out.join(PARTIAL_DIR);
         let (fname, mname) = array_names(cfg.layout);
         // A run killed in the middle of its commit renamed some arrays already: take them back
@@ -355,14 +367,15 @@ impl OutputWriter {
             cfg.layout == Layout::Default,
             fbytes,
         )?;
-        let mapping = match cfg.mapping {
-            MappingKind::None => None,
-            k @ MappingKind::I64 => {
-                Some((ArrayFile::reopen(&partial, mname, "<i8", true, mbytes)?, k))
-            }
-            k @ MappingKind::I32 => {
-                Some((ArrayFile::reopen(&partial, mname, "<i4", true, mbytes)?, k))
-            }
+        let files_done = last.map_or(0, |r| r.files_done as usize);
+        let mapping = match mapping_descr(cfg.mapping) {
+            None => None,
+            Some(d) => Some(MappingWriter::start(
+                ArrayFile::reopen(&partial, mname, d, true, mbytes)?,
+                cfg,
+                total_files,
+                files_done,
+            )?),
         };
         let files: Vec<FileEntry> = loaded
             .records
@@ -388,7 +401,6 @@ impl OutputWriter {
                 partial,
                 features,
                 mapping,
-                geometry: Geometry::new(cfg),
                 values_per_row: cfg.values_per_row() as u64,
                 n_mels: cfg.n_mels as u64,
                 out_frames: cfg.out_frames() as u64,
@@ -396,7 +408,6 @@ impl OutputWriter {
                 files,
                 counts,
                 rows,
-                map_buf: Vec::new(),
                 journal,
                 journaled_files: done,
                 last_checkpoint: Instant::now(),
@@ -412,14 +423,15 @@ impl OutputWriter {
             return Ok(());
         }
         self.features.sync_data()?;
-        if let Some((m, _)) = &self.mapping {
-            m.sync_data()?;
-        }
+        let mapping_bytes = match &mut self.mapping {
+            Some(m) => m.sync_rows(self.rows)?,
+            None => 0,
+        };
         let rec = JournalRecord {
             files_done: self.files.len() as u64,
             rows: self.rows,
             features_bytes: self.features.data_bytes,
-            mapping_bytes: self.mapping.as_ref().map_or(0, |(m, _)| m.data_bytes),
+            mapping_bytes,
             files: self.files[self.journaled_files..].to_vec(),
         };
         self.journal.commit(&rec)?;
@@ -460,42 +472,8 @@ impl OutputWriter {
             });
         }
         self.features.append(features)?;
-        if let Some((map, kind)) = &mut self.mapping {
-            self.map_buf.clear();
-            let mut row = self.rows;
-            for (i, o) in outcomes.iter().enumerate() {
-                let file_idx = (self.files.len() + i) as i64;
-                for s in 0..o.rows as usize {
-                    let seg = self.geometry.segment(s);
-                    let vals = [
-                        row as i64,
-                        file_idx,
-                        seg.long_idx as i64,
-                        seg.short_idx as i64,
-                        seg.start_sample as i64,
-                        seg.end_sample as i64,
-                    ];
-                    match kind {
-                        MappingKind::I32 => {
-                            for v in vals {
-                                let v = i32::try_from(v).map_err(|_| {
-                                    Error::Config(format!(
-                                        "value {v} does not fit the i32 mapping; use --mapping i64"
-                                    ))
-                                })?;
-                                self.map_buf.extend_from_slice(&v.to_le_bytes());
-                            }
-                        }
-                        _ => {
-                            for v in vals {
-                                self.map_buf.extend_from_slice(&v.to_le_bytes());
-                            }
-                        }
-                    }
-                    row += 1;
-                }
-            }
-            map.append(&self.map_buf)?;
+        if let Some(m) = &mut self.mapping {
+            m.append(self.files.len(), self.rows, outcomes)?;
         }
         for (f, o) in inputs.iter().zip(outcomes) {
             self.counts.add(&o.status);
@@ -514,16 +492,24 @@ impl OutputWriter {
 
     /// Finishes the arrays, fills in `manifest` (arrays, files, counts, rows), writes it, and
     /// moves everything into the output folder.
-    pub fn commit(self, mut m: manifest::Manifest) -> Result<manifest::Manifest> {
+    /// `started` and `commit_started` time the run and this commit for the manifest.
+    pub fn commit(
+        self,
+        mut m: manifest::Manifest,
+        started: Instant,
+        commit_started: Instant,
+    ) -> Result<manifest::Manifest> {
         let shape = vec![self.rows, self.n_mels, self.out_frames];
         m.features = self.features.finish(shape)?;
         m.mapping = match self.mapping {
-            Some((map, _)) => Some(map.finish(vec![self.rows, 6])?),
+            Some(map) => Some(map.finish(self.rows)?),
             None => None,
         };
         m.rows = self.rows;
         m.counts = self.counts;
         m.files = self.files;
+        m.timings.commit_s = commit_started.elapsed().as_secs_f64();
+        m.timings.total_s = started.elapsed().as_secs_f64();
         let mpath = self.partial.join(manifest::FILE_NAME);
         let text = serde_json::to_vec_pretty(&m).map_err(|e| Error::Output {
             path: mpath.clone(),
@@ -548,5 +534,247 @@ impl OutputWriter {
         std::fs::remove_dir(&self.partial).map_err(|e| Error::io("removing", &self.partial, e))?;
         sync_dir(&self.out)?;
         Ok(m)
+    }
+}
+
+fn mapping_descr(kind: MappingKind) -> Option<&'static str> {
+    match kind {
+        MappingKind::None => None,
+        MappingKind::I64 => Some("<i8"),
+        MappingKind::I32 => Some("<i4"),
+    }
+}
+
+/// Appends the mapping rows of one file (`rows` segments from `first_row`) to `buf`.
+fn encode_mapping(
+    buf: &mut Vec<u8>,
+    kind: MappingKind,
+    g: &Geometry,
+    first_row: u64,
+    file_idx: usize,
+    rows: u64,
+) -> Result<()> {
+    for s in 0..rows {
+        let seg = g.segment(s as usize);
+        let vals = [
+            (first_row + s) as i64,
+            file_idx as i64,
+            seg.long_idx as i64,
+            seg.short_idx as i64,
+            seg.start_sample as i64,
+            seg.end_sample as i64,
+        ];
+        if kind == MappingKind::I32 {
+            for v in vals {
+                let v = i32::try_from(v).map_err(|_| {
+                    Error::Config(format!(
+                        "value {v} does not fit the i32 mapping; use --mapping i64"
+                    ))
+                })?;
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+        } else {
+            for v in vals {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The mapping array. In fixed length mode every file has the same rows, so the whole table is
+/// known before any file is read: a thread of its own writes it ahead, and the disk starts on
+/// those bytes while the inputs are still being read. In natural mode rows follow each file's
+/// length, so they are written as the files come.
+enum MappingWriter {
+    Inline {
+        file: Option<ArrayFile>,
+        kind: MappingKind,
+        geometry: Geometry,
+        buf: Vec<u8>,
+    },
+    Ahead {
+        thread: Option<std::thread::JoinHandle<Result<ArrayFile>>>,
+        /// Data bytes the thread has written so far.
+        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        /// A second handle on the file, to fsync it while the thread writes.
+        sync: File,
+        path: PathBuf,
+        row_bytes: u64,
+    },
+}
+
+impl MappingWriter {
+    /// Takes over `file` (holding the rows of the first `files_done` files).
+    fn start(file: ArrayFile, cfg: &Config, total_files: usize, files_done: usize) -> Result<Self> {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let kind = cfg.mapping;
+        let geometry = Geometry::new(cfg);
+        let sync = match (cfg.length, file.file.try_clone()) {
+            (LengthMode::Fixed, Ok(f)) => f,
+            _ => {
+                return Ok(MappingWriter::Inline {
+                    file: Some(file),
+                    kind,
+                    geometry,
+                    buf: Vec::new(),
+                })
+            }
+        };
+        let per_file = geometry.rows(None) as u64;
+        let row_bytes = 6 * kind.size().unwrap_or(8) as u64;
+        let written = Arc::new(AtomicU64::new(file.data_bytes));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let path = file.path.clone();
+        let (w, c) = (Arc::clone(&written), Arc::clone(&cancel));
+        let thread = std::thread::Builder::new().name("mapping".into()).spawn(
+            move || -> Result<ArrayFile> {
+                let mut file = file;
+                let mut buf = Vec::with_capacity(4 << 20);
+                for f in files_done..total_files {
+                    if c.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    encode_mapping(&mut buf, kind, &geometry, f as u64 * per_file, f, per_file)?;
+                    if buf.len() >= 4 << 20 || f + 1 == total_files {
+                        file.append(&buf)?;
+                        buf.clear();
+                        w.store(file.data_bytes, Ordering::Release);
+                    }
+                }
+                Ok(file)
+            },
+        );
+        let thread = thread.map_err(|e| Error::io("starting the mapping writer", &path, e))?;
+        Ok(MappingWriter::Ahead {
+            thread: Some(thread),
+            written,
+            cancel,
+            sync,
+            path,
+            row_bytes,
+        })
+    }
+
+    /// The rows of the next files, in the inline mode (the ahead thread needs nothing).
+    fn append(
+        &mut self,
+        first_file: usize,
+        first_row: u64,
+        outcomes: &[FileOutcome],
+    ) -> Result<()> {
+        if let MappingWriter::Inline {
+            file,
+            kind,
+            geometry,
+            buf,
+        } = self
+        {
+            buf.clear();
+            let mut row = first_row;
+            for (i, o) in outcomes.iter().enumerate() {
+                encode_mapping(buf, *kind, geometry, row, first_file + i, o.rows)?;
+                row += o.rows;
+            }
+            if let Some(file) = file {
+                file.append(buf)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the mapping durable through `rows` rows; returns the bytes that covers.
+    fn sync_rows(&mut self, rows: u64) -> Result<u64> {
+        use std::sync::atomic::Ordering;
+        match self {
+            MappingWriter::Inline { file, .. } => match file {
+                Some(f) => {
+                    f.sync_data()?;
+                    Ok(f.data_bytes)
+                }
+                None => Ok(0),
+            },
+            MappingWriter::Ahead {
+                thread,
+                written,
+                sync,
+                path,
+                row_bytes,
+                ..
+            } => {
+                let need = rows * *row_bytes;
+                while written.load(Ordering::Acquire) < need {
+                    if thread.as_ref().is_none_or(|t| t.is_finished()) {
+                        // The thread stopped early: its error says why.
+                        if let Some(t) = thread.take() {
+                            t.join().map_err(|_| Error::Output {
+                                path: path.clone(),
+                                msg: "the mapping writer panicked".into(),
+                            })??;
+                        }
+                        if written.load(Ordering::Acquire) < need {
+                            return Err(Error::Output {
+                                path: path.clone(),
+                                msg: "the mapping writer stopped early".into(),
+                            });
+                        }
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                sync.sync_data()
+                    .map_err(|e| Error::io("fsyncing", path.clone(), e))?;
+                Ok(need)
+            }
+        }
+    }
+
+    /// Waits for the rows, writes the header and fsyncs.
+    fn finish(mut self, rows: u64) -> Result<ArrayInfo> {
+        let early = |path: &Path, what: &str| Error::Output {
+            path: path.to_path_buf(),
+            msg: format!("the mapping writer {what}"),
+        };
+        let (file, row_bytes) = match &mut self {
+            MappingWriter::Inline { file, kind, .. } => {
+                let f = file
+                    .take()
+                    .ok_or_else(|| early(Path::new("mapping"), "is gone"))?;
+                (f, 6 * kind.size().unwrap_or(8) as u64)
+            }
+            MappingWriter::Ahead {
+                thread,
+                path,
+                row_bytes,
+                ..
+            } => {
+                let t = thread.take().ok_or_else(|| early(path, "stopped early"))?;
+                let f = t.join().map_err(|_| early(path, "panicked"))??;
+                (f, *row_bytes)
+            }
+        };
+        if file.data_bytes != rows * row_bytes {
+            return Err(Error::Output {
+                path: file.path.clone(),
+                msg: format!(
+                    "the mapping holds {} bytes, not {rows} rows",
+                    file.data_bytes
+                ),
+            });
+        }
+        file.finish(vec![rows, 6])
+    }
+}
+
+impl Drop for MappingWriter {
+    fn drop(&mut self) {
+        if let MappingWriter::Ahead { thread, cancel, .. } = self {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = thread.take() {
+                let _ = t.join();
+            }
+        }
     }
 }
