@@ -586,6 +586,7 @@ fn encode_mapping(
 /// known before any file is read: a thread of its own writes it ahead, and the disk starts on
 /// those bytes while the inputs are still being read. In natural mode rows follow each file's
 /// length, so they are written as the files come.
+#[allow(clippy::large_enum_variant)] // one per run; boxing buys nothing
 enum MappingWriter {
     Inline {
         file: Option<ArrayFile>,
