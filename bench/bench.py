@@ -53,36 +53,14 @@ def wav_files(data):
 
 
 def read_floor(files, readers):
-    """Seconds to read every file with `readers` threads (plain read(2), 1 MiB buffer)."""
-    import threading
-    lock = threading.Lock()
-    it = iter(files)
-    total = [0]
-
-    def work():
-        buf = bytearray(1 << 20)
-        n = 0
-        while True:
-            with lock:
-                p = next(it, None)
-            if p is None:
-                break
-            with open(p, "rb", buffering=0) as f:
-                while True:
-                    k = f.readinto(buf)
-                    if not k:
-                        break
-                    n += k
-        with lock:
-            total[0] += n
-
+    """Seconds to read every file with `readers` parallel `cat` processes (native reads; a
+    Python loop would measure the interpreter, not the disk)."""
+    lst = "\0".join(files).encode() + b"\0"
+    per = max(1, min(512, len(files) // (readers * 4) or 1))
     t = time.perf_counter()
-    th = [threading.Thread(target=work) for _ in range(readers)]
-    for x in th:
-        x.start()
-    for x in th:
-        x.join()
-    return time.perf_counter() - t, total[0]
+    p = subprocess.run(["xargs", "-0", "-P", str(readers), "-n", str(per), "cat"], input=lst,
+                       stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t, p.returncode
 
 
 def write_floor(path, nbytes):

@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv |
 nproc >> "$LOG/machine.txt"; free -g >> "$LOG/machine.txt"; df -h /tmp >> "$LOG/machine.txt"
 if [ "${1:-}" = "--golden" ]; then
     python3 scripts/make_golden.py "$W/golden" && tar czf "$LOG/golden.tgz" -C "$W" golden
-    rm -rf tests/golden && cp -r "$W/golden" tests/golden
+    mkdir -p tests && rm -rf tests/golden && cp -r "$W/golden" tests/golden
 fi
 MELPIPE=$M WORK=$W/check scripts/gpu_check.sh 2>&1 | tee "$LOG/gpu_check.log"
 "$M" generate "$W/seed" --files 39563 2>&1 | tail -1

@@ -19,7 +19,8 @@ echo "== full dataset: GPU vs CPU"
 "$M" verify "$W/cpu"
 python3 scripts/compare_outputs.py "$W/gpu" "$W/cpu"
 echo "== pool none, f32, top_db 60 on a slice: GPU vs CPU"
-mkdir -p "$W/slice" && find "$W/data" -name '*.wav' | sort | head -500 > "$W/slice/list.txt"
+mkdir -p "$W/slice" && find "$W/data" -name '*.wav' | sort > "$W/slice/all.txt"
+head -500 "$W/slice/all.txt" > "$W/slice/list.txt"
 "$M" run "@$W/slice/list.txt" -o "$W/gpu_none" --device cuda --pool none --dtype f32 --top-db 60 --force -q
 "$M" run "@$W/slice/list.txt" -o "$W/cpu_none" --device cpu --pool none --dtype f32 --top-db 60 --force -q
 python3 scripts/compare_outputs.py "$W/gpu_none" "$W/cpu_none"
