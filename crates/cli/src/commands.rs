@@ -68,7 +68,7 @@ fn select_backend(cfg: &Config) -> Result<Selected> {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Auto => match gpu_backend(cfg, Some(0)) {
             Ok(sel) => {
-                tracing::info!("device: {} (auto)", sel.factory.name());
+                tracing::info!("device: cuda:0 (auto: a CUDA device is usable)");
                 Ok(sel)
             }
             Err(why) => {
@@ -84,34 +84,123 @@ fn select_backend(cfg: &Config) -> Result<Selected> {
 }
 
 /// The CUDA backend on one GPU (`Some(ordinal)`) or all of them (`None`).
+///
+/// Only the driver and the device count are checked here; the context and the NVRTC compile of
+/// the kernels (a few hundred milliseconds) happen on a thread of their own while the pipeline
+/// already discovers and reads files. A failure there stops the run with its reason.
 fn gpu_backend(cfg: &Config, ordinal: Option<usize>) -> Result<Selected, String> {
     use melpipe_cuda::{CudaBackendFactory, GpuMonitor, MultiGpuFactory};
-    let (factory, uuids): (Box<dyn BackendFactory>, Vec<String>) = match ordinal {
-        Some(n) => {
-            let f = CudaBackendFactory::new(n, cfg).map_err(|e| e.to_string())?;
-            let uuid = f.info().uuid.clone();
-            (Box::new(f), vec![uuid])
+    let count = melpipe_cuda::device_count().map_err(|e| e.to_string())?;
+    if !melpipe_cuda::nvrtc_library_present() {
+        return Err("the NVRTC library (libnvrtc) could not be loaded: set LD_LIBRARY_PATH to the CUDA lib64 folder (e.g. /usr/local/cuda/lib64)".into());
+    }
+    if count == 0 {
+        return Err("no CUDA device is visible".into());
+    }
+    if let Some(n) = ordinal {
+        if n >= count {
+            return Err(format!(
+                "cuda:{n} does not exist: {count} device(s) visible (cuda:0 to cuda:{})",
+                count - 1
+            ));
         }
-        None => {
-            let f = MultiGpuFactory::all(cfg).map_err(|e| e.to_string())?;
-            let uuids = f.devices().iter().map(|d| d.info().uuid.clone()).collect();
-            (Box::new(f), uuids)
-        }
-    };
-    let monitors: Vec<GpuMonitor> = uuids.iter().filter_map(|u| GpuMonitor::new(u)).collect();
-    let gpu_status: Option<status::GpuProbe> = (!monitors.is_empty()).then(|| {
-        Box::new(move || {
-            let parts: Vec<String> = monitors
-                .iter()
-                .filter_map(|m| m.sample().map(|s| s.to_string()))
-                .collect();
-            (!parts.is_empty()).then(|| parts.join(" | "))
-        }) as status::GpuProbe
+    }
+    let owned = cfg.clone();
+    let build = std::thread::spawn(
+        move || -> Result<(Box<dyn BackendFactory>, Vec<String>), String> {
+            match ordinal {
+                Some(n) => {
+                    let f = CudaBackendFactory::new(n, &owned).map_err(|e| e.to_string())?;
+                    let uuid = f.info().uuid.clone();
+                    Ok((Box::new(f), vec![uuid]))
+                }
+                None => {
+                    let f = MultiGpuFactory::all(&owned).map_err(|e| e.to_string())?;
+                    let uuids = f.devices().iter().map(|d| d.info().uuid.clone()).collect();
+                    Ok((Box::new(f), uuids))
+                }
+            }
+        },
+    );
+    let lazy = Arc::new(LazyFactory {
+        build: std::sync::Mutex::new(Some(build)),
+        built: std::sync::OnceLock::new(),
+        devices: if ordinal.is_some() { 1 } else { count },
+        label: ordinal.map_or("cuda:all".to_string(), |n| format!("cuda:{n}")),
+    });
+    let watch = Arc::clone(&lazy);
+    let monitors: std::sync::OnceLock<Vec<GpuMonitor>> = std::sync::OnceLock::new();
+    let gpu_status: status::GpuProbe = Box::new(move || {
+        let Ok((_, uuids)) = watch.built.get()? else {
+            return None;
+        };
+        let ms = monitors.get_or_init(|| uuids.iter().filter_map(|u| GpuMonitor::new(u)).collect());
+        let parts: Vec<String> = ms
+            .iter()
+            .filter_map(|m| m.sample().map(|s| s.to_string()))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" | "))
     });
     Ok(Selected {
-        factory,
-        gpu_status,
+        factory: Box::new(SharedLazy(lazy)),
+        gpu_status: Some(gpu_status),
     })
+}
+
+type Built = Result<(Box<dyn BackendFactory>, Vec<String>), String>;
+
+/// A GPU backend factory being built on another thread; its users wait for it.
+struct LazyFactory {
+    build: std::sync::Mutex<Option<std::thread::JoinHandle<Built>>>,
+    built: std::sync::OnceLock<Built>,
+    devices: usize,
+    label: String,
+}
+
+impl LazyFactory {
+    fn get(&self) -> &Built {
+        self.built.get_or_init(|| {
+            let handle = self.build.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match handle.map(|h| h.join()) {
+                Some(Ok(r)) => r,
+                Some(Err(_)) => Err("starting the GPU backend panicked".into()),
+                None => Err("the GPU backend was not started".into()),
+            }
+        })
+    }
+}
+
+/// [`LazyFactory`] shared with the status line.
+struct SharedLazy(Arc<LazyFactory>);
+
+impl BackendFactory for SharedLazy {
+    fn name(&self) -> String {
+        match self.0.get() {
+            Ok((f, _)) => f.name(),
+            Err(_) => self.0.label.clone(),
+        }
+    }
+
+    fn create(
+        &self,
+        cfg: &Config,
+    ) -> melpipe_core::Result<Box<dyn melpipe_core::backend::Backend>> {
+        match self.0.get() {
+            Ok((f, _)) => f.create(cfg),
+            Err(why) => Err(melpipe_core::Error::Backend {
+                backend: self.0.label.clone(),
+                msg: why.clone(),
+            }),
+        }
+    }
+
+    fn is_cpu(&self) -> bool {
+        false
+    }
+
+    fn devices(&self) -> usize {
+        self.0.devices
+    }
 }
 
 fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
