@@ -1,11 +1,20 @@
 //! Log-mel features of one file's segments on the CPU (SPEC §3), and the CPU backend.
 //!
-//! [`FeatureExtractor`] computes every STFT frame of every distinct segment through `realfft`
-//! (the general path, `general.rs`); [`reference`] is the plain float64 implementation the tests
-//! hold it to.
+//! [`FeatureExtractor`] picks one of two paths when it is planned:
+//!
+//! - the frame-sharing path (`shared.rs`): STFT frames computed once per file and shared by
+//!   the segments that cover them, several frames per SIMD pass, when the hop divides the
+//!   segment step and `n_fft / 2` and `n_fft` is a power of two (the seed's parameters);
+//! - the general path (`general.rs`): every STFT frame of every distinct segment through
+//!   `realfft`.
+//!
+//! [`reference`] is the plain float64 implementation the tests hold both to.
 
+mod fft;
 mod general;
+mod lanes;
 pub mod reference;
+mod shared;
 
 use crate::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
 use crate::config::{Config, Pool};
@@ -13,6 +22,53 @@ use crate::error::Result;
 use crate::geometry::Geometry;
 use crate::mel::MelFilterbank;
 use general::GeneralPath;
+use shared::{SharedParams, SharedPath};
+
+/// Instruction set of the SIMD kernels, chosen at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// x86-64 AVX-512F (16 lanes).
+    Avx512,
+    /// x86-64 AVX2 + FMA (8 lanes).
+    Avx2,
+    /// Whatever the compile target has (8 lanes, no FMA).
+    Portable,
+}
+
+impl Isa {
+    /// The best instruction set this CPU has.
+    pub fn detect() -> Isa {
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|i| i.available())
+            .unwrap_or(Isa::Portable)
+    }
+
+    /// True when this CPU can run it.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            Isa::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+}
 
 /// What every path needs to know about one segment's STFT.
 #[derive(Clone, Copy, Debug)]
@@ -155,7 +211,32 @@ impl RowPlan {
 }
 
 enum Path {
-    General(GeneralPath),
+    General(Box<GeneralPath>),
+    Shared(Box<SharedPath>),
+}
+
+// The frame-sharing kernels compiled for each instruction set: the generic code is
+// `#[inline(always)]` down to the lane loops, so it is all compiled with these features.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn shared_avx512(p: &mut SharedPath, x: &[f32], plan: &RowPlan, mel: &MelWeights, out: &mut [f32]) {
+    p.extract::<lanes::x86::Avx512>(x, plan, mel, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn shared_avx2(p: &mut SharedPath, x: &[f32], plan: &RowPlan, mel: &MelWeights, out: &mut [f32]) {
+    p.extract::<lanes::x86::Avx2>(x, plan, mel, out)
+}
+
+fn shared_portable(
+    p: &mut SharedPath,
+    x: &[f32],
+    plan: &RowPlan,
+    mel: &MelWeights,
+    out: &mut [f32],
+) {
+    p.extract::<lanes::Lanes<8, false>>(x, plan, mel, out)
 }
 
 /// Per-thread feature extractor for one configuration: plans, window, filterbank and scratch.
@@ -165,29 +246,60 @@ pub struct FeatureExtractor {
     mel: MelWeights,
     plan: RowPlan,
     path: Path,
+    isa: Isa,
 }
 
 impl FeatureExtractor {
     /// Plans the extractor; the configuration must be valid.
     pub fn new(cfg: &Config) -> Result<Self> {
+        Self::with_isa(cfg, Isa::detect())
+    }
+
+    /// Plans the extractor for a given instruction set (an error when this CPU lacks it).
+    pub fn with_isa(cfg: &Config, isa: Isa) -> Result<Self> {
         cfg.validate()?;
+        if !isa.available() {
+            return Err(crate::Error::Config(format!(
+                "this CPU cannot run the {} kernels",
+                isa.name()
+            )));
+        }
         let seg = SegmentGeometry::new(cfg);
         let fb = MelFilterbank::new(cfg);
         let window: Vec<f32> = reference::padded_hann(cfg.n_fft, cfg.win_length)
             .into_iter()
             .map(|w| w as f32)
             .collect();
-        let scale = match cfg.pool {
+        let pool_scale = match cfg.pool {
             Pool::Mean => 1.0 / seg.frames as f64,
             Pool::None => 1.0,
+        };
+        let (path, scale) = match SharedParams::new(cfg, &seg) {
+            Some(p) => (
+                Path::Shared(Box::new(SharedPath::new(seg, p, window))),
+                pool_scale * SharedPath::POWER_SCALE,
+            ),
+            None => (
+                Path::General(Box::new(GeneralPath::new(seg, window))),
+                pool_scale,
+            ),
         };
         Ok(FeatureExtractor {
             geom: Geometry::new(cfg),
             seg,
             mel: MelWeights::new(&fb, scale),
             plan: RowPlan::default(),
-            path: Path::General(GeneralPath::new(seg, window)),
+            path,
+            isa,
         })
+    }
+
+    /// Which path and instruction set the extractor uses, for logs and benchmarks.
+    pub fn describe(&self) -> String {
+        match self.path {
+            Path::General(_) => "general path (realfft per frame)".to_string(),
+            Path::Shared(_) => format!("frame-sharing path, {}", self.isa.name()),
+        }
     }
 
     /// Writes the dB features of the first `rows` segments of `samples` into `out`
@@ -198,8 +310,18 @@ impl FeatureExtractor {
         if self.plan.rows != rows || (rows > 0 && self.plan.unique.is_empty()) {
             self.plan = RowPlan::new(&self.geom, rows);
         }
+        let (plan, mel) = (&self.plan, &self.mel);
         match &mut self.path {
-            Path::General(p) => p.extract(samples, &self.plan, &self.mel, out),
+            Path::General(p) => p.extract(samples, plan, mel, out),
+            Path::Shared(p) => match self.isa {
+                // SAFETY: `with_isa` checked that this CPU has the instruction set's features.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { shared_avx512(p, samples, plan, mel, out) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { shared_avx2(p, samples, plan, mel, out) },
+                _ => shared_portable(p, samples, plan, mel, out),
+            },
         }
         self.plan.fill_copies(out, vpr);
     }

@@ -130,16 +130,34 @@ fn check(cfg: &Config, samples: usize, tol: f64) -> f64 {
     let len = geom.effective_samples(samples);
     let rows = geom.rows(Some(len));
     assert!(rows > 0);
-    let mut fx = FeatureExtractor::new(cfg).unwrap();
     let vpr = cfg.values_per_row();
     let mut worst = 0.0f64;
-    for (name, x) in signals(len, 7) {
-        let mut out = vec![f32::NAN; rows * vpr];
-        fx.extract(&x, rows, &mut out);
-        let want = reference::features(cfg, &x, rows);
-        worst = worst.max(compare(&out, &want, vpr, tol, name));
+    let signals = signals(len, 7);
+    let want: Vec<Vec<f64>> = signals
+        .iter()
+        .map(|(_, x)| reference::features(cfg, x, rows))
+        .collect();
+    for isa in isas() {
+        let mut fx = FeatureExtractor::with_isa(cfg, isa).unwrap();
+        let mut worst_here = 0.0f64;
+        for ((name, x), want) in signals.iter().zip(&want) {
+            let mut out = vec![f32::NAN; rows * vpr];
+            fx.extract(x, rows, &mut out);
+            let what = format!("{name} ({})", fx.describe());
+            worst_here = worst_here.max(compare(&out, want, vpr, tol, &what));
+        }
+        eprintln!("{}: worst {worst_here:.2e} dB", fx.describe());
+        worst = worst.max(worst_here);
     }
     worst
+}
+
+/// Every instruction set this CPU can run.
+fn isas() -> Vec<Isa> {
+    [Isa::Avx512, Isa::Avx2, Isa::Portable]
+        .into_iter()
+        .filter(|i| i.available())
+        .collect()
 }
 
 fn small(cfg: Config) -> Config {
@@ -251,10 +269,12 @@ fn natural_length_and_partial_rows() {
     // Only the first rows of a file.
     let cfg = small(Config::default());
     let x = &signals(4096, 3)[2].1;
-    let mut fx = FeatureExtractor::new(&cfg).unwrap();
-    let mut out = vec![f32::NAN; 4 * 32];
-    fx.extract(x, 4, &mut out);
-    compare(&out, &reference::features(&cfg, x, 4), 32, TOL, "partial");
+    for isa in isas() {
+        let mut fx = FeatureExtractor::with_isa(&cfg, isa).unwrap();
+        let mut out = vec![f32::NAN; 4 * 32];
+        fx.extract(x, 4, &mut out);
+        compare(&out, &reference::features(&cfg, x, 4), 32, TOL, "partial");
+    }
 }
 
 #[test]
@@ -266,4 +286,35 @@ fn duplicate_rows_are_identical() {
     fx.extract(x, 21, &mut out);
     // Row (l, 2) starts where row (l + 1, 0) does.
     assert_eq!(out[2 * 32..3 * 32], out[3 * 32..4 * 32]);
+}
+
+#[test]
+fn paths_are_chosen_as_documented() {
+    let shared = |cfg: &Config| {
+        FeatureExtractor::new(cfg)
+            .unwrap()
+            .describe()
+            .starts_with("frame-sharing")
+    };
+    assert!(shared(&Config::default()));
+    assert!(shared(&Config {
+        pool: Pool::None,
+        n_fft: 128,
+        hop_length: 32,
+        ..Config::default()
+    }));
+    // Hop not dividing n_fft/2, non-power-of-two FFT, segments sparse on the grid.
+    assert!(!shared(&Config {
+        hop_length: 24,
+        ..Config::default()
+    }));
+    assert!(!shared(&Config {
+        n_fft: 48,
+        win_length: 48,
+        ..Config::default()
+    }));
+    assert!(!shared(&Config {
+        long_hop: 8192,
+        ..Config::default()
+    }));
 }
