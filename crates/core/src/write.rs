@@ -16,6 +16,8 @@ use crate::read::FileOutcome;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -146,9 +148,7 @@ impl ArrayFile {
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(|e| Error::io("writing", &self.path, e))?;
+        write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
         self.hasher.update(bytes);
         self.data_bytes += bytes.len() as u64;
         let end = self.header_len() + self.data_bytes;
@@ -180,6 +180,38 @@ impl ArrayFile {
             xxh3_64: format!("{:016x}", self.hasher.digest()),
         })
     }
+}
+
+/// Test hook (fault injection), not a feature: with `MELPIPE_FAULT_WRITE_AFTER_BYTES=N` in the
+/// environment, array data writes fail with ENOSPC ("No space left on device") once N bytes
+/// have been appended in this process, as on a full disk: the write that crosses the limit
+/// stores what fits, then fails. The variable is read once; unset, each append pays one load of
+/// an initialised `OnceLock`. Tests use it where a size-limited file system cannot be mounted.
+fn fault_budget() -> Option<&'static AtomicU64> {
+    static LEFT: OnceLock<Option<AtomicU64>> = OnceLock::new();
+    LEFT.get_or_init(|| {
+        std::env::var("MELPIPE_FAULT_WRITE_AFTER_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(AtomicU64::new)
+    })
+    .as_ref()
+}
+
+/// `write_all`, subject to [`fault_budget`].
+fn write_data(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    let Some(left) = fault_budget() else {
+        return file.write_all(bytes);
+    };
+    // One writer thread appends, so load-then-store is not racy.
+    let avail = left.load(Ordering::Relaxed);
+    let n = avail.min(bytes.len() as u64);
+    left.store(avail - n, Ordering::Relaxed);
+    file.write_all(&bytes[..n as usize])?;
+    if (n as usize) < bytes.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing a range back now, without waiting for it.
@@ -226,6 +258,10 @@ pub struct OutputWriter {
     map_buf: Vec<u8>,
     journal: Journal,
     journaled_files: usize,
+    /// Data bytes of (features, mapping) at the end of the last complete [`Self::append`]: the
+    /// most a checkpoint may commit. A failed append (disk full) can leave part of a batch in
+    /// one array or both, beyond these lengths; no record covers it and a resume cuts it off.
+    complete_bytes: (u64, u64),
     last_checkpoint: Instant,
     checkpoint_every: Duration,
 }
@@ -327,6 +363,7 @@ impl OutputWriter {
             map_buf: Vec::new(),
             journal,
             journaled_files: 0,
+            complete_bytes: (0, 0),
             last_checkpoint: Instant::now(),
             checkpoint_every: checkpoint_interval(),
         })
@@ -399,6 +436,7 @@ impl OutputWriter {
                 map_buf: Vec::new(),
                 journal,
                 journaled_files: done,
+                complete_bytes: (fbytes, mbytes),
                 last_checkpoint: Instant::now(),
                 checkpoint_every: checkpoint_interval(),
             },
@@ -418,8 +456,8 @@ impl OutputWriter {
         let rec = JournalRecord {
             files_done: self.files.len() as u64,
             rows: self.rows,
-            features_bytes: self.features.data_bytes,
-            mapping_bytes: self.mapping.as_ref().map_or(0, |(m, _)| m.data_bytes),
+            features_bytes: self.complete_bytes.0,
+            mapping_bytes: self.complete_bytes.1,
             files: self.files[self.journaled_files..].to_vec(),
         };
         self.journal.commit(&rec)?;
@@ -459,8 +497,9 @@ impl OutputWriter {
                 ),
             });
         }
-        self.features.append(features)?;
-        if let Some((map, kind)) = &mut self.mapping {
+        // The mapping rows are built first: an i32 overflow must not leave half a batch.
+        if let Some((_, kind)) = &self.mapping {
+            let kind = *kind;
             self.map_buf.clear();
             let mut row = self.rows;
             for (i, o) in outcomes.iter().enumerate() {
@@ -495,6 +534,9 @@ impl OutputWriter {
                     row += 1;
                 }
             }
+        }
+        self.features.append(features)?;
+        if let Some((map, _)) = &mut self.mapping {
             map.append(&self.map_buf)?;
         }
         for (f, o) in inputs.iter().zip(outcomes) {
@@ -509,6 +551,10 @@ impl OutputWriter {
             });
             self.rows += o.rows;
         }
+        self.complete_bytes = (
+            self.features.data_bytes,
+            self.mapping.as_ref().map_or(0, |(m, _)| m.data_bytes),
+        );
         Ok(())
     }
 
