@@ -308,3 +308,62 @@ fn inputs_deleted_or_truncated_while_running_each_get_a_status() {
         300
     );
 }
+
+/// A 30-level folder tree and names that are not UTF-8 (two of them equal once made lossy):
+/// every file gets a status, and the manifest gives the exact bytes of each non-UTF-8 name.
+#[test]
+fn deep_trees_and_non_utf8_names_are_traced_exactly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 1, 0);
+    let clip = std::fs::read(data.join(&wav_files(&data)[0])).unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    let mut d = data.clone();
+    for level in 0..30 {
+        d.push(format!("level_{level:02}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("clip.wav"), &clip).unwrap();
+    }
+    let odd: [&[u8]; 5] = [
+        b"bad_\xff.wav",
+        b"bad_\xfe.wav",
+        b"caf\xe9/x.wav",
+        "utf8_è.wav".as_bytes(),
+        b"new\nline.wav",
+    ];
+    for n in odd {
+        let p = data.join(OsStr::from_bytes(n));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &clip).unwrap();
+    }
+    let out = t.path().join("out");
+    run_ok(&["run", s(&data), "-o", s(&out), "-q"]);
+    assert!(verifies(&out));
+    let m = manifest(&out);
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 35);
+    assert!(files.iter().all(|f| f["status"] == "ok"));
+    let deepest = files
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .max_by_key(|p| p.len());
+    assert_eq!(deepest.unwrap().matches('/').count(), 30);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for n in odd {
+        let utf8 = std::str::from_utf8(n).is_ok();
+        let e: Vec<_> = files
+            .iter()
+            .filter(|f| {
+                if utf8 {
+                    f["path"].as_str() == std::str::from_utf8(n).ok()
+                } else {
+                    f["path_bytes_hex"].as_str() == Some(hex(n).as_str())
+                }
+            })
+            .collect();
+        assert_eq!(e.len(), 1, "{n:?} is in the manifest once");
+        assert_eq!(e[0]["path"], String::from_utf8_lossy(n).as_ref());
+        assert_eq!(e[0].get("path_bytes_hex").is_none(), utf8);
+    }
+}

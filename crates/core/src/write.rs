@@ -541,8 +541,10 @@ impl OutputWriter {
         }
         for (f, o) in inputs.iter().zip(outcomes) {
             self.counts.add(&o.status);
+            let (path, path_bytes_hex) = manifest::entry_path(&f.rel);
             self.files.push(FileEntry {
-                path: f.rel.to_string_lossy().into_owned(),
+                path,
+                path_bytes_hex,
                 bytes: o.bytes,
                 samples: o.samples,
                 status: o.status.clone(),
