@@ -107,7 +107,7 @@ fn main() -> ExitCode {
             if code == Exit::Interrupted {
                 eprintln!("melpipe: interrupted; progress is kept in OUT/.melpipe-partial: run the same command with --resume to continue");
             } else {
-                eprintln!("melpipe: error: {e:#}");
+                eprintln!("melpipe: error: {}", message(&e));
                 if let Some(hint) = hint(&e) {
                     eprintln!("  hint: {hint}");
                 }
@@ -115,6 +115,23 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// The error and its causes, as `{:#}` prints them but without repeating a cause that the
+/// message before it already ends with (the library's I/O errors include their OS error).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// What to do about an error, where there is something to say.
@@ -126,6 +143,11 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         ),
         E::StrictFailure { .. } => {
             Some("without --strict, failed files are recorded in the manifest and the run goes on")
+        }
+        E::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+        {
+            Some("the disk holding OUT is full: free space (or give OUT more room), then run the same command with --resume to continue from the last committed batch")
         }
         _ => None,
     }

@@ -93,6 +93,8 @@ pub fn output_config(cfg: &Config) -> Config {
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// Bytes of complete lines.
+    len: u64,
 }
 
 impl Journal {
@@ -100,7 +102,7 @@ impl Journal {
     pub fn create(dir: &Path, header: &JournalHeader) -> Result<Self> {
         let path = dir.join(FILE_NAME);
         let file = File::create(&path).map_err(|e| Error::io("creating", &path, e))?;
-        let mut j = Journal { file, path };
+        let mut j = Journal { file, path, len: 0 };
         j.write_line(&serde_json::to_vec(header).map_err(|e| Error::Config(e.to_string()))?)?;
         Ok(j)
     }
@@ -115,7 +117,11 @@ impl Journal {
         // Drop a torn last line so new records start on a fresh line.
         file.set_len(keep_bytes)
             .map_err(|e| Error::io("truncating", &path, e))?;
-        let mut j = Journal { file, path };
+        let mut j = Journal {
+            file,
+            path,
+            len: keep_bytes,
+        };
         use std::io::Seek;
         j.file
             .seek(std::io::SeekFrom::End(0))
@@ -133,10 +139,20 @@ impl Journal {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line);
         buf.push(b'\n');
-        self.file
+        let r = self
+            .file
             .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| Error::io("writing", &self.path, e))
+            .and_then(|_| self.file.sync_data());
+        if let Err(e) = r {
+            // A line cut short by a full disk must not glue itself to the next record: cut the
+            // journal back to its complete lines (best effort: a torn line is ignored on load).
+            use std::io::Seek;
+            let _ = self.file.set_len(self.len);
+            let _ = self.file.seek(std::io::SeekFrom::Start(self.len));
+            return Err(Error::io("writing", &self.path, e));
+        }
+        self.len += buf.len() as u64;
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Identifies the manifest format.
@@ -54,8 +55,12 @@ impl FileStatus {
 /// One input file in row order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
-    /// Path relative to its INPUT (lossy UTF-8 for non-UTF-8 names).
+    /// Path relative to its INPUT (lossy UTF-8 for non-UTF-8 names: see `path_bytes_hex`).
     pub path: String,
+    /// The path's exact bytes in hex, only when they are not UTF-8: `path` then shows each bad
+    /// byte as U+FFFD, and two names can look the same there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_bytes_hex: Option<String>,
     /// Size in bytes.
     pub bytes: u64,
     /// Sample frames found in the file (0 when it failed).
@@ -67,6 +72,18 @@ pub struct FileEntry {
     pub first_row: u64,
     /// Rows of this file.
     pub rows: u64,
+}
+
+/// `path` and `path_bytes_hex` of a [`FileEntry`] for a relative path.
+pub fn entry_path(rel: &Path) -> (String, Option<String>) {
+    let bytes = rel.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_owned(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        ),
+    }
 }
 
 /// Counts of files by status.
@@ -215,6 +232,7 @@ mod tests {
     fn status_serialises_flat() {
         let e = FileEntry {
             path: "a/b.wav".into(),
+            path_bytes_hex: None,
             bytes: 10,
             samples: 5,
             status: FileStatus::Padded { missing_samples: 3 },
@@ -224,6 +242,7 @@ mod tests {
         let j = serde_json::to_string(&e).unwrap();
         assert!(j.contains("\"status\":\"padded\""), "{j}");
         assert!(j.contains("\"missing_samples\":3"), "{j}");
+        assert!(!j.contains("path_bytes_hex"), "{j}");
         let back: FileEntry = serde_json::from_str(&j).unwrap();
         assert_eq!(back, e);
         let f = FileStatus::Failed {
@@ -231,5 +250,16 @@ mod tests {
         };
         let j = serde_json::to_string(&f).unwrap();
         assert_eq!(j, r#"{"status":"failed","reason":"no data chunk"}"#);
+    }
+
+    #[test]
+    fn non_utf8_paths_keep_their_bytes() {
+        use std::ffi::OsStr;
+        let a = entry_path(Path::new(OsStr::from_bytes(b"d/bad_\xff.wav")));
+        let b = entry_path(Path::new(OsStr::from_bytes(b"d/bad_\xfe.wav")));
+        assert_eq!(a.0, b.0, "lossy names collide");
+        assert_eq!(a.1.as_deref(), Some("642f6261645fff2e776176"));
+        assert_eq!(b.1.as_deref(), Some("642f6261645ffe2e776176"));
+        assert_eq!(entry_path(Path::new("d/é.wav")), ("d/é.wav".into(), None));
     }
 }

@@ -141,13 +141,28 @@ fn is_float(f: wav::SampleFormat) -> bool {
     matches!(f, wav::SampleFormat::F32 | wav::SampleFormat::F64)
 }
 
-/// Reads a whole file into `buf` (cleared first).
+/// Reads a whole regular file into `buf` (cleared first). Anything else named `*.wav`, or
+/// linked to by such a name, is refused: a FIFO would block the reader forever and a device
+/// like /dev/zero would never end.
 fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     buf.clear();
-    let mut f = std::fs::File::open(path)?;
-    let hint = f.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    buf.reserve(hint.saturating_add(1));
-    f.read_to_end(buf)?;
+    // O_NONBLOCK so that opening a FIFO does not wait for a writer; regular files ignore it.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    // Read what the file held when opened: one that keeps growing cannot hold the reader.
+    let len = meta.len();
+    buf.reserve(usize::try_from(len).unwrap_or(0));
+    f.take(len).read_to_end(buf)?;
     Ok(())
 }
 
@@ -205,5 +220,78 @@ mod tests {
             .iter()
             .all(|f| f.failed && f.len == 0 && f.rows == 237));
         assert_eq!(batch.samples.len(), 40960);
+    }
+
+    /// Inputs that change between discovery and reading, or are not files at all: each one
+    /// ends with a status and a reason, none blocks or stops the task.
+    #[test]
+    fn files_changed_or_special_after_discovery() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let clip: Vec<i16> = (0..40960)
+            .map(|i| ((i * 37) % 2000) as i16 - 1000)
+            .collect();
+        let wav = encode_pcm16(1, 4096, &clip);
+        let names = [
+            "deleted", "cut", "cut_data", "dir", "fifo", "zero", "dangling", "ok",
+        ];
+        let files: Vec<InputFile> = names
+            .iter()
+            .map(|n| input(d.path(), &format!("{n}.wav"), &wav))
+            .collect();
+        let p = |n: &str| d.path().join(format!("{n}.wav"));
+        // After discovery: removed; cut to a few bytes; cut inside the samples; replaced by a
+        // folder, a FIFO, a link to an endless device and a dangling link.
+        std::fs::remove_file(p("deleted")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p("cut"))
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p("cut_data"))
+            .unwrap()
+            .set_len(44 + 2 * 1000 + 1)
+            .unwrap();
+        std::fs::remove_file(p("dir")).unwrap();
+        std::fs::create_dir(p("dir")).unwrap();
+        std::fs::remove_file(p("fifo")).unwrap();
+        let c = std::ffi::CString::new(p("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path that lives across the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::fs::remove_file(p("zero")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", p("zero")).unwrap();
+        std::fs::remove_file(p("dangling")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("nowhere"), p("dangling")).unwrap();
+
+        let mut batch = AudioBatch::default();
+        let out = Reader::new(&cfg).read_task(&files, &mut batch);
+        let reason = |i: usize| match &out[i].status {
+            FileStatus::Failed { reason } => reason.clone(),
+            s => panic!("{} should have failed, is {s:?}", names[i]),
+        };
+        assert!(reason(0).starts_with("unreadable: "), "{}", reason(0));
+        assert!(reason(0).contains("No such file"), "{}", reason(0));
+        assert_eq!(reason(1), "truncated header");
+        assert_eq!(
+            out[2].status,
+            FileStatus::Padded {
+                missing_samples: 40960 - 1000
+            }
+        );
+        assert_eq!(out[2].samples, 1000);
+        for i in [3, 4, 5] {
+            assert_eq!(reason(i), "unreadable: not a regular file", "{}", names[i]);
+        }
+        assert!(reason(6).contains("No such file"), "{}", reason(6));
+        assert_eq!(out[7].status, FileStatus::Ok);
+        // Every file has its place in the batch; failed ones have rows but no samples.
+        assert_eq!(batch.files.len(), names.len());
+        assert!(out.iter().all(|o| o.rows == 237));
+        assert_eq!(batch.samples.len(), 2 * 40960);
+        let last = &batch.samples[40960..];
+        assert!((last[1] - f32::from(clip[1]) / 32768.0).abs() < 1e-9);
     }
 }

@@ -16,6 +16,8 @@ use crate::read::FileOutcome;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -146,9 +148,7 @@ impl ArrayFile {
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(|e| Error::io("writing", &self.path, e))?;
+        write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
         self.hasher.update(bytes);
         self.data_bytes += bytes.len() as u64;
         let end = self.header_len() + self.data_bytes;
@@ -180,6 +180,38 @@ impl ArrayFile {
             xxh3_64: format!("{:016x}", self.hasher.digest()),
         })
     }
+}
+
+/// Test hook (fault injection), not a feature: with `MELPIPE_FAULT_WRITE_AFTER_BYTES=N` in the
+/// environment, array data writes fail with ENOSPC ("No space left on device") once N bytes
+/// have been appended in this process, as on a full disk: the write that crosses the limit
+/// stores what fits, then fails. The variable is read once; unset, each append pays one load of
+/// an initialised `OnceLock`. Tests use it where a size-limited file system cannot be mounted.
+fn fault_budget() -> Option<&'static AtomicU64> {
+    static LEFT: OnceLock<Option<AtomicU64>> = OnceLock::new();
+    LEFT.get_or_init(|| {
+        std::env::var("MELPIPE_FAULT_WRITE_AFTER_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(AtomicU64::new)
+    })
+    .as_ref()
+}
+
+/// `write_all`, subject to [`fault_budget`].
+fn write_data(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    let Some(left) = fault_budget() else {
+        return file.write_all(bytes);
+    };
+    // One writer thread appends, so load-then-store is not racy.
+    let avail = left.load(Ordering::Relaxed);
+    let n = avail.min(bytes.len() as u64);
+    left.store(avail - n, Ordering::Relaxed);
+    file.write_all(&bytes[..n as usize])?;
+    if (n as usize) < bytes.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing a range back now, without waiting for it.
@@ -224,6 +256,10 @@ pub struct OutputWriter {
     rows: u64,
     journal: Journal,
     journaled_files: usize,
+    /// Data bytes of (features, mapping) at the end of the last complete [`Self::append`]: the
+    /// most a checkpoint may commit. A failed append (disk full) can leave part of a batch in
+    /// one array or both, beyond these lengths; no record covers it and a resume cuts it off.
+    complete_bytes: (u64, u64),
     last_checkpoint: Instant,
     checkpoint_every: Duration,
 }
@@ -334,6 +370,7 @@ impl OutputWriter {
             rows: 0,
             journal,
             journaled_files: 0,
+            complete_bytes: (0, 0),
             last_checkpoint: Instant::now(),
             checkpoint_every: checkpoint_interval(),
         })
@@ -410,6 +447,7 @@ impl OutputWriter {
                 rows,
                 journal,
                 journaled_files: done,
+                complete_bytes: (fbytes, mbytes),
                 last_checkpoint: Instant::now(),
                 checkpoint_every: checkpoint_interval(),
             },
@@ -430,7 +468,7 @@ impl OutputWriter {
         let rec = JournalRecord {
             files_done: self.files.len() as u64,
             rows: self.rows,
-            features_bytes: self.features.data_bytes,
+            features_bytes: self.complete_bytes.0,
             mapping_bytes,
             files: self.files[self.journaled_files..].to_vec(),
         };
@@ -471,14 +509,19 @@ impl OutputWriter {
                 ),
             });
         }
-        self.features.append(features)?;
+        // Mapping rows first (an i32 overflow is found before anything is written); the journal
+        // only ever records `complete_bytes`, so a batch cut short by a failed write is redone.
         if let Some(m) = &mut self.mapping {
             m.append(self.files.len(), self.rows, outcomes)?;
         }
+        self.features.append(features)?;
+        }
         for (f, o) in inputs.iter().zip(outcomes) {
             self.counts.add(&o.status);
+            let (path, path_bytes_hex) = manifest::entry_path(&f.rel);
             self.files.push(FileEntry {
-                path: f.rel.to_string_lossy().into_owned(),
+                path,
+                path_bytes_hex,
                 bytes: o.bytes,
                 samples: o.samples,
                 status: o.status.clone(),
@@ -487,6 +530,10 @@ impl OutputWriter {
             });
             self.rows += o.rows;
         }
+        self.complete_bytes = (
+            self.features.data_bytes,
+            self.mapping.as_ref().map_or(0, |m| m.row_bytes() * self.rows),
+        );
         Ok(())
     }
 
@@ -686,17 +733,24 @@ impl MappingWriter {
         Ok(())
     }
 
+    /// Bytes of one mapping row.
+    fn row_bytes(&self) -> u64 {
+        match self {
+            MappingWriter::Inline { kind, .. } => 6 * kind.size().unwrap_or(8) as u64,
+            MappingWriter::Ahead { row_bytes, .. } => *row_bytes,
+        }
+    }
+
     /// Makes the mapping durable through `rows` rows; returns the bytes that covers.
     fn sync_rows(&mut self, rows: u64) -> Result<u64> {
         use std::sync::atomic::Ordering;
         match self {
-            MappingWriter::Inline { file, .. } => match file {
-                Some(f) => {
+            MappingWriter::Inline { file, kind, .. } => {
+                if let Some(f) = file {
                     f.sync_data()?;
-                    Ok(f.data_bytes)
                 }
-                None => Ok(0),
-            },
+                Ok(rows * 6 * kind.size().unwrap_or(8) as u64)
+            }
             MappingWriter::Ahead {
                 thread,
                 written,
