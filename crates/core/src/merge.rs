@@ -82,21 +82,21 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
             "the merged dataset has {rows} rows of {files_total} files, too many for the i32 mapping of these shards; run them again with --mapping i64"
         )));
     }
-    let devices: BTreeSet<&str> = shards.iter().map(|s| s.manifest.device.as_str()).collect();
+    let devices: BTreeSet<String> = shards.iter().map(|s| s.manifest.device.clone()).collect();
     if devices.len() > 1 {
         tracing::warn!(
             "the shards were computed on different devices ({}): CPU and GPU backends agree only to rounding, so the merged features are not byte-identical to a single run on either",
-            devices.iter().copied().collect::<Vec<_>>().join(", ")
+            devices.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
-    let versions: BTreeSet<&str> = shards
+    let versions: BTreeSet<String> = shards
         .iter()
-        .map(|s| s.manifest.melpipe_version.as_str())
+        .map(|s| s.manifest.melpipe_version.clone())
         .collect();
     if versions.len() > 1 {
         tracing::warn!(
             "the shards were made by different melpipe versions ({})",
-            versions.iter().copied().collect::<Vec<_>>().join(", ")
+            versions.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
 
@@ -129,13 +129,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
     let mut files: Vec<FileEntry> = Vec::with_capacity(files_total as usize);
     let mut counts = StatusCounts::default();
     let mut row0 = 0u64;
-    for s in &shards {
-        for f in &s.manifest.files {
+    // Moved, not cloned: the file list is the one part of a merge that grows with the dataset.
+    for s in &mut shards {
+        for mut f in std::mem::take(&mut s.manifest.files) {
             counts.add(&f.status);
-            files.push(FileEntry {
-                first_row: f.first_row + row0,
-                ..f.clone()
-            });
+            f.first_row += row0;
+            files.push(f);
         }
         row0 += s.manifest.rows;
     }
@@ -158,7 +157,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
         counts,
         device: format!(
             "{} (merged from {} shards)",
-            devices.iter().copied().collect::<Vec<_>>().join(" + "),
+            devices.iter().cloned().collect::<Vec<_>>().join(" + "),
             shards.len()
         ),
         empty_mel_filters: first.empty_mel_filters.clone(),
