@@ -291,6 +291,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             "counts": m.counts,
             "device": m.device,
             "timings": m.timings,
+            "shard": m.shard,
             "values": {
                 "finite": stats.finite, "nan": stats.nan, "inf": stats.inf,
                 "min": stats.min, "max": stats.max, "mean": stats.mean, "std": stats.std,
@@ -321,6 +322,16 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         "  made by   melpipe {} on {} in {:.2}s",
         m.melpipe_version, m.device, m.timings.total_s
     );
+    if let Some(sh) = &m.shard {
+        println!(
+            "  shard     {}/{}: files {}..{} of {} (join the shards with `melpipe merge`)",
+            sh.index,
+            sh.count,
+            sh.first_file,
+            sh.first_file + sh.files,
+            sh.files_total
+        );
+    }
     println!(
         "  signal    {} Hz, length {} ({} samples), channel {}",
         c.sample_rate, c.length, c.clip_samples, c.channel

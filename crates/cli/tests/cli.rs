@@ -769,6 +769,9 @@ fn scheduler_variables_choose_the_shard() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("shard 1/3 from the Slurm job array"), "{err}");
     assert_eq!(shard_of(&out), (Some(1), Some(3)));
+    let o = run_ok(&["inspect", s(&out)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("shard     1/3: files 2..4 of 6"), "{text}");
     assert_eq!(manifest(&out)["files"].as_array().unwrap().len(), 2);
     // Kubernetes: JOB_COMPLETION_INDEX with --shards.
     let out = t.path().join("k8s");
