@@ -41,6 +41,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Check an output folder's integrity; exit 0 only if it is intact.
     Verify(VerifyArgs),
+    /// Join the outputs of `run --shard K/N` into one dataset, identical to a single run.
+    Merge(MergeArgs),
     /// Draw the features of one source file as a PNG heat map.
     Plot(PlotArgs),
 }
@@ -70,6 +72,17 @@ pub struct RunArgs {
     /// Stop at the first file that fails (exit 3) instead of recording it and going on.
     #[arg(long)]
     pub strict: bool,
+    /// Process only slice K of N (K from 0) of the sorted file list: files [K·F/N, (K+1)·F/N).
+    /// Without it, a Slurm job array (SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of
+    /// SLURM_ARRAY_TASK_COUNT) or, with --shards N, a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX) chooses the slice; --shard 0/1 processes every file whatever the
+    /// environment says. Join the shards with `melpipe merge`.
+    #[arg(long, value_name = "K/N", help_heading = "Sharding")]
+    pub shard: Option<String>,
+    /// Number of shards N when the scheduler gives only the index (JOB_COMPLETION_INDEX of a
+    /// Kubernetes Indexed Job: set N to the Job's completions).
+    #[arg(long, value_name = "N", help_heading = "Sharding")]
+    pub shards: Option<String>,
     #[command(flatten)]
     pub params: Params,
 }
@@ -249,6 +262,21 @@ pub struct InspectArgs {
 pub struct VerifyArgs {
     /// Output folder of a run.
     pub out: PathBuf,
+}
+
+/// `melpipe merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Output folders of `melpipe run --shard K/N`, in any order; together they must hold every
+    /// slice of one file list, made with the same parameters.
+    #[arg(required = true, value_name = "SHARD_OUT")]
+    pub shards: Vec<PathBuf>,
+    /// Output folder of the merged dataset.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Replace an existing output (or an interrupted run's or merge's partial output) in OUT.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `melpipe plot`.

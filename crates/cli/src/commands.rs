@@ -1,7 +1,8 @@
 //! One function per subcommand.
 
 use crate::cli::{
-    Cli, Command, DemoArgs, GenerateArgs, InspectArgs, Params, PlotArgs, RunArgs, VerifyArgs,
+    Cli, Command, DemoArgs, GenerateArgs, InspectArgs, MergeArgs, Params, PlotArgs, RunArgs,
+    VerifyArgs,
 };
 use crate::status;
 use crate::Exit;
@@ -12,6 +13,7 @@ use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::manifest::{FileStatus, Manifest};
 use melpipe_core::pipeline::{self, RunRequest, RunSummary};
 use melpipe_core::progress::Progress;
+use melpipe_core::shard::{self, ShardEnv, ShardSpec};
 use melpipe_core::{verify, Config};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -24,6 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Run(a) => run(a, quiet),
         Command::Inspect(a) => inspect(a),
         Command::Verify(a) => verify_cmd(a),
+        Command::Merge(a) => merge(a, quiet),
         Command::Plot(a) => plot(a),
         Command::Generate(a) => generate(a),
         Command::Demo(a) => demo(a, quiet),
@@ -211,9 +214,37 @@ fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
     }
     cfg.validate()?;
     let out = a.out.clone().context("--out is required")?;
-    let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, quiet)?;
+    let shard = shard_of(&a, &ShardEnv::from_process())?;
+    let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, shard, quiet)?;
     print_summary(&summary, quiet);
     Ok(Exit::Success)
+}
+
+/// The shard this run processes: `--shard`, else the scheduler's variables (SPEC §9).
+fn shard_of(a: &RunArgs, env: &ShardEnv) -> Result<Option<ShardSpec>> {
+    let flag = a
+        .shard
+        .as_deref()
+        .map(str::parse::<ShardSpec>)
+        .transpose()?;
+    let shards = a
+        .shards
+        .as_deref()
+        .map(|n| {
+            n.trim().parse::<u64>().map_err(|_| {
+                melpipe_core::Error::Config(format!("--shards `{n}` is not a whole number ≥ 1"))
+            })
+        })
+        .transpose()?;
+    Ok(match shard::detect(flag, shards, env)? {
+        Some((spec, source)) => {
+            if source != shard::ShardSource::Flag {
+                tracing::info!("shard {spec} from the {source}");
+            }
+            Some(spec)
+        }
+        None => None,
+    })
 }
 
 /// Runs the pipeline with a status line and Ctrl-C handling.
@@ -223,6 +254,7 @@ pub fn execute(
     out: PathBuf,
     force: bool,
     resume: bool,
+    shard: Option<ShardSpec>,
     quiet: bool,
 ) -> Result<RunSummary> {
     let Selected {
@@ -245,6 +277,7 @@ pub fn execute(
         resume,
         progress,
         stop,
+        shard,
     };
     let r = pipeline::run(cfg, &req, factory.as_ref());
     done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -347,6 +380,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             "counts": m.counts,
             "device": m.device,
             "timings": m.timings,
+            "shard": m.shard,
             "values": {
                 "finite": stats.finite, "nan": stats.nan, "inf": stats.inf,
                 "min": stats.min, "max": stats.max, "mean": stats.mean, "std": stats.std,
@@ -377,6 +411,16 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         "  made by   melpipe {} on {} in {:.2}s",
         m.melpipe_version, m.device, m.timings.total_s
     );
+    if let Some(sh) = &m.shard {
+        println!(
+            "  shard     {}/{}: files {}..{} of {} (join the shards with `melpipe merge`)",
+            sh.index,
+            sh.count,
+            sh.first_file,
+            sh.first_file + sh.files,
+            sh.files_total
+        );
+    }
     println!(
         "  signal    {} Hz, length {} ({} samples), channel {}",
         c.sample_rate, c.length, c.clip_samples, c.channel
@@ -449,6 +493,31 @@ fn verify_cmd(a: VerifyArgs) -> Result<Exit> {
         );
         Ok(Exit::Io)
     }
+}
+
+fn merge(a: MergeArgs, quiet: bool) -> Result<Exit> {
+    let s = melpipe_core::merge::merge(&a.shards, &a.out, a.force)?;
+    let m = &s.manifest;
+    if !quiet {
+        let c = &m.counts;
+        eprintln!(
+            "merged {} shards → {}: {} files, {} rows × {} × {} ({}) in {:.2}s ({:.2} GB copied)",
+            s.shards,
+            a.out.display(),
+            c.total(),
+            m.rows,
+            m.geometry.n_mels,
+            m.geometry.out_frames,
+            m.features.descr,
+            m.timings.total_s,
+            s.bytes as f64 / 1e9
+        );
+        eprintln!(
+            "  files: {} ok, {} padded, {} truncated, {} failed",
+            c.ok, c.padded, c.truncated, c.failed
+        );
+    }
+    Ok(Exit::Success)
 }
 
 fn plot(a: PlotArgs) -> Result<Exit> {
@@ -581,7 +650,15 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<Exit> {
             data.display()
         );
     }
-    let summary = execute(&cfg, vec![data.clone()], out.clone(), false, false, quiet)?;
+    let summary = execute(
+        &cfg,
+        vec![data.clone()],
+        out.clone(),
+        false,
+        false,
+        None,
+        quiet,
+    )?;
     print_summary(&summary, quiet);
     let check = verify::verify(&out);
     if !check.intact() {

@@ -636,3 +636,348 @@ fn ctrl_c_stops_cleanly_and_resumes() {
             == std::fs::read(full.join("features.npy")).unwrap()
     );
 }
+
+/// The manifest without what may differ between a merge and a single run.
+fn comparable(out: &Path) -> serde_json::Value {
+    let mut m = manifest(out);
+    let o = m.as_object_mut().unwrap();
+    for k in ["timings", "device", "created_unix"] {
+        o.remove(k);
+    }
+    m
+}
+
+/// Runs shard K/N for every K into `prefix-K` and returns the folders, last shard first.
+fn run_shards(data: &Path, prefix: &Path, n: usize, extra: &[&str]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = (0..n)
+        .map(|k| {
+            let out = PathBuf::from(format!("{}-{k}", prefix.display()));
+            let shard = format!("{k}/{n}");
+            let mut args = vec!["run", s(data), "-o", s(&out), "-q", "--shard", &shard];
+            args.extend(extra);
+            run_ok(&args);
+            out
+        })
+        .collect();
+    dirs.reverse();
+    dirs
+}
+
+fn merge_args<'a>(dirs: &'a [PathBuf], out: &'a Path) -> Vec<&'a str> {
+    let mut args = vec!["merge", "-q"];
+    args.extend(dirs.iter().map(|d| s(d)));
+    args.extend(["-o", s(out)]);
+    args
+}
+
+#[test]
+fn merged_shards_are_byte_identical_to_a_single_run() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 10, 5);
+    for (name, n, extra) in [
+        ("fixed", 3, vec![]),
+        (
+            "natural",
+            4,
+            vec!["--length", "natural", "--mapping", "i32"],
+        ),
+        ("seed-layout", 4, vec!["--layout", "seed", "--dtype", "f32"]),
+    ] {
+        let full = t.path().join(format!("{name}-full"));
+        let mut args = vec!["run", s(&data), "-o", s(&full), "-q"];
+        args.extend(&extra);
+        run_ok(&args);
+        let dirs = run_shards(&data, &t.path().join(name), n, &extra);
+        let m0 = manifest(&dirs[n - 1]);
+        assert_eq!(m0["shard"]["index"], 0, "{name}");
+        assert_eq!(m0["shard"]["count"], n, "{name}");
+        assert_eq!(m0["shard"]["files_total"], 15, "{name}");
+        let sizes: Vec<u64> = dirs
+            .iter()
+            .map(|d| manifest(d)["files"].as_array().unwrap().len() as u64)
+            .collect();
+        assert_eq!(sizes.iter().sum::<u64>(), 15, "{name}: {sizes:?}");
+        for d in &dirs {
+            run_ok(&["verify", s(d)]);
+        }
+        let merged = t.path().join(format!("{name}-merged"));
+        run_ok(&merge_args(&dirs, &merged));
+        let (feat, map) = if name == "seed-layout" {
+            ("PIPELINE_FEATURES.DAT", "PIPELINE_MEMMAP.npy")
+        } else {
+            ("features.npy", "mapping.npy")
+        };
+        for f in [feat, map] {
+            assert!(
+                std::fs::read(merged.join(f)).unwrap() == std::fs::read(full.join(f)).unwrap(),
+                "{name}: {f} differs from the single run"
+            );
+        }
+        assert_eq!(comparable(&merged), comparable(&full), "{name}");
+        assert!(manifest(&merged).get("shard").is_none());
+        run_ok(&["verify", s(&merged)]);
+        assert!(!merged.join(".melpipe-partial").exists());
+    }
+}
+
+#[test]
+fn more_shards_than_files_gives_empty_shards_that_merge() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 2, 0);
+    let full = t.path().join("full");
+    run_ok(&["run", s(&data), "-o", s(&full), "-q"]);
+    let dirs = run_shards(&data, &t.path().join("s"), 5, &[]);
+    let empty: Vec<&PathBuf> = dirs.iter().filter(|d| manifest(d)["rows"] == 0).collect();
+    assert_eq!(empty.len(), 3);
+    for d in &empty {
+        run_ok(&["verify", s(d)]);
+    }
+    let merged = t.path().join("merged");
+    run_ok(&merge_args(&dirs, &merged));
+    for f in ["features.npy", "mapping.npy"] {
+        assert!(std::fs::read(merged.join(f)).unwrap() == std::fs::read(full.join(f)).unwrap());
+    }
+    // An empty shard is still a slice: leaving it out is refused.
+    let without: Vec<PathBuf> = dirs.iter().filter(|d| *d != empty[0]).cloned().collect();
+    let o = melpipe()
+        .args(merge_args(&without, &t.path().join("m2")))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing shards"));
+}
+
+#[test]
+fn scheduler_variables_choose_the_shard() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 6, 0);
+    let shard_of = |out: &Path| {
+        let m = manifest(out);
+        (m["shard"]["index"].as_u64(), m["shard"]["count"].as_u64())
+    };
+    // Slurm: an array numbered 10-12, task 11 → shard 1/3.
+    let out = t.path().join("slurm");
+    let o = melpipe()
+        .args(["run", s(&data), "-o", s(&out)])
+        .env("SLURM_ARRAY_TASK_ID", "11")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .env("SLURM_ARRAY_TASK_MIN", "10")
+        .env("SLURM_ARRAY_TASK_MAX", "12")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("shard 1/3 from the Slurm job array"), "{err}");
+    assert_eq!(shard_of(&out), (Some(1), Some(3)));
+    let o = run_ok(&["inspect", s(&out)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("shard     1/3: files 2..4 of 6"), "{text}");
+    assert_eq!(manifest(&out)["files"].as_array().unwrap().len(), 2);
+    // Kubernetes: JOB_COMPLETION_INDEX with --shards.
+    let out = t.path().join("k8s");
+    let o = melpipe()
+        .args(["run", s(&data), "-o", s(&out), "--shards", "4"])
+        .env("JOB_COMPLETION_INDEX", "3")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Kubernetes Indexed Job"));
+    assert_eq!(shard_of(&out), (Some(3), Some(4)));
+    // --shard wins over the environment; 0/1 is every file.
+    let out = t.path().join("flag");
+    let o = melpipe()
+        .args(["run", s(&data), "-o", s(&out), "-q", "--shard", "0/1"])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(shard_of(&out), (Some(0), Some(1)));
+    assert_eq!(manifest(&out)["files"].as_array().unwrap().len(), 6);
+    // Invalid values are configuration errors before any work.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let bad: &[Case] = &[
+        (&["--shard", "3/3"], &[], "does not exist"),
+        (&["--shard", "0/0"], &[], "at least 1"),
+        (&["--shard", "one/two"], &[], "K/N"),
+        (&["--shards", "2"], &[], "JOB_COMPLETION_INDEX"),
+        (
+            &["--shards", "x"],
+            &[("JOB_COMPLETION_INDEX", "0")],
+            "--shards",
+        ),
+        (
+            &["--shards", "2"],
+            &[("JOB_COMPLETION_INDEX", "2")],
+            "completions",
+        ),
+        (
+            &[],
+            &[
+                ("SLURM_ARRAY_TASK_ID", "4"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ],
+            "does not exist",
+        ),
+        (
+            &[],
+            &[
+                ("SLURM_ARRAY_TASK_ID", "x"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ],
+            "SLURM_ARRAY_TASK_ID",
+        ),
+    ];
+    let out = t.path().join("bad");
+    for (args, env, word) in bad {
+        let o = melpipe()
+            .args(["run", s(&data), "-o", s(&out)])
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?} {env:?}: {err}");
+        assert!(err.contains(word), "{args:?} {env:?}: {err}");
+        assert!(!out.exists(), "{args:?} {env:?}");
+    }
+}
+
+#[test]
+fn merge_refuses_shards_that_do_not_belong_together() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 9, 0);
+    let dirs = run_shards(&data, &t.path().join("s"), 3, &[]);
+    let out = t.path().join("merged");
+    let refused = |dirs: &[PathBuf], words: &[&str]| {
+        let o = melpipe().args(merge_args(dirs, &out)).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        for w in words {
+            assert!(err.contains(w), "expected `{w}` in: {err}");
+        }
+        assert!(!out.join("manifest.json").exists());
+        assert!(!out.join(".melpipe-partial").exists());
+    };
+    // A missing shard.
+    refused(&dirs[..2], &["missing shards: 0/3", "files 0..3 of 9"]);
+    // The same slice twice.
+    let copy = t.path().join("copy-of-1");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["features.npy", "mapping.npy", "manifest.json"] {
+        std::fs::copy(dirs[1].join(f), copy.join(f)).unwrap();
+    }
+    let mut twice = dirs.clone();
+    twice.push(copy.clone());
+    refused(&twice, &["overlapping shards", "shard 1/3", "copy-of-1"]);
+    twice.pop();
+    twice.push(dirs[1].clone());
+    refused(&twice, &["given twice"]);
+    // Overlapping slices of different counts: 0/2 holds files 0..4, 1/3 holds 3..6.
+    let half = t.path().join("half-0");
+    run_ok(&["run", s(&data), "-o", s(&half), "-q", "--shard", "0/2"]);
+    refused(
+        &[half.clone(), dirs[1].clone(), dirs[0].clone()],
+        &["overlapping shards", "both hold files 3..4"],
+    );
+    // Other parameters: the message names the keys.
+    let other = t.path().join("other-0");
+    run_ok(&[
+        "run",
+        s(&data),
+        "-o",
+        s(&other),
+        "-q",
+        "--shard",
+        "0/3",
+        "--n-mels",
+        "20",
+        "--top-db",
+        "80",
+    ]);
+    refused(
+        &[other, dirs[1].clone(), dirs[0].clone()],
+        &["different parameters", "n_mels, top_db", "shard 0/3"],
+    );
+    // Other inputs: a file added since the other shards ran.
+    std::fs::copy(
+        data.join(first_wav(&data)),
+        data.join("zz_late_arrival.wav"),
+    )
+    .unwrap();
+    let late = t.path().join("late-0");
+    run_ok(&["run", s(&data), "-o", s(&late), "-q", "--shard", "0/3"]);
+    refused(
+        &[late, dirs[1].clone(), dirs[0].clone()],
+        &["different datasets", "9 files", "10 files"],
+    );
+    // A whole run is not a shard.
+    let whole = t.path().join("whole");
+    run_ok(&["run", s(&data), "-o", s(&whole), "-q"]);
+    refused(&[whole], &["not a shard"]);
+    // A damaged shard: one flipped feature byte, caught while copying.
+    let f = dirs[0].join("features.npy");
+    let mut b = std::fs::read(&f).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 0x40;
+    std::fs::write(&f, b).unwrap();
+    refused(&dirs, &["shard 2/3", "damaged", "features.npy"]);
+    // A truncated one, caught before.
+    let b = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &b[..b.len() - 64]).unwrap();
+    refused(&dirs, &["does not verify", "shard output"]);
+    // The output may not be one of the shards.
+    let o = melpipe()
+        .args(merge_args(&dirs[1..], &dirs[1]))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    run_ok(&["verify", s(&dirs[1])]);
+}
+
+#[test]
+fn killed_shard_resumes_only_as_the_same_shard() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 200, 0);
+    let clean = t.path().join("clean");
+    let mut args = run_args(&data, &clean);
+    args.extend(["--shard", "1/2"]);
+    run_ok(&args);
+    let out = t.path().join("out");
+    let mut args = run_args(&data, &out);
+    args.extend(["--shard", "1/2"]);
+    let mut child = melpipe()
+        .args(&args)
+        .env("MELPIPE_CHECKPOINT_SECS", "0")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while journal_lines(&out) < 3 && child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if out.join("manifest.json").exists() {
+        eprintln!("the shard finished before the kill: nothing to resume");
+        return;
+    }
+    let mut other = run_args(&data, &out);
+    other.extend(["--resume", "--shard", "0/2"]);
+    let o = melpipe().args(&other).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("was shard 1/2, this one is shard 0/2"),
+        "{err}"
+    );
+    args.push("--resume");
+    run_ok(&args);
+    for f in ["features.npy", "mapping.npy"] {
+        assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(clean.join(f)).unwrap());
+    }
+    assert_eq!(comparable(&out), comparable(&clean));
+}

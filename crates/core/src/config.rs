@@ -294,6 +294,19 @@ impl Config {
         s
     }
 
+    /// Names of the keys whose values differ between `self` and `other`, sorted.
+    pub fn differing_keys(&self, other: &Config) -> Vec<String> {
+        let a = toml::Table::try_from(self).unwrap_or_default();
+        let b = toml::Table::try_from(other).unwrap_or_default();
+        a.keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
     /// `f_max`, defaulted to the Nyquist frequency.
     pub fn f_max(&self) -> f64 {
         self.f_max.unwrap_or(self.sample_rate as f64 / 2.0)
@@ -484,6 +497,19 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn differing_keys_names_every_changed_key() {
+        let a = Config::default();
+        assert!(a.differing_keys(&a).is_empty());
+        let b = Config {
+            n_mels: 64,
+            top_db: Some(80.0),
+            ..Config::default()
+        };
+        assert_eq!(a.differing_keys(&b), ["n_mels", "top_db"]);
+        assert_eq!(b.differing_keys(&a), ["n_mels", "top_db"]);
     }
 
     #[test]

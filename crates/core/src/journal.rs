@@ -55,8 +55,11 @@ pub struct JournalHeader {
     pub config: Config,
     /// `cpu` or `cuda`: backends agree only to rounding, so a resume keeps the kind.
     pub backend_kind: String,
-    /// The inputs when the run started.
+    /// The inputs when the run started (the shard's files for a shard).
     pub inputs: InputsFingerprint,
+    /// The shard, for `run --shard` (absent in journals of whole runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
 }
 
 /// One committed prefix of the output.

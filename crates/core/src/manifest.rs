@@ -203,6 +203,10 @@ pub struct Manifest {
     pub timings: Timings,
     /// Every input file in row order.
     pub files: Vec<FileEntry>,
+    /// The slice of the sorted file list this output holds, for outputs of `run --shard`
+    /// (absent for a whole run and for the result of `merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
 }
 
 impl Manifest {

@@ -16,6 +16,7 @@ use crate::manifest::{GeometryInfo, Manifest, Timings};
 use crate::mel::MelFilterbank;
 use crate::progress::{Phase, Progress};
 use crate::read::{FileOutcome, Reader};
+use crate::shard::{self, ShardInfo, ShardSpec};
 use crate::write::{self, OutputWriter};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::BTreeMap;
@@ -38,6 +39,8 @@ pub struct RunRequest {
     pub progress: Arc<Progress>,
     /// Set to stop the run early (Ctrl-C); the run then returns [`Error::Interrupted`].
     pub stop: Arc<AtomicBool>,
+    /// Process only this slice of the sorted file list (`--shard K/N`, SPEC §9).
+    pub shard: Option<ShardSpec>,
 }
 
 /// The chosen values of the pipeline's knobs (after defaults).
@@ -162,10 +165,24 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     }
     let cpu = factory.is_cpu();
     let knobs = Knobs::resolve(cfg, cpu);
-    let files = discover::discover(&req.inputs, knobs.readers.max(4))?;
+    let all = discover::discover(&req.inputs, knobs.readers.max(4))?;
+    let files_total = all.len() as u64;
+    let (files, shard) = match req.shard {
+        Some(spec) => {
+            let (files, info) = shard::select(spec, all);
+            tracing::info!(
+                "shard {spec}: files {}..{} of {files_total}",
+                info.first_file,
+                info.first_file + info.files
+            );
+            (files, Some(info))
+        }
+        None => (all, None),
+    };
     let geometry = Geometry::new(cfg);
+    // The whole list's rows: a shard's output must also fit once merged.
     if cfg.mapping == MappingKind::I32 && cfg.length == LengthMode::Fixed {
-        let rows = files.len() as u64 * geometry.rows(None) as u64;
+        let rows = files_total * geometry.rows(None) as u64;
         if rows > i32::MAX as u64 {
             return Err(Error::Config(format!(
                 "{rows} rows do not fit the i32 mapping; use --mapping i64"
@@ -178,6 +195,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         config: journal::output_config(cfg),
         backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
         inputs: InputsFingerprint::of(&files),
+        shard: shard.clone(),
     };
     let partial = req.out.join(write::PARTIAL_DIR);
     // A journal without its header line means the killed run committed nothing.
@@ -271,6 +289,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             checkpoint_s: Progress::secs(&progress.checkpoint_ns),
         },
         files: Vec::new(),
+        shard,
     };
     let mut manifest = writer.commit(manifest, t0, t_commit)?;
     // The manifest on disk has the times up to its own writing; the summary gets the rest.
@@ -288,19 +307,17 @@ fn check_resumable(
     records: &[JournalRecord],
 ) -> Result<()> {
     if then.config != now.config {
-        let a = toml::Table::try_from(&then.config).unwrap_or_default();
-        let b = toml::Table::try_from(&now.config).unwrap_or_default();
-        let keys: Vec<String> = a
-            .keys()
-            .chain(b.keys())
-            .filter(|k| a.get(*k) != b.get(*k))
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
         return Err(Error::Config(format!(
             "the interrupted run used other parameters ({}); resume with the same ones, or start over with --force",
-            keys.join(", ")
+            then.config.differing_keys(&now.config).join(", ")
+        )));
+    }
+    let slice = |s: &Option<ShardInfo>| s.as_ref().map(|s| (s.index, s.count));
+    if slice(&then.shard) != slice(&now.shard) {
+        return Err(Error::Config(format!(
+            "the interrupted run was {}, this one is {}; resume with the same shard, or start over with --force",
+            shard_label(&then.shard),
+            shard_label(&now.shard)
         )));
     }
     if then.backend_kind != now.backend_kind {
@@ -333,6 +350,13 @@ fn check_resumable(
         )));
     }
     Ok(())
+}
+
+/// "shard K/N" or "a whole run", for messages.
+fn shard_label(s: &Option<ShardInfo>) -> String {
+    s.as_ref().map_or("a whole run".into(), |s| {
+        format!("shard {}/{}", s.index, s.count)
+    })
 }
 
 /// Reads, computes and writes every task; returns the device description.

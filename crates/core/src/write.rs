@@ -44,8 +44,8 @@ pub fn array_names(layout: Layout) -> (&'static str, &'static str) {
     }
 }
 
-/// One array being streamed to disk.
-struct ArrayFile {
+/// One array being streamed to disk, hashed as it goes.
+pub(crate) struct ArrayFile {
     file: File,
     path: PathBuf,
     name: &'static str,
@@ -57,7 +57,12 @@ struct ArrayFile {
 }
 
 impl ArrayFile {
-    fn create(dir: &Path, name: &'static str, descr: &'static str, header: bool) -> Result<Self> {
+    pub(crate) fn create(
+        dir: &Path,
+        name: &'static str,
+        descr: &'static str,
+        header: bool,
+    ) -> Result<Self> {
         let path = dir.join(name);
         let mut file = File::create(&path).map_err(|e| Error::io("creating", &path, e))?;
         if header {
@@ -147,7 +152,7 @@ impl ArrayFile {
         }
     }
 
-    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
         write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
         self.hasher.update(bytes);
         self.data_bytes += bytes.len() as u64;
@@ -160,7 +165,7 @@ impl ArrayFile {
     }
 
     /// Writes the header, fsyncs, and describes the array.
-    fn finish(self, shape: Vec<u64>) -> Result<ArrayInfo> {
+    pub(crate) fn finish(self, shape: Vec<u64>) -> Result<ArrayInfo> {
         if self.header {
             use std::os::unix::fs::FileExt;
             let h = npy::header(self.descr, &shape);
@@ -557,24 +562,7 @@ impl OutputWriter {
         m.files = self.files;
         m.timings.commit_s = commit_started.elapsed().as_secs_f64();
         m.timings.total_s = started.elapsed().as_secs_f64();
-        let mpath = self.partial.join(manifest::FILE_NAME);
-        let text = serde_json::to_vec_pretty(&m).map_err(|e| Error::Output {
-            path: mpath.clone(),
-            msg: format!("serialising the manifest: {e}"),
-        })?;
-        let mut f = File::create(&mpath).map_err(|e| Error::io("creating", &mpath, e))?;
-        f.write_all(&text)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io("writing", &mpath, e))?;
-        sync_dir(&self.partial)?;
-        let mut names = vec![m.features.file.clone()];
-        names.extend(m.mapping.as_ref().map(|a| a.file.clone()));
-        names.push(manifest::FILE_NAME.to_string());
-        for n in &names {
-            let (from, to) = (self.partial.join(n), self.out.join(n));
-            std::fs::rename(&from, &to).map_err(|e| Error::io("renaming into place", &to, e))?;
-        }
-        sync_dir(&self.out)?;
+        commit_into(&self.partial, &self.out, &m)?;
         drop(self.journal);
         let jpath = self.partial.join(journal::FILE_NAME);
         std::fs::remove_file(&jpath).map_err(|e| Error::io("removing", &jpath, e))?;
@@ -832,4 +820,28 @@ impl Drop for MappingWriter {
             }
         }
     }
+}
+
+/// The commit sequence shared by runs and merges: writes `m` as the manifest in `partial` and
+/// fsyncs it and the folder, renames the arrays (already fsynced) and then the manifest into
+/// `out`, and fsyncs `out`. Until the manifest's rename, `out` holds nothing that verifies.
+pub(crate) fn commit_into(partial: &Path, out: &Path, m: &manifest::Manifest) -> Result<()> {
+    let mpath = partial.join(manifest::FILE_NAME);
+    let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Output {
+        path: mpath.clone(),
+        msg: format!("serialising the manifest: {e}"),
+    })?;
+    let mut f = File::create(&mpath).map_err(|e| Error::io("creating", &mpath, e))?;
+    f.write_all(&text)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("writing", &mpath, e))?;
+    sync_dir(partial)?;
+    let mut names = vec![m.features.file.clone()];
+    names.extend(m.mapping.as_ref().map(|a| a.file.clone()));
+    names.push(manifest::FILE_NAME.to_string());
+    for n in &names {
+        let (from, to) = (partial.join(n), out.join(n));
+        std::fs::rename(&from, &to).map_err(|e| Error::io("renaming into place", &to, e))?;
+    }
+    sync_dir(out)
 }
