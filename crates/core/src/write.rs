@@ -520,7 +520,6 @@ impl OutputWriter {
             m.append(self.files.len(), self.rows, outcomes)?;
         }
         self.features.append(features)?;
-        }
         for (f, o) in inputs.iter().zip(outcomes) {
             self.counts.add(&o.status);
             let (path, path_bytes_hex) = manifest::entry_path(&f.rel);
@@ -537,7 +536,9 @@ impl OutputWriter {
         }
         self.complete_bytes = (
             self.features.data_bytes,
-            self.mapping.as_ref().map_or(0, |m| m.row_bytes() * self.rows),
+            self.mapping
+                .as_ref()
+                .map_or(0, |m| m.row_bytes() * self.rows),
         );
         Ok(())
     }

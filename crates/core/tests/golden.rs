@@ -66,6 +66,7 @@ fn cpu_backend_matches_torchaudio_goldens() {
                 resume: false,
                 progress: Arc::default(),
                 stop: Arc::default(),
+                shard: None,
             };
             run(&cfg, &req, &CpuBackendFactory).unwrap();
             let (shape, got) = match dtype {
