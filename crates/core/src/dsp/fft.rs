@@ -141,7 +141,12 @@ impl RealFftPlan {
             64 => fft64(&load, 0, 1, tw, 1, re, im),
             _ => self.fft_loops(&load, re, im),
         }
-        self.split(h, re, im, out, accumulate);
+        // Two instances, so that the choice is not a branch inside the split's loop.
+        if accumulate {
+            self.split::<V, true>(h, re, im, out)
+        } else {
+            self.split::<V, false>(h, re, im, out)
+        }
     }
 
     /// The complex FFT of any power-of-two size: radix-2 stages in loops (sizes above those with
@@ -191,12 +196,12 @@ impl RealFftPlan {
     }
 
     /// Real split: X[k] = E[k] + W^k O[k], X[H−k] = conj(E[k] − W^k O[k]), all doubled; out
-    /// gets |2X[k]|², or has it added when `accumulate`.
+    /// gets |2X[k]|², or has it added when `ACC`.
     #[inline(always)]
-    fn split<V: Vector>(&self, h: usize, re: &[V], im: &[V], out: &mut [V], accumulate: bool) {
+    fn split<V: Vector, const ACC: bool>(&self, h: usize, re: &[V], im: &[V], out: &mut [V]) {
         let (re, im, out) = (&re[..h], &im[..h], &mut out[..h + 1]);
         let (tw_re, tw_im) = (&self.split_re[..h / 2 + 1], &self.split_im[..h / 2 + 1]);
-        let emit = |o: &mut V, p: V| *o = if accumulate { *o + p } else { p };
+        let emit = |o: &mut V, p: V| *o = if ACC { *o + p } else { p };
         let four = V::splat(4.0);
         let (zr, zi) = (re[0], im[0]);
         let (x0, xh) = (zr + zi, zr - zi);
