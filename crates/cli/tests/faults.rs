@@ -101,31 +101,23 @@ fn assert_same_output(out: &Path, full: &Path) {
     assert_eq!(a["rows"], b["rows"]);
 }
 
-/// Bytes one 3-file batch appends with the default parameters: 237 rows a file, 32 f16 values a
-/// row, 6 i64 mapping values a row.
+/// Bytes one 3-file batch appends with the default parameters: 237 rows a file (40,960-sample
+/// clips), 32 f16 values a row, 6 i64 mapping values a row.
 const FEATURE_BATCH: u64 = 3 * 237 * 32 * 2;
 const MAPPING_BATCH: u64 = 3 * 237 * 6 * 8;
 
-/// A full disk, injected (`MELPIPE_FAULT_WRITE_AFTER_BYTES`, works without privileges): once in
-/// the mapping array after its batch's features went through, once in the features, then a
-/// resume with space completes. The one-second checkpoint interval leaves batches unjournaled
-/// when the fault comes, so the final checkpoint after the failure is exercised too.
-#[test]
-fn injected_disk_full_exits_2_and_resume_is_byte_identical() {
-    let t = tempfile::tempdir().unwrap();
-    let data = dataset(t.path(), 120, 4);
-    let full = t.path().join("full");
-    run_ok(&run_args(&data, &full));
-    let out = t.path().join("out");
-    let batch = FEATURE_BATCH + MAPPING_BATCH;
-    let cases = [
-        // Inside batch 17's mapping rows, after its features were written.
-        (17 * batch + FEATURE_BATCH + 1000, "mapping.npy"),
-        // Inside batch 9's features (the resumed run counts bytes from zero again).
-        (9 * batch + 1000, "features.npy"),
-    ];
+/// Runs with `MELPIPE_FAULT_WRITE_AFTER_BYTES` set to each budget in turn (the first run fresh,
+/// the next ones resuming), each stopping on a full disk in the named array (or any array),
+/// then resumes without the fault and compares with an uninterrupted run.
+fn disk_full_then_resume(data: &Path, dir: &Path, extra: &[&str], cases: &[(u64, &str)]) {
+    let full = dir.join("full");
+    let mut args = run_args(data, &full);
+    args.extend(extra);
+    run_ok(&args);
+    let out = dir.join("out");
     for (i, (budget, name)) in cases.iter().enumerate() {
-        let mut args = run_args(&data, &out);
+        let mut args = run_args(data, &out);
+        args.extend(extra);
         if i > 0 {
             args.push("--resume");
         }
@@ -136,10 +128,41 @@ fn injected_disk_full_exits_2_and_resume_is_byte_identical() {
             .unwrap();
         assert_disk_full(&o, &out, &format!(".melpipe-partial/{name}"));
     }
-    let mut args = run_args(&data, &out);
+    let mut args = run_args(data, &out);
+    args.extend(extra);
     args.push("--resume");
     run_ok(&args);
     assert_same_output(&out, &full);
+}
+
+/// A full disk, injected (`MELPIPE_FAULT_WRITE_AFTER_BYTES`, works without privileges), in
+/// natural mode where each batch writes its mapping rows then its features on one thread: once
+/// inside a batch's features after its mapping rows went through, once inside the mapping rows;
+/// then a resume with space completes. The one-second checkpoint interval leaves batches
+/// unjournaled when the fault comes, so the final checkpoint after the failure is exercised.
+#[test]
+fn injected_disk_full_exits_2_and_resume_is_byte_identical() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 120, 0);
+    let batch = FEATURE_BATCH + MAPPING_BATCH;
+    let cases = [
+        // Inside batch 17's features, after its mapping rows.
+        (17 * batch + MAPPING_BATCH + 1000, "features.npy"),
+        // Inside batch 9's mapping rows (the resumed run counts bytes from zero again).
+        (9 * batch + 1000, "mapping.npy"),
+    ];
+    disk_full_then_resume(&data, t.path(), &["--length", "natural"], &cases);
+}
+
+/// The same in fixed mode, where a thread of its own writes the whole mapping ahead while the
+/// features follow: whichever array meets the full disk first, the run stops with exit 2 and
+/// the resume is byte-identical.
+#[test]
+fn injected_disk_full_with_mapping_written_ahead() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 120, 4);
+    let cases = [(600_000, ""), (300_000, "")];
+    disk_full_then_resume(&data, t.path(), &[], &cases);
 }
 
 /// Unmounts on drop.
