@@ -101,31 +101,23 @@ fn assert_same_output(out: &Path, full: &Path) {
     assert_eq!(a["rows"], b["rows"]);
 }
 
-/// Bytes one 3-file batch appends with the default parameters: 237 rows a file, 32 f16 values a
-/// row, 6 i64 mapping values a row.
+/// Bytes one 3-file batch appends with the default parameters: 237 rows a file (40,960-sample
+/// clips), 32 f16 values a row, 6 i64 mapping values a row.
 const FEATURE_BATCH: u64 = 3 * 237 * 32 * 2;
 const MAPPING_BATCH: u64 = 3 * 237 * 6 * 8;
 
-/// A full disk, injected (`MELPIPE_FAULT_WRITE_AFTER_BYTES`, works without privileges): once in
-/// the mapping array after its batch's features went through, once in the features, then a
-/// resume with space completes. The one-second checkpoint interval leaves batches unjournaled
-/// when the fault comes, so the final checkpoint after the failure is exercised too.
-#[test]
-fn injected_disk_full_exits_2_and_resume_is_byte_identical() {
-    let t = tempfile::tempdir().unwrap();
-    let data = dataset(t.path(), 120, 4);
-    let full = t.path().join("full");
-    run_ok(&run_args(&data, &full));
-    let out = t.path().join("out");
-    let batch = FEATURE_BATCH + MAPPING_BATCH;
-    let cases = [
-        // Inside batch 17's mapping rows, after its features were written.
-        (17 * batch + FEATURE_BATCH + 1000, "mapping.npy"),
-        // Inside batch 9's features (the resumed run counts bytes from zero again).
-        (9 * batch + 1000, "features.npy"),
-    ];
+/// Runs with `MELPIPE_FAULT_WRITE_AFTER_BYTES` set to each budget in turn (the first run fresh,
+/// the next ones resuming), each stopping on a full disk in the named array (or any array),
+/// then resumes without the fault and compares with an uninterrupted run.
+fn disk_full_then_resume(data: &Path, dir: &Path, extra: &[&str], cases: &[(u64, &str)]) {
+    let full = dir.join("full");
+    let mut args = run_args(data, &full);
+    args.extend(extra);
+    run_ok(&args);
+    let out = dir.join("out");
     for (i, (budget, name)) in cases.iter().enumerate() {
-        let mut args = run_args(&data, &out);
+        let mut args = run_args(data, &out);
+        args.extend(extra);
         if i > 0 {
             args.push("--resume");
         }
@@ -139,10 +131,41 @@ fn injected_disk_full_exits_2_and_resume_is_byte_identical() {
         let _ = name;
         assert_disk_full(&o, &out, ".melpipe-partial/");
     }
-    let mut args = run_args(&data, &out);
+    let mut args = run_args(data, &out);
+    args.extend(extra);
     args.push("--resume");
     run_ok(&args);
     assert_same_output(&out, &full);
+}
+
+/// A full disk, injected (`MELPIPE_FAULT_WRITE_AFTER_BYTES`, works without privileges), in
+/// natural mode where each batch writes its mapping rows then its features on one thread: once
+/// inside a batch's features after its mapping rows went through, once inside the mapping rows;
+/// then a resume with space completes. The one-second checkpoint interval leaves batches
+/// unjournaled when the fault comes, so the final checkpoint after the failure is exercised.
+#[test]
+fn injected_disk_full_exits_2_and_resume_is_byte_identical() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 120, 0);
+    let batch = FEATURE_BATCH + MAPPING_BATCH;
+    let cases = [
+        // Inside batch 17's features, after its mapping rows.
+        (17 * batch + MAPPING_BATCH + 1000, "features.npy"),
+        // Inside batch 9's mapping rows (the resumed run counts bytes from zero again).
+        (9 * batch + 1000, "mapping.npy"),
+    ];
+    disk_full_then_resume(&data, t.path(), &["--length", "natural"], &cases);
+}
+
+/// The same in fixed mode, where a thread of its own writes the whole mapping ahead while the
+/// features follow: whichever array meets the full disk first, the run stops with exit 2 and
+/// the resume is byte-identical.
+#[test]
+fn injected_disk_full_with_mapping_written_ahead() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 120, 4);
+    let cases = [(600_000, ""), (300_000, "")];
+    disk_full_then_resume(&data, t.path(), &[], &cases);
 }
 
 /// Unmounts on drop.
@@ -369,4 +392,52 @@ fn deep_trees_and_non_utf8_names_are_traced_exactly() {
         assert_eq!(e[0]["path"], String::from_utf8_lossy(n).as_ref());
         assert_eq!(e[0].get("path_bytes_hex").is_none(), utf8);
     }
+}
+
+/// Ctrl-C twice: the second one exits at once (130) without the orderly stop; what the
+/// journal committed is still consistent, and a resume gives the uninterrupted output.
+#[test]
+fn ctrl_c_twice_exits_130_and_resume_is_byte_identical() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 300, 0);
+    let full = t.path().join("full");
+    run_ok(&run_args(&data, &full));
+    let out = t.path().join("out");
+    let child = melpipe()
+        .args(run_args(&data, &out))
+        .env("MELPIPE_CHECKPOINT_SECS", "0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = out.join(".melpipe-partial/journal.jsonl");
+    let lines = || std::fs::read(&journal).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while lines() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for _ in 0..2 {
+        // SAFETY: kill(2) with the pid of our own child and a valid signal number.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let o = child.wait_with_output().unwrap();
+    if o.status.success() {
+        return; // finished before the signals arrived
+    }
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out.join("manifest.json").exists());
+    assert!(!verifies(&out));
+    let mut args = run_args(&data, &out);
+    args.push("--resume");
+    run_ok(&args);
+    assert_same_output(&out, &full);
 }

@@ -100,6 +100,45 @@ impl Knobs {
     }
 }
 
+/// The most estimated memory (decoded samples and features) one task may hold, unless a single
+/// file needs more. Without it, `files_per_task` long files make tasks of gigabytes: 16 one-hour
+/// clips at 4096 Hz decode to 0.9 GB per reader. Clips of the seed's shape (≈ 180 KB each)
+/// never reach it, so their tasks are unchanged.
+const TASK_MEMORY: u64 = 64 << 20;
+
+/// Cuts `files` into tasks of at most `per_task` files and at most [`TASK_MEMORY`] of estimated
+/// memory (a file that needs more is a task of its own). The estimate uses only the discovered
+/// sizes, so the plan is deterministic; tasks never change the output bytes anyway.
+fn plan_tasks<'a>(files: &'a [InputFile], cfg: &Config, per_task: usize) -> Vec<&'a [InputFile]> {
+    let geometry = Geometry::new(cfg);
+    let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
+    let estimate = |f: &InputFile| -> u64 {
+        // Fixed mode decodes one clip; natural mode the whole file, at most one sample per
+        // byte (8-bit mono), 4 bytes each as f32.
+        let samples = match cfg.length {
+            LengthMode::Fixed => cfg.clip_samples as u64,
+            LengthMode::Natural => f.size,
+        };
+        let rows = geometry.rows(Some(usize::try_from(samples).unwrap_or(usize::MAX))) as u64;
+        samples.saturating_mul(4) + rows.saturating_mul(row_bytes)
+    };
+    let per_task = per_task.max(1);
+    let mut tasks = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, f) in files.iter().enumerate() {
+        let e = estimate(f);
+        if i > start && (i - start >= per_task || bytes.saturating_add(e) > TASK_MEMORY) {
+            tasks.push(&files[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes = bytes.saturating_add(e);
+    }
+    if start < files.len() {
+        tasks.push(&files[start..]);
+    }
+    tasks
+}
+
 /// A run's result.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -243,7 +282,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     };
     Progress::add(&progress.files_done, done as u64);
     Progress::add(&progress.rows_done, writer.rows());
-    let tasks: Vec<&[InputFile]> = files[done..].chunks(knobs.files_per_task).collect();
+    let tasks = plan_tasks(&files[done..], cfg, knobs.files_per_task);
     progress
         .queue_capacity
         .store(knobs.queue_depth as u64, Ordering::Relaxed);
@@ -583,4 +622,56 @@ fn execute(
     }
     let device = factory.name();
     Ok(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(sizes: &[u64]) -> Vec<InputFile> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| InputFile {
+                path: format!("{i}.wav").into(),
+                rel: format!("{i}.wav").into(),
+                size,
+                mtime_ns: 0,
+            })
+            .collect()
+    }
+
+    fn lens(tasks: &[&[InputFile]]) -> Vec<usize> {
+        tasks.iter().map(|t| t.len()).collect()
+    }
+
+    #[test]
+    fn tasks_are_cut_by_count_and_by_memory() {
+        let mut cfg = Config::default();
+        // Seed-shaped clips: only the count cuts (fixed mode ignores file sizes).
+        let seed = files(&[81_964; 40]);
+        assert_eq!(lens(&plan_tasks(&seed, &cfg, 16)), [16, 16, 8]);
+        let huge = files(&[30 << 20; 3]);
+        assert_eq!(lens(&plan_tasks(&huge, &cfg, 16)), [3]);
+        // Natural mode: one-hour files (29.5 MB) are a task each, small ones still group, and
+        // every file is in exactly one task, in order.
+        cfg.length = LengthMode::Natural;
+        assert_eq!(lens(&plan_tasks(&huge, &cfg, 16)), [1, 1, 1]);
+        let mixed = files(&[
+            81_964,
+            81_964,
+            30 << 20,
+            81_964,
+            5 << 20,
+            5 << 20,
+            5 << 20,
+            1,
+        ]);
+        let tasks = plan_tasks(&mixed, &cfg, 16);
+        assert_eq!(lens(&tasks), [2, 1, 3, 2]);
+        let flat: Vec<_> = tasks.iter().flat_map(|t| t.iter()).collect();
+        assert!(flat.iter().zip(&mixed).all(|(a, b)| *a == b));
+        assert!(plan_tasks(&[], &cfg, 16).is_empty());
+        assert_eq!(lens(&plan_tasks(&seed[..3], &cfg, 0)), [1, 1, 1]);
+    }
 }

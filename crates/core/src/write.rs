@@ -208,10 +208,14 @@ fn write_data(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
     let Some(left) = fault_budget() else {
         return file.write_all(bytes);
     };
-    // One writer thread appends, so load-then-store is not racy.
-    let avail = left.load(Ordering::Relaxed);
-    let n = avail.min(bytes.len() as u64);
-    left.store(avail - n, Ordering::Relaxed);
+    // The features writer and the mapping thread share the budget: take atomically.
+    let want = bytes.len() as u64;
+    let avail = left
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+            Some(a - a.min(want))
+        })
+        .unwrap_or(0);
+    let n = avail.min(want);
     file.write_all(&bytes[..n as usize])?;
     if (n as usize) < bytes.len() {
         return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
