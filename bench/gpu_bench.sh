@@ -3,6 +3,7 @@
 # (bench/bench.py: I/O floor, melpipe cuda and cpu, the torchaudio seed-design pipeline, warm and
 # cold). Logs go to $OUT (the device tool's folder) or /tmp.
 # usage: MELPIPE=.carry/melpipe bench/gpu_bench.sh [--golden]   (--golden: regenerate goldens first)
+# SWEEP=0 skips the knob sweep (bench/sweep.sh) that follows the benchmark.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 M=${MELPIPE:-.carry/melpipe}
@@ -19,3 +20,7 @@ MELPIPE=$M WORK=$W/check scripts/gpu_check.sh 2>&1 | tee "$LOG/gpu_check.log"
 "$M" generate "$W/seed" --files 39563 2>&1 | tail -1
 python3 bench/bench.py --data "$W/seed" --out "$W/bench" --melpipe "$M" --devices cuda,cpu \
     --torchaudio --cold --repeat 3 --json "$LOG/bench.json" 2>&1 | tee "$LOG/bench.log"
+if [ "${SWEEP:-1}" = 1 ]; then
+    bench/sweep.sh "$W/seed" "$W/sweep" cuda 3 2>&1 | tee "$LOG/sweep_cuda.log"
+    bench/sweep.sh "$W/seed" "$W/sweep" cpu 3 2>&1 | tee "$LOG/sweep_cpu.log"
+fi
