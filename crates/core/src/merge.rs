@@ -109,7 +109,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
             ),
         });
     }
-    write::prepare_output(out, force, false)?;
+    let discard = write::prepare_output(out, force, false)?;
     let partial = out.join(write::PARTIAL_DIR);
     std::fs::create_dir_all(&partial).map_err(|e| Error::io("creating", &partial, e))?;
     let init_s = t0.elapsed().as_secs_f64();
@@ -175,6 +175,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
     write::commit_into(&partial, out, &manifest)?;
     std::fs::remove_dir(&partial).map_err(|e| Error::io("removing", &partial, e))?;
     write::sync_dir(out)?;
+    discard.wait();
     Ok(MergeSummary {
         manifest,
         shards: shards.len(),

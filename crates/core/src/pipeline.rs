@@ -247,6 +247,8 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     } else {
         None
     };
+    // What --force discards is deleted in the background while the run works.
+    let mut discard = write::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         check_resumable(&loaded.header, &header, &files, &loaded.records)?;
         let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, files.len())?;
@@ -270,7 +272,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             );
         }
         // With --resume, a partial folder without a usable journal holds nothing committed.
-        write::prepare_output(
+        discard = write::prepare_output(
             &req.out,
             req.force || (req.resume && partial.exists()),
             false,
@@ -331,6 +333,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         shard,
     };
     let mut manifest = writer.commit(manifest, t0, t_commit)?;
+    discard.wait();
     // The manifest on disk has the times up to its own writing; the summary gets the rest.
     manifest.timings.commit_s = t_commit.elapsed().as_secs_f64();
     manifest.timings.total_s = t0.elapsed().as_secs_f64();
