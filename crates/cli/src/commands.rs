@@ -204,6 +204,11 @@ impl BackendFactory for SharedLazy {
     fn devices(&self) -> usize {
         self.0.devices
     }
+
+    fn accepts_i16(&self) -> bool {
+        // Only GPU factories are built lazily; readers start before the build ends.
+        true
+    }
 }
 
 fn run(a: RunArgs, quiet: bool) -> Result<Exit> {

@@ -3,6 +3,7 @@
 
 use crate::config::{Config, Dtype};
 use crate::error::Result;
+use crate::samples::{SampleBuf, SampleKind};
 use half::f16;
 
 /// One file of an [`AudioBatch`].
@@ -18,11 +19,12 @@ pub struct BatchFile {
     pub failed: bool,
 }
 
-/// Decoded mono samples of a task's files, scaled to [-1, 1), ready for a backend.
+/// Decoded mono samples of a task's files, ready for a backend: f32 in [-1, 1), or raw PCM16
+/// values for a backend that asked for them ([`BackendFactory::accepts_i16`]).
 #[derive(Debug, Default)]
 pub struct AudioBatch {
     /// Concatenated samples of every file.
-    pub samples: Vec<f32>,
+    pub samples: SampleBuf,
     /// The files in row order.
     pub files: Vec<BatchFile>,
 }
@@ -33,9 +35,9 @@ impl AudioBatch {
         self.files.iter().map(|f| f.rows).sum()
     }
 
-    /// Empties the batch, keeping its allocations.
-    pub fn clear(&mut self) {
-        self.samples.clear();
+    /// Empties the batch, keeping its allocations; its samples will be of `kind`.
+    pub fn clear(&mut self, kind: SampleKind) {
+        self.samples.clear(kind);
         self.files.clear();
     }
 }
@@ -131,6 +133,11 @@ pub trait Backend: Send {
     /// Computes every row of `batch` into `out` (already sized to `batch.rows() × values_per_row`).
     /// Rows of failed files must be NaN.
     fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> Result<()>;
+
+    /// Called with each batch before [`Self::compute`], by the thread that computes it: a GPU
+    /// backend page-locks the batch's sample memory here (once per pooled batch), so later
+    /// uploads go straight from the memory readers decode into.
+    fn prepare(&mut self, _batch: &mut AudioBatch) {}
 }
 
 /// Makes per-thread backends for a configuration.
@@ -147,5 +154,12 @@ pub trait BackendFactory: Send + Sync {
     /// per device).
     fn devices(&self) -> usize {
         1
+    }
+
+    /// Whether backends take raw PCM16 samples ([`SampleKind::I16`]) and scale them
+    /// themselves. Readers then copy 16-bit mono (or one picked channel) files as they are and
+    /// fall back to f32 for a batch holding any other file.
+    fn accepts_i16(&self) -> bool {
+        false
     }
 }

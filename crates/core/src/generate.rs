@@ -897,6 +897,8 @@ mod tests {
         }
         assert!(batch
             .samples
+            .f32s()
+            .unwrap()
             .iter()
             .all(|x| x.is_finite() && x.abs() <= 1.0));
         let kinds: std::collections::HashSet<_> = report.files.iter().map(|f| f.kind).collect();

@@ -24,6 +24,7 @@ pub mod npy;
 pub mod pipeline;
 pub mod progress;
 pub mod read;
+pub mod samples;
 pub mod shard;
 pub mod verify;
 pub mod wav;

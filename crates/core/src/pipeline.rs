@@ -494,11 +494,16 @@ fn execute(
             for _ in 0..knobs.queue_depth {
                 let _ = free_tx.send(AudioBatch::default());
             }
+            let pcm16 = factory.accepts_i16();
             for _ in 0..knobs.readers {
                 let full_tx = full_tx.clone();
                 let free_rx = free_rx.clone();
                 s.spawn(move || {
-                    let mut reader = Reader::new(cfg);
+                    let mut reader = if pcm16 {
+                        Reader::with_pcm16(cfg)
+                    } else {
+                        Reader::new(cfg)
+                    };
                     while let Some(t) = claim() {
                         let Ok(mut batch) = free_rx.recv() else { break };
                         let outcomes = Progress::timed(&progress.read_ns, || {
@@ -522,10 +527,11 @@ fn execute(
                         Ok(b) => b,
                         Err(e) => return record_error(e),
                     };
-                    for (t, outcomes, batch) in full_rx.iter() {
+                    for (t, outcomes, mut batch) in full_rx.iter() {
                         if halt() {
                             break;
                         }
+                        backend.prepare(&mut batch);
                         let mut features = feature_buf(batch.rows());
                         let r = Progress::timed(&progress.compute_ns, || {
                             backend.compute(&batch, &mut features)

@@ -8,6 +8,7 @@ use crate::config::{Channel, Config, LengthMode};
 use crate::discover::InputFile;
 use crate::geometry::Geometry;
 use crate::manifest::FileStatus;
+use crate::samples::SampleKind;
 use crate::wav;
 use std::io::Read;
 
@@ -30,6 +31,7 @@ pub struct Reader {
     sample_rate: u32,
     channel: Channel,
     buf: Vec<u8>,
+    kind: SampleKind,
 }
 
 impl Reader {
@@ -40,13 +42,23 @@ impl Reader {
             sample_rate: cfg.sample_rate,
             channel: cfg.channel,
             buf: Vec::new(),
+            kind: SampleKind::F32,
+        }
+    }
+
+    /// A reader that keeps 16-bit PCM samples as raw values (batches of [`SampleKind::I16`]),
+    /// for a backend that scales them itself. A batch with any other file is f32 throughout.
+    pub fn with_pcm16(cfg: &Config) -> Self {
+        Reader {
+            kind: SampleKind::I16,
+            ..Reader::new(cfg)
         }
     }
 
     /// Reads `files` into `batch` (cleared first), one [`FileOutcome`] per file, in order.
     /// Never fails as a whole: a file that cannot be used is a `failed` outcome.
     pub fn read_task(&mut self, files: &[InputFile], batch: &mut AudioBatch) -> Vec<FileOutcome> {
-        batch.clear();
+        batch.clear(self.kind);
         files.iter().map(|f| self.read_file(f, batch)).collect()
     }
 
@@ -103,22 +115,41 @@ impl Reader {
             }
             LengthMode::Natural => (frames, FileStatus::Ok),
         };
-        batch.samples.resize(offset + len, 0.0);
-        let out = &mut batch.samples[offset..offset + len];
-        match wav::decode(&info, &self.buf, self.channel, out) {
-            Ok(n) if is_float(info.format) && !out[..n.min(len)].iter().all(|x| x.is_finite()) => {
-                batch.samples.truncate(offset);
-                return failed(
-                    batch,
-                    bytes,
-                    "float samples include NaN or infinity".into(),
-                    &self.geometry,
-                );
+        if batch.samples.kind() == SampleKind::I16 {
+            let out = batch.samples.extend_i16(len);
+            match wav::decode_i16(&info, &self.buf, self.channel, out) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    batch.samples.truncate(offset);
+                    return failed(batch, bytes, e.to_string(), &self.geometry);
+                }
+                None => {
+                    // Not 16-bit PCM (or a mix): the whole batch becomes f32.
+                    batch.samples.truncate(offset);
+                    batch.samples.convert_to_f32();
+                }
             }
-            Ok(n) => out[n.min(len)..].fill(0.0),
-            Err(e) => {
-                batch.samples.truncate(offset);
-                return failed(batch, bytes, e.to_string(), &self.geometry);
+        }
+        if batch.samples.kind() == SampleKind::F32 {
+            let out = batch.samples.extend_f32(len);
+            match wav::decode(&info, &self.buf, self.channel, out) {
+                Ok(n)
+                    if is_float(info.format)
+                        && !out[..n.min(len)].iter().all(|x| x.is_finite()) =>
+                {
+                    batch.samples.truncate(offset);
+                    return failed(
+                        batch,
+                        bytes,
+                        "float samples include NaN or infinity".into(),
+                        &self.geometry,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    batch.samples.truncate(offset);
+                    return failed(batch, bytes, e.to_string(), &self.geometry);
+                }
             }
         }
         let rows = self.geometry.rows(Some(len));
@@ -208,8 +239,10 @@ mod tests {
             }
         );
         assert_eq!(out[0].samples, 1000);
-        assert!(batch.samples[1000..40960].iter().all(|&x| x == 0.0));
-        assert!((batch.samples[5] - (0.05f64.sin() * 0.5) as f32).abs() < 1e-6);
+        assert!(batch.samples.f32s().unwrap()[1000..40960]
+            .iter()
+            .all(|&x| x == 0.0));
+        assert!((batch.samples.f32s().unwrap()[5] - (0.05f64.sin() * 0.5) as f32).abs() < 1e-6);
         assert!(matches!(&out[1].status, FileStatus::Failed { reason } if reason.contains("NaN")));
         assert!(
             matches!(&out[2].status, FileStatus::Failed { reason } if reason.contains("8000 Hz"))
@@ -291,7 +324,63 @@ mod tests {
         assert_eq!(batch.files.len(), names.len());
         assert!(out.iter().all(|o| o.rows == 237));
         assert_eq!(batch.samples.len(), 2 * 40960);
-        let last = &batch.samples[40960..];
+        let last = &batch.samples.f32s().unwrap()[40960..];
         assert!((last[1] - f32::from(clip[1]) / 32768.0).abs() < 1e-9);
+    }
+
+    /// A PCM16 reader keeps raw values that scale to exactly what the f32 reader gives, and
+    /// turns the whole batch into f32 when a file of another encoding (or a mix) joins it.
+    #[test]
+    fn pcm16_batches_match_f32_batches_and_fall_back_to_f32() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let clip: Vec<i16> = (0..30000)
+            .map(|i| ((i * 7919) % 65536 - 32768) as i16)
+            .collect();
+        let stereo: Vec<i16> = clip.iter().flat_map(|&x| [x, x / 3]).collect();
+        let floats: Vec<f64> = (0..40960)
+            .map(|i| (i as f64 * 0.003).sin() * 0.25)
+            .collect();
+        let a = input(d.path(), "a.wav", &encode_pcm16(1, 4096, &clip));
+        let bad = input(d.path(), "bad.wav", b"RIFF....WAVE");
+        let st = input(d.path(), "st.wav", &encode_pcm16(2, 4096, &stereo));
+        let f = input(
+            d.path(),
+            "f.wav",
+            &encode_wav(1, 4096, Samples::F64(&floats)),
+        );
+
+        let read = |r: &mut Reader, files: &[InputFile]| {
+            let mut b = AudioBatch::default();
+            let o = r.read_task(files, &mut b);
+            (b, o)
+        };
+        // PCM16 only: raw values, same outcomes, same values once scaled.
+        let files = [a.clone(), bad.clone(), a.clone()];
+        let (raw, o16) = read(&mut Reader::with_pcm16(&cfg), &files);
+        let (flt, o32) = read(&mut Reader::new(&cfg), &files);
+        assert_eq!(o16, o32);
+        assert_eq!(raw.files, flt.files);
+        let r = raw.samples.i16s().expect("a PCM16 batch");
+        assert_eq!(&r[..30000], &clip[..]);
+        let scaled: Vec<f32> = r.iter().map(|&v| f32::from(v) / 32768.0).collect();
+        assert_eq!(&scaled[..], flt.samples.f32s().unwrap());
+        // A picked channel of a stereo file stays raw; a mix does not.
+        let pick = Config {
+            channel: Channel::Index(1),
+            ..Config::default()
+        };
+        let (raw, _) = read(&mut Reader::with_pcm16(&pick), std::slice::from_ref(&st));
+        let want: Vec<i16> = clip.iter().map(|&x| x / 3).collect();
+        assert_eq!(&raw.samples.i16s().unwrap()[..30000], &want[..]);
+        let (mixed, _) = read(&mut Reader::with_pcm16(&cfg), std::slice::from_ref(&st));
+        assert!(mixed.samples.f32s().is_some());
+        // A float file in the middle: the batch is f32 throughout, equal to the f32 reader's.
+        let files = [a.clone(), f, bad, a];
+        let (m16, o16) = read(&mut Reader::with_pcm16(&cfg), &files);
+        let (m32, o32) = read(&mut Reader::new(&cfg), &files);
+        assert_eq!(o16, o32);
+        assert_eq!(m16.files, m32.files);
+        assert_eq!(m16.samples.f32s().unwrap(), m32.samples.f32s().unwrap());
     }
 }

@@ -437,6 +437,46 @@ pub fn decode(
     Ok(n)
 }
 
+/// Copies up to `out.len()` frames of a 16-bit PCM file's channel as raw values (the sample is
+/// value / 32768, exactly what [`decode`] gives); returns the number written. `None` when the
+/// file is not 16-bit PCM or `channel` needs a mix of several channels: use [`decode`] then.
+pub fn decode_i16(
+    info: &WavInfo,
+    bytes: &[u8],
+    channel: Channel,
+    out: &mut [i16],
+) -> Option<Result<usize, WavError>> {
+    let channels = usize::from(info.channels);
+    if info.format != SampleFormat::I16 || channels == 0 {
+        return None;
+    }
+    let c = match channel {
+        Channel::Index(i) if i >= info.channels => {
+            return Some(Err(WavError::NoSuchChannel {
+                requested: i,
+                channels: info.channels,
+            }))
+        }
+        Channel::Index(i) => usize::from(i),
+        Channel::Mix if channels == 1 => 0,
+        Channel::Mix => return None,
+    };
+    let n = info.frames.min(out.len());
+    let Some(data) = n
+        .checked_mul(info.block_align())
+        .and_then(|len| bytes.get(info.data_offset..info.data_offset.checked_add(len)?))
+    else {
+        return Some(Err(WavError::Malformed(
+            "header does not match the file's bytes".into(),
+        )));
+    };
+    let stride = 2 * channels;
+    for (o, frame) in out[..n].iter_mut().zip(data.chunks_exact(stride)) {
+        *o = i16::from_le_bytes([frame[2 * c], frame[2 * c + 1]]);
+    }
+    Some(Ok(n))
+}
+
 // Per-sample converters. Every scale is a power of two, so `x * 2^-k` is exactly torchaudio's
 // `x / 2^k` (int32 first rounds to f32, as torch's `.to(float32)` does).
 #[inline(always)]

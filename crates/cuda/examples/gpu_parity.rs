@@ -17,6 +17,7 @@ use melpipe_core::config::{Config, Dtype, LengthMode, MelNorm, MelScale, Pool};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::geometry::Geometry;
 use melpipe_core::mel::MelFilterbank;
+use melpipe_core::samples::SampleKind;
 use melpipe_cuda::{probe, CudaBackend, CudaBackendFactory, GpuMonitor, MultiGpuFactory};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,7 +106,7 @@ fn make_batch(cfg: &Config, n: usize, seed: u64, fail_every: usize) -> AudioBatc
         let offset = b.samples.len();
         if !failed {
             b.samples
-                .extend(clip(&mut rng, len, cfg.sample_rate as f64));
+                .extend_from_slice(&clip(&mut rng, len, cfg.sample_rate as f64));
         }
         b.files.push(BatchFile {
             offset,
@@ -191,7 +192,7 @@ fn parity_case(
         &dir.join("samples.npy"),
         "<f4",
         &[batch.samples.len()],
-        bytes_of(&batch.samples),
+        batch.samples.as_bytes(),
     )
     .map_err(io)?;
     let files: Vec<i64> = batch
@@ -260,12 +261,13 @@ fn median(v: &mut [f64]) -> f64 {
 fn tiled_batch(cfg: &Config, base: &AudioBatch, n: usize) -> AudioBatch {
     let mut b = AudioBatch::default();
     let per = cfg.clip_samples;
-    b.samples.reserve(n * per);
+    let src = base.samples.f32s().expect("an f32 batch");
+    let _ = per;
     for i in 0..n {
         let f = base.files[i % base.files.len()];
         let offset = b.samples.len();
         b.samples
-            .extend_from_slice(&base.samples[f.offset..f.offset + f.len]);
+            .extend_from_slice(&src[f.offset..f.offset + f.len]);
         b.files.push(BatchFile { offset, ..f });
     }
     b
@@ -298,7 +300,7 @@ fn timing(cfg: &Config, sizes: &[usize], full: bool) -> Result<(), String> {
             }
         }
         let (k, w) = (median(&mut k), median(&mut w));
-        let up = (batch.samples.len() * 4) as f64;
+        let up = batch.samples.as_bytes().len() as f64;
         println!(
             "{n:>6} {rows:>9} {k:>10.3} {w:>10.2} {:>10.2} {:>11.2} {:>12.1}",
             k * 1e6 / rows as f64,
@@ -394,19 +396,68 @@ fn transfer_bench(cfg: &Config) -> Result<(), String> {
         }
         Ok(bytes / median(&mut v[1..]) / 1e9)
     };
-    let pageable = time(&mut || stream.memcpy_htod(&batch.samples, &mut dev).map_err(e))?;
+    let samples = batch.samples.f32s().ok_or("an f32 batch")?;
+    let pageable = time(&mut || stream.memcpy_htod(samples, &mut dev).map_err(e))?;
     // SAFETY: filled right below, before any copy reads it.
     let mut pinned = unsafe { ctx.alloc_pinned::<f32>(n) }.map_err(e)?;
-    pinned
-        .as_mut_slice()
-        .map_err(e)?
-        .copy_from_slice(&batch.samples);
+    pinned.as_mut_slice().map_err(e)?.copy_from_slice(samples);
     let from_pinned = time(&mut || stream.memcpy_htod(&pinned, &mut dev).map_err(e))?;
     println!(
         "\nupload of 1024 files ({:.0} MB): pageable {pageable:.1} GB/s, pinned (already filled) {from_pinned:.1} GB/s",
         bytes / 1e6
     );
     Ok(())
+}
+
+/// PCM16 batches (raw values scaled on the GPU), uploaded from pageable memory and from memory
+/// page-locked in place, give the same bytes as the f32 batch of the same values, on the GPU
+/// and on the CPU backend.
+fn pcm16_case(name: &str, cfg: &Config, n: usize, seed: u64) -> Result<(), String> {
+    let base = make_batch(cfg, n, seed, 5);
+    let src = base.samples.f32s().ok_or("an f32 batch")?;
+    let raw: Vec<i16> = src
+        .iter()
+        .map(|&v| (v * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let mut as_f32 = AudioBatch::default();
+    let scaled: Vec<f32> = raw.iter().map(|&v| f32::from(v) / 32768.0).collect();
+    as_f32.samples.extend_from_slice(&scaled);
+    as_f32.files = base.files.clone();
+    let mut as_i16 = AudioBatch::default();
+    as_i16.clear(SampleKind::I16);
+    as_i16.samples.extend_i16(raw.len()).copy_from_slice(&raw);
+    as_i16.files = base.files.clone();
+    let rows = base.rows();
+    let factory = CudaBackendFactory::new(0, cfg).map_err(|e| e.to_string())?;
+    let mut be = factory.create(cfg).map_err(|e| e.to_string())?;
+    let run = |be: &mut Box<dyn Backend>, b: &AudioBatch| -> Result<Vec<u8>, String> {
+        let mut out = poisoned(cfg, rows * cfg.values_per_row());
+        be.compute(b, &mut out).map_err(|e| e.to_string())?;
+        Ok(out.as_bytes().to_vec())
+    };
+    let want = run(&mut be, &as_f32)?;
+    let pageable = run(&mut be, &as_i16)?;
+    be.prepare(&mut as_i16);
+    if !as_i16.samples.is_pinned() {
+        return Err(format!("{name}: the batch was not page-locked"));
+    }
+    let pinned = run(&mut be, &as_i16)?;
+    let cpu_factory = CpuBackendFactory;
+    let mut cpu = cpu_factory.create(cfg).map_err(|e| e.to_string())?;
+    let cpu_f32 = run(&mut cpu, &as_f32)?;
+    let cpu_i16 = run(&mut cpu, &as_i16)?;
+    let same = |a: &[u8], b: &[u8]| a == b;
+    println!(
+        "pcm16 {name:>12}: {rows} rows; GPU i16 pageable == f32: {}, i16 page-locked == f32: {}; CPU i16 == f32: {}",
+        same(&pageable, &want),
+        same(&pinned, &want),
+        same(&cpu_i16, &cpu_f32)
+    );
+    if same(&pageable, &want) && same(&pinned, &want) && same(&cpu_i16, &cpu_f32) {
+        Ok(())
+    } else {
+        Err(format!("{name}: PCM16 and f32 batches differ"))
+    }
 }
 
 fn main() {
@@ -555,6 +606,17 @@ fn main() {
         ),
     ];
     let mut failed = false;
+    for (i, (name, cfg, n)) in cases.iter().enumerate() {
+        if matches!(
+            *name,
+            "seed_f16" | "gen_fft128" | "natural_f32" | "topdb_none"
+        ) {
+            if let Err(e) = pcm16_case(name, cfg, *n, 2000 + i as u64) {
+                eprintln!("{e}: FAILED");
+                failed = true;
+            }
+        }
+    }
     for (i, (name, cfg, n)) in cases.iter().enumerate() {
         if let Err(e) = parity_case(&out, name, cfg, *n, 1000 + i as u64) {
             eprintln!("{name}: FAILED: {e}");

@@ -1,4 +1,5 @@
-// Fused log-mel kernels of melpipe (SPEC §3): f32 samples of whole files in, finished feature
+// Fused log-mel kernels of melpipe (SPEC §3): samples of whole files in (f32 in [-1, 1), or
+// raw PCM16 values scaled here by 1/32768, exactly as the host decoder does), finished feature
 // rows out, in the stored dtype.
 //
 // Compiled at run time by NVRTC, once per device and configuration. src/plan.rs prepends a
@@ -19,6 +20,15 @@
 //                   segments per block staged in shared memory.
 //   logmel_generic  any other N_FFT: one segment per block; a shared-memory radix-2 FFT for
 //                   powers of two, a direct DFT otherwise.
+
+// Sample i of a batch: f32, or PCM16 (samples_i16 != 0) scaled by 2^-15 (exact in f32).
+__device__ __forceinline__ float load_sample(const void* __restrict__ samples,
+                                             unsigned int samples_i16, long long i) {
+    if (samples_i16) {
+        return (float)__ldg(static_cast<const short*>(samples) + i) * (1.0f / 32768.0f);
+    }
+    return __ldg(static_cast<const float*>(samples) + i);
+}
 
 #define SEG_OK 0
 #define SEG_FAILED 1
@@ -255,9 +265,10 @@ __device__ __forceinline__ void frame_power_reg(const float* seg, int j0, float*
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
-logmel_reg(const float* __restrict__ samples, const unsigned long long* __restrict__ file_offset,
+logmel_reg(const void* __restrict__ samples, const unsigned long long* __restrict__ file_offset,
            const unsigned int* __restrict__ file_row0,
-           const unsigned int* __restrict__ file_failed, unsigned int num_files,
+           const unsigned int* __restrict__ file_failed, unsigned int samples_i16,
+           unsigned int num_files,
            unsigned int total_rows, const int* __restrict__ mel_lo,
            const int* __restrict__ mel_len, const int* __restrict__ mel_off,
            const float* __restrict__ mel_w, out_t* __restrict__ out) {
@@ -279,7 +290,7 @@ logmel_reg(const float* __restrict__ samples, const unsigned long long* __restri
         const int s = i / PADDED_LEN;
         const int j = i - s * PADDED_LEN;
         float v = 0.0f;
-        if (s_state[s] == SEG_OK) v = __ldg(samples + s_base[s] + reflect(j));
+        if (s_state[s] == SEG_OK) v = load_sample(samples, samples_i16, s_base[s] + reflect(j));
         stage[s * STAGE_STRIDE + skew(j)] = v;
     }
     __syncthreads();
@@ -297,18 +308,20 @@ logmel_reg(const float* __restrict__ samples, const unsigned long long* __restri
 
 #if KERNEL_GENERIC
 // Sample at padded index j of the block's segment (0 for failed segments).
-__device__ __forceinline__ float padded_sample(const float* __restrict__ samples, long long base,
+__device__ __forceinline__ float padded_sample(const void* __restrict__ samples,
+                                               unsigned int samples_i16, long long base,
                                                int state, int j) {
-    return state == SEG_OK ? __ldg(samples + base + reflect(j)) : 0.0f;
+    return state == SEG_OK ? load_sample(samples, samples_i16, base + reflect(j)) : 0.0f;
 }
 
 // One segment per block (SEGS == 1). window: N_FFT values; tw_re/tw_im: exp(−2πi·k/N_FFT)
 // for k < N_FFT.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-logmel_generic(const float* __restrict__ samples,
+logmel_generic(const void* __restrict__ samples,
                const unsigned long long* __restrict__ file_offset,
                const unsigned int* __restrict__ file_row0,
-               const unsigned int* __restrict__ file_failed, unsigned int num_files,
+               const unsigned int* __restrict__ file_failed, unsigned int samples_i16,
+               unsigned int num_files,
                unsigned int total_rows, const int* __restrict__ mel_lo,
                const int* __restrict__ mel_len, const int* __restrict__ mel_off,
                const float* __restrict__ mel_w, const float* __restrict__ window,
@@ -339,8 +352,8 @@ logmel_generic(const float* __restrict__ samples,
         for (int m = tid; m < HALF_FFT; m += BLOCK) {
             const int n = 2 * m;
             const int dst = LOG2_HALF > 0 ? (int)(__brev((unsigned)m) >> (32 - LOG2_HALF)) : 0;
-            fr[dst] = __ldg(window + n) * padded_sample(samples, base, state, j0 + n);
-            fi[dst] = __ldg(window + n + 1) * padded_sample(samples, base, state, j0 + n + 1);
+            fr[dst] = __ldg(window + n) * padded_sample(samples, samples_i16, base, state, j0 + n);
+            fi[dst] = __ldg(window + n + 1) * padded_sample(samples, samples_i16, base, state, j0 + n + 1);
         }
         __syncthreads();
         for (int len = 2; len <= HALF_FFT; len <<= 1) {
@@ -381,7 +394,7 @@ logmel_generic(const float* __restrict__ samples,
         }
 #else
         for (int n = tid; n < N_FFT; n += BLOCK)
-            frame[n] = __ldg(window + n) * padded_sample(samples, base, state, j0 + n);
+            frame[n] = __ldg(window + n) * padded_sample(samples, samples_i16, base, state, j0 + n);
         __syncthreads();
         // Direct DFT: the twiddle index k·n mod N advances by k per sample.
         for (int k = tid; k < N_FREQS; k += BLOCK) {

@@ -15,6 +15,7 @@ use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
 use melpipe_core::config::{Config, Dtype};
 use melpipe_core::geometry::Geometry;
 use melpipe_core::mel::MelFilterbank;
+use melpipe_core::samples::SampleKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -178,6 +179,7 @@ impl CudaBackendFactory {
                 kernel_end: event(true)?,
                 table: Vec::new(),
                 last: None,
+                pin_failed: false,
                 stream,
             })
         })
@@ -224,6 +226,10 @@ impl BackendFactory for CudaBackendFactory {
 
     fn is_cpu(&self) -> bool {
         false
+    }
+
+    fn accepts_i16(&self) -> bool {
+        true
     }
 }
 
@@ -283,6 +289,10 @@ impl BackendFactory for MultiGpuFactory {
 
     fn devices(&self) -> usize {
         self.devices.len()
+    }
+
+    fn accepts_i16(&self) -> bool {
+        true
     }
 }
 
@@ -376,6 +386,8 @@ pub struct CudaBackend {
     kernel_end: CudaEvent,
     table: Vec<u8>,
     last: Option<ComputeTiming>,
+    /// Page-locking a batch failed once (reported once; uploads then use the staging chunks).
+    pin_failed: bool,
 }
 
 /// Grows a device buffer to at least `bytes` (with headroom, so slowly growing batches do not
@@ -396,6 +408,45 @@ fn ensure_device(
 }
 
 /// Grows a pinned host buffer to at least `bytes`.
+/// Keeps a batch's sample memory registered as page-locked (`cuMemHostRegister`, portable to
+/// every context, so any GPU's stream may copy from it) until dropped.
+struct HostPin {
+    ptr: *mut u8,
+    ctx: Arc<CudaContext>,
+}
+
+// SAFETY: the registration is process-wide; unregistering from another thread is allowed once
+// a context is bound there, which drop does.
+unsafe impl Send for HostPin {}
+// SAFETY: HostPin has no interior state that shared access could change.
+unsafe impl Sync for HostPin {}
+
+impl HostPin {
+    /// Page-locks `len` bytes at `ptr` (page-aligned, owned by the batch's sample buffer).
+    fn register(ctx: &Arc<CudaContext>, ptr: *mut u8, len: usize) -> Result<Self, DriverError> {
+        ctx.bind_to_thread()?;
+        // SAFETY: ptr..ptr+len is one live allocation of the sample buffer, which drops this
+        // pin (unregistering) before it frees or moves that memory.
+        unsafe { sys::cuMemHostRegister_v2(ptr.cast(), len, sys::CU_MEMHOSTREGISTER_PORTABLE) }
+            .result()?;
+        Ok(HostPin {
+            ptr,
+            ctx: ctx.clone(),
+        })
+    }
+}
+
+impl Drop for HostPin {
+    fn drop(&mut self) {
+        if self.ctx.bind_to_thread().is_ok() {
+            // SAFETY: ptr was registered by HostPin::register and not unregistered since; no
+            // copy from it is in flight (the backend synchronises its stream before a batch
+            // goes back to the readers).
+            let _ = unsafe { sys::cuMemHostUnregister(self.ptr.cast()) };
+        }
+    }
+}
+
 fn ensure_pinned(
     ctx: &Arc<CudaContext>,
     slot: &mut Option<PinnedBuf>,
@@ -408,12 +459,6 @@ fn ensure_pinned(
         *slot = Some(PinnedBuf::alloc(ctx, n, write_combined)?);
     }
     Ok(())
-}
-
-fn f32_bytes(v: &[f32]) -> &[u8] {
-    // SAFETY: f32 has no padding and every byte of it is initialised; the length covers
-    // exactly the slice's memory.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 fn feature_bytes_mut(out: &mut FeatureBuf) -> &mut [u8] {
@@ -506,28 +551,38 @@ impl CudaBackend {
         let out_ptr = dev_out.device_ptr(stream).0;
         let consts_ptr = self.consts.device_ptr(stream).0;
 
-        // Upload the samples through the two staging chunks: the memcpy into one overlaps the
-        // DMA out of the other.
-        let src = f32_bytes(&batch.samples);
-        let staging = self.staging.as_mut_slice();
-        for (i, chunk) in src.chunks(CHUNK).enumerate() {
-            let half = i % 2;
-            if i >= 2 {
-                self.chunk_done[half]
-                    .synchronize()
-                    .map_err(d("waiting for an upload"))?;
-            }
-            let dst = &mut staging[half * CHUNK..half * CHUNK + chunk.len()];
-            dst.copy_from_slice(chunk);
-            // SAFETY: dst is page-locked memory that nothing writes until chunk_done[half]
-            // has completed (waited for above before the next reuse, and the stream is
-            // synchronised before this call returns); the device range lies inside dev_in
-            // (total_bytes ≥ samples_bytes).
-            unsafe { result::memcpy_htod_async(in_ptr + (i * CHUNK) as u64, &*dst, cu_stream) }
+        let src = batch.samples.as_bytes();
+        if batch.samples.is_pinned() {
+            // The readers decoded into page-locked memory (registered by `prepare`): one
+            // copy straight from it.
+            // SAFETY: src is page-locked (its pin lives as long as the batch, which the
+            // caller holds until this call returns, after the stream is synchronised below);
+            // the device range lies inside dev_in (total_bytes ≥ samples_bytes).
+            unsafe { result::memcpy_htod_async(in_ptr, src, cu_stream) }
                 .map_err(d("uploading samples"))?;
-            self.chunk_done[half]
-                .record(stream)
-                .map_err(d("recording an upload"))?;
+        } else {
+            // Upload through the two staging chunks: the memcpy into one overlaps the DMA
+            // out of the other.
+            let staging = self.staging.as_mut_slice();
+            for (i, chunk) in src.chunks(CHUNK).enumerate() {
+                let half = i % 2;
+                if i >= 2 {
+                    self.chunk_done[half]
+                        .synchronize()
+                        .map_err(d("waiting for an upload"))?;
+                }
+                let dst = &mut staging[half * CHUNK..half * CHUNK + chunk.len()];
+                dst.copy_from_slice(chunk);
+                // SAFETY: dst is page-locked memory that nothing writes until chunk_done[half]
+                // has completed (waited for above before the next reuse, and the stream is
+                // synchronised before this call returns); the device range lies inside dev_in
+                // (total_bytes ≥ samples_bytes).
+                unsafe { result::memcpy_htod_async(in_ptr + (i * CHUNK) as u64, &*dst, cu_stream) }
+                    .map_err(d("uploading samples"))?;
+                self.chunk_done[half]
+                    .record(stream)
+                    .map_err(d("recording an upload"))?;
+            }
         }
         let tdst = &mut table_staging.as_mut_slice()[..self.table.len()];
         tdst.copy_from_slice(&self.table);
@@ -541,6 +596,7 @@ impl CudaBackend {
         let p_row0 = in_ptr + layout.row0_at as u64;
         let p_failed = in_ptr + layout.failed_at as u64;
         let num_files = layout.num_files as u32;
+        let samples_i16 = u32::from(batch.samples.kind() == SampleKind::I16);
         let total_rows = layout.rows as u32;
         let n_mels = self.mel_words;
         let p_mel_lo = consts_ptr;
@@ -566,6 +622,7 @@ impl CudaBackend {
             .arg(&p_offsets)
             .arg(&p_row0)
             .arg(&p_failed)
+            .arg(&samples_i16)
             .arg(&num_files)
             .arg(&total_rows)
             .arg(&p_mel_lo)
@@ -612,6 +669,31 @@ impl CudaBackend {
 impl Backend for CudaBackend {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn prepare(&mut self, batch: &mut AudioBatch) {
+        if batch.samples.is_pinned() {
+            return;
+        }
+        let Some((ptr, len)) = batch.samples.region() else {
+            return;
+        };
+        // Registration costs about as much as a copy of the buffer, once per pooled batch;
+        // where it fails (locked-memory limits), uploads go through the staging chunks.
+        match guard("page-locking a batch", || {
+            HostPin::register(&self.ctx, ptr, len).map_err(|e| GpuUnavailable::Driver {
+                op: "page-locking a batch",
+                msg: driver_message(e),
+            })
+        }) {
+            Ok(pin) => batch.samples.set_pin(Box::new(pin)),
+            Err(e) => {
+                if !self.pin_failed {
+                    self.pin_failed = true;
+                    tracing::debug!("{}: {e}; uploading through staging buffers", self.name);
+                }
+            }
+        }
     }
 
     fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> melpipe_core::Result<()> {

@@ -15,7 +15,7 @@ pub(crate) struct UploadLayout {
     pub num_files: usize,
     /// Rows of the batch.
     pub rows: usize,
-    /// Bytes of samples (f32).
+    /// Bytes of samples (f32, or i16 for a PCM16 batch).
     pub samples_bytes: usize,
     /// `u64` sample offset of each file.
     pub offsets_at: usize,
@@ -67,7 +67,7 @@ pub(crate) fn pack_batch(
             "a batch of {rows} rows is larger than the kernel's row index allows ({max_rows}): use fewer files per task"
         ));
     }
-    let samples_bytes = samples * 4;
+    let samples_bytes = batch.samples.as_bytes().len();
     let table_at = samples_bytes.next_multiple_of(TABLE_ALIGN);
     let offsets_at = table_at;
     let row0_at = offsets_at + 8 * n;
@@ -113,7 +113,8 @@ mod tests {
         for &(len, failed) in files {
             let offset = b.samples.len();
             let len = if failed { 0 } else { len };
-            b.samples.extend((0..len).map(|i| i as f32));
+            let v: Vec<f32> = (0..len).map(|i| i as f32).collect();
+            b.samples.extend_from_slice(&v);
             b.files.push(BatchFile {
                 offset,
                 len,

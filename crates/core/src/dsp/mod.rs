@@ -21,6 +21,7 @@ use crate::config::{Config, Pool};
 use crate::error::Result;
 use crate::geometry::Geometry;
 use crate::mel::MelFilterbank;
+use crate::samples::SampleView;
 use general::GeneralPath;
 use shared::{SharedParams, SharedPath};
 
@@ -332,6 +333,8 @@ pub struct CpuBackend {
     extractor: FeatureExtractor,
     values_per_row: usize,
     scratch: Vec<f32>,
+    /// A PCM16 file's samples scaled to f32.
+    pcm: Vec<f32>,
 }
 
 impl Backend for CpuBackend {
@@ -348,7 +351,19 @@ impl Backend for CpuBackend {
                 out.fill_nan(range);
             } else {
                 self.scratch.resize(f.rows * vpr, 0.0);
-                let samples = &batch.samples[f.offset..f.offset + f.len];
+                let samples = match batch.samples.view() {
+                    SampleView::F32(s) => &s[f.offset..f.offset + f.len],
+                    SampleView::I16(raw) => {
+                        // PCM16 batches are for GPU backends; scale exactly as the decoder.
+                        self.pcm.clear();
+                        self.pcm.extend(
+                            raw[f.offset..f.offset + f.len]
+                                .iter()
+                                .map(|&v| f32::from(v) * (1.0 / 32768.0)),
+                        );
+                        &self.pcm[..]
+                    }
+                };
                 self.extractor.extract(samples, f.rows, &mut self.scratch);
                 out.store(range.start, &self.scratch);
             }
@@ -371,6 +386,7 @@ impl BackendFactory for CpuBackendFactory {
             extractor: FeatureExtractor::new(cfg)?,
             values_per_row: cfg.values_per_row(),
             scratch: Vec::new(),
+            pcm: Vec::new(),
         }))
     }
 
