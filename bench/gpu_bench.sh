@@ -17,6 +17,12 @@ if [ "${1:-}" = "--golden" ]; then
     mkdir -p tests && rm -rf tests/golden && cp -r "$W/golden" tests/golden
 fi
 MELPIPE=$M WORK=$W/check scripts/gpu_check.sh 2>&1 | tee "$LOG/gpu_check.log"
+# The kernel-level parity and timing example, when built and carried
+# (cargo build --release --example gpu_parity -p melpipe-cuda; GPU_PARITY=path/to/it).
+if [ -n "${GPU_PARITY:-}" ]; then
+    "$GPU_PARITY" "$W/parity" --no-time 2>&1 | tee "$LOG/gpu_parity.log"
+    python3 scripts/gpu_parity.py "$W/parity" 2>&1 | tee -a "$LOG/gpu_parity.log"
+fi
 "$M" generate "$W/seed" --files 39563 2>&1 | tail -1
 python3 bench/bench.py --data "$W/seed" --out "$W/bench" --melpipe "$M" --devices cuda,cpu \
     --torchaudio --cold --repeat 3 --json "$LOG/bench.json" 2>&1 | tee "$LOG/bench.log"
