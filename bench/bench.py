@@ -179,7 +179,10 @@ def main():
     for dev in [d for d in a.devices.split(",") if d]:
         walls, peaks = [], []
         for _ in range(a.repeat):
-            cmd = [a.melpipe, "-q", "run", data, "-o", out, "--force", "--device", dev] + a.extra
+            # A fresh folder each time, as the write floor writes fresh files: replacing an
+            # earlier output (--force) deletes it, which costs as much again on some disks.
+            shutil.rmtree(out, ignore_errors=True)
+            cmd = [a.melpipe, "-q", "run", data, "-o", out, "--device", dev] + a.extra
             w, peak, _ = timed(cmd)
             walls.append(w)
             peaks.append(peak)
@@ -204,6 +207,7 @@ def main():
     if a.torchaudio:
         walls = []
         for _ in range(a.repeat):
+            shutil.rmtree(os.path.join(scratch, "seed_out"), ignore_errors=True)
             w, peak, txt = timed([sys.executable, os.path.join(HERE, "seed_pipeline.py"), data,
                                   os.path.join(scratch, "seed_out")])
             walls.append(w)

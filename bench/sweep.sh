@@ -12,8 +12,9 @@ one() {
     local ts=()
     for _ in $(seq "$REP"); do
         local t0 t1
+        rm -rf "$OUTD/o"  # a fresh folder, as bench.py: replacing an output deletes it first
         t0=$(date +%s%N)
-        "$M" run "$DATA" -o "$OUTD/o" --force -q --device "$DEV" "$@" 2>>"$OUTD/stderr.log" || { echo "FAILED $DEV $*"; return; }
+        "$M" run "$DATA" -o "$OUTD/o" -q --device "$DEV" "$@" 2>>"$OUTD/stderr.log" || { echo "FAILED $DEV $*"; return; }
         t1=$(date +%s%N)
         ts+=("$(( (t1 - t0) / 1000000 ))e-3")
     done

@@ -266,6 +266,7 @@ pub fn execute(
         factory,
         gpu_status,
     } = select_backend(cfg)?;
+    crate::timeline("backend selected");
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while `stop` is already set exits at once with 130.
@@ -285,8 +286,12 @@ pub fn execute(
         shard,
     };
     let r = pipeline::run(cfg, &req, factory.as_ref());
+    crate::timeline("pipeline returned");
     done.store(true, std::sync::atomic::Ordering::Relaxed);
+    reporter.thread().unpark();
     let _ = reporter.join();
+    drop(factory);
+    crate::timeline("status line stopped, backend released");
     status::sample_memory();
     Ok(r?)
 }

@@ -97,10 +97,23 @@ impl Drop for BarLine {
     }
 }
 
+/// When the process started, for the `-v` timeline of where a run's wall time goes.
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Logs (at debug level, `-v`) the seconds since the process started.
+pub(crate) fn timeline(what: &str) {
+    if let Some(t0) = START.get() {
+        tracing::debug!("timeline: {what} at {:.3} s", t0.elapsed().as_secs_f64());
+    }
+}
+
 fn main() -> ExitCode {
+    let _ = START.set(std::time::Instant::now());
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    match commands::dispatch(cli) {
+    let r = commands::dispatch(cli);
+    timeline("command finished, resources released");
+    match r {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             let code = Exit::of(&e);

@@ -112,7 +112,11 @@ pub fn spawn(
         let mut last = (Instant::now(), cpu_seconds(), 0u64, 0u64);
         let mut tick = 0u32;
         while !done.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
+            // Woken at once by `unpark` when the run ends.
+            std::thread::park_timeout(Duration::from_millis(100));
+            if done.load(Ordering::Relaxed) {
+                break;
+            }
             tick += 1;
             let mem = sample_memory();
             if !tick.is_multiple_of(10) {
