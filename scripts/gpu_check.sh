@@ -40,4 +40,18 @@ os.chdir(sys.argv[1])
 exec(compile(code, "README torch snippet", "exec"))
 print("README torch snippet: OK", tuple(x.shape), file_idx[:4].tolist())
 PY
+echo "== device selection: auto takes the GPU; with no device visible, auto falls back to the CPU and cuda exits 2"
+rm -rf "$W/sel" && mkdir -p "$W/sel"
+"$M" run "@$W/slice/list.txt" -o "$W/sel/auto" -q
+python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['device']; print('auto:', d); assert d.startswith('cuda:0'), d" "$W/sel/auto/manifest.json"
+CUDA_VISIBLE_DEVICES= "$M" run "@$W/slice/list.txt" -o "$W/sel/fallback" 2>&1 | grep -E "WARN device auto|done:" || true
+python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['device']; print('auto, no device visible:', d); assert d.startswith('cpu (auto'), d" "$W/sel/fallback/manifest.json"
+"$M" verify "$W/sel/fallback"
+python3 scripts/compare_outputs.py "$W/sel/auto" "$W/sel/fallback"
+set +e
+CUDA_VISIBLE_DEVICES= "$M" run "@$W/slice/list.txt" -o "$W/sel/cuda" --device cuda -q 2> "$W/sel/cuda.err"
+rc=$?
+set -e
+cat "$W/sel/cuda.err"
+[ "$rc" = 2 ] && grep -q "no CUDA device" "$W/sel/cuda.err" || { echo "FAIL: --device cuda with no device: rc $rc"; exit 1; }
 echo "gpu_check: ALL PASSED"

@@ -69,9 +69,9 @@ fn select_backend(cfg: &Config) -> Result<Selected> {
     };
     match parse_device(&cfg.device)? {
         DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Auto => match gpu_backend(cfg, Some(0)) {
+        DeviceChoice::Auto => match gpu_backend(cfg, Some(0), true) {
             Ok(sel) => {
-                tracing::info!("device: cuda:0 (auto: a CUDA device is usable)");
+                tracing::info!("device: cuda:0 (auto: an NVIDIA GPU and driver are present)");
                 Ok(sel)
             }
             Err(why) => {
@@ -80,39 +80,65 @@ fn select_backend(cfg: &Config) -> Result<Selected> {
             }
         },
         DeviceChoice::Cuda(n) => {
-            gpu_backend(cfg, Some(n)).map_err(|w| unusable(format!("cuda:{n}"), w))
+            gpu_backend(cfg, Some(n), false).map_err(|w| unusable(format!("cuda:{n}"), w))
         }
-        DeviceChoice::CudaAll => gpu_backend(cfg, None).map_err(|w| unusable("cuda:all".into(), w)),
+        DeviceChoice::CudaAll => {
+            gpu_backend(cfg, None, false).map_err(|w| unusable("cuda:all".into(), w))
+        }
     }
+}
+
+/// Whether the kernel driver shows an NVIDIA GPU, without initialising CUDA (which takes about
+/// 0.1 s): `/proc/driver/nvidia/gpus` has an entry, or `/dev/nvidia0` exists.
+fn nvidia_gpu_visible() -> bool {
+    std::fs::read_dir("/proc/driver/nvidia/gpus").is_ok_and(|mut d| d.next().is_some())
+        || std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// The CUDA backend on one GPU (`Some(ordinal)`) or all of them (`None`).
 ///
-/// Only the driver and the device count are checked here; the context and the NVRTC compile of
-/// the kernels (a few hundred milliseconds) happen on a thread of their own while the pipeline
-/// already discovers and reads files. A failure there stops the run with its reason.
-fn gpu_backend(cfg: &Config, ordinal: Option<usize>) -> Result<Selected, String> {
+/// Only the libraries are checked here (and, for `auto`, that the kernel driver shows a GPU).
+/// Driver initialisation, the device count, the context and the NVRTC compile of the kernels
+/// (a few hundred milliseconds together) happen on a thread of their own while the pipeline
+/// already discovers and reads files. A failure there stops the run with its reason; with
+/// `auto` (`fallback`), the run computes on the CPU instead and says why. `cuda:all` counts the
+/// devices first: the pipeline starts compute threads per device.
+fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<Selected, String> {
     use melpipe_cuda::{CudaBackendFactory, GpuMonitor, MultiGpuFactory};
-    let count = melpipe_cuda::device_count().map_err(|e| e.to_string())?;
+    if !melpipe_cuda::driver_library_present() {
+        return Err(melpipe_cuda::GpuUnavailable::NoDriver.to_string());
+    }
     if !melpipe_cuda::nvrtc_library_present() {
         return Err("the NVRTC library (libnvrtc) could not be loaded: set LD_LIBRARY_PATH to the CUDA lib64 folder (e.g. /usr/local/cuda/lib64)".into());
     }
-    if count == 0 {
-        return Err("no CUDA device is visible".into());
+    if fallback && !nvidia_gpu_visible() {
+        return Err("the NVIDIA kernel driver shows no GPU".into());
     }
-    if let Some(n) = ordinal {
-        if n >= count {
-            return Err(format!(
-                "cuda:{n} does not exist: {count} device(s) visible (cuda:0 to cuda:{})",
-                count - 1
-            ));
+    let count = match ordinal {
+        Some(_) => None,
+        None => {
+            let n = melpipe_cuda::device_count().map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("no CUDA device is visible".into());
+            }
+            Some(n)
         }
-    }
+    };
     let owned = cfg.clone();
     let build = std::thread::spawn(
         move || -> Result<(Box<dyn BackendFactory>, Vec<String>), String> {
             match ordinal {
                 Some(n) => {
+                    let count = melpipe_cuda::device_count().map_err(|e| e.to_string())?;
+                    if count == 0 {
+                        return Err("no CUDA device is visible".into());
+                    }
+                    if n >= count {
+                        return Err(format!(
+                            "cuda:{n} does not exist: {count} device(s) visible (cuda:0 to cuda:{})",
+                            count - 1
+                        ));
+                    }
                     let f = CudaBackendFactory::new(n, &owned).map_err(|e| e.to_string())?;
                     let uuid = f.info().uuid.clone();
                     Ok((Box::new(f), vec![uuid]))
@@ -128,8 +154,10 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>) -> Result<Selected, String>
     let lazy = Arc::new(LazyFactory {
         build: std::sync::Mutex::new(Some(build)),
         built: std::sync::OnceLock::new(),
-        devices: if ordinal.is_some() { 1 } else { count },
+        devices: count.unwrap_or(1),
         label: ordinal.map_or("cuda:all".to_string(), |n| format!("cuda:{n}")),
+        fallback,
+        warned: std::sync::atomic::AtomicBool::new(false),
     });
     let watch = Arc::clone(&lazy);
     let monitors: std::sync::OnceLock<Vec<GpuMonitor>> = std::sync::OnceLock::new();
@@ -158,6 +186,10 @@ struct LazyFactory {
     built: std::sync::OnceLock<Built>,
     devices: usize,
     label: String,
+    /// `auto`: compute on the CPU if the GPU cannot be started.
+    fallback: bool,
+    /// The fallback was announced.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl LazyFactory {
@@ -180,6 +212,9 @@ impl BackendFactory for SharedLazy {
     fn name(&self) -> String {
         match self.0.get() {
             Ok((f, _)) => f.name(),
+            Err(why) if self.0.fallback => {
+                format!("cpu (auto: the GPU could not be started: {why})")
+            }
             Err(_) => self.0.label.clone(),
         }
     }
@@ -190,6 +225,18 @@ impl BackendFactory for SharedLazy {
     ) -> melpipe_core::Result<Box<dyn melpipe_core::backend::Backend>> {
         match self.0.get() {
             Ok((f, _)) => f.create(cfg),
+            Err(why) if self.0.fallback => {
+                if !self
+                    .0
+                    .warned
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "device auto: the GPU could not be started ({why}); computing on the CPU instead (pass --device cpu to skip the GPU, or --device cuda to make this an error)"
+                    );
+                }
+                CpuBackendFactory.create(cfg)
+            }
             Err(why) => Err(melpipe_core::Error::Backend {
                 backend: self.0.label.clone(),
                 msg: why.clone(),
