@@ -53,5 +53,5 @@ CUDA_VISIBLE_DEVICES= "$M" run "@$W/slice/list.txt" -o "$W/sel/cuda" --device cu
 rc=$?
 set -e
 cat "$W/sel/cuda.err"
-[ "$rc" = 2 ] && grep -q "no CUDA device" "$W/sel/cuda.err" || { echo "FAIL: --device cuda with no device: rc $rc"; exit 1; }
+[ "$rc" = 2 ] && grep -q "found no GPU" "$W/sel/cuda.err" || { echo "FAIL: --device cuda with no device: rc $rc"; exit 1; }
 echo "gpu_check: ALL PASSED"

@@ -127,30 +127,30 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
     let owned = cfg.clone();
     let build = std::thread::spawn(
         move || -> Result<(Box<dyn BackendFactory>, Vec<String>), String> {
-            match ordinal {
-                Some(n) => {
-                    let count = melpipe_cuda::device_count().map_err(|e| e.to_string())?;
-                    if count == 0 {
-                        return Err("no CUDA device is visible".into());
-                    }
-                    if n >= count {
-                        return Err(format!(
-                            "cuda:{n} does not exist: {count} device(s) visible (cuda:0 to cuda:{})",
-                            count - 1
-                        ));
-                    }
-                    let f = CudaBackendFactory::new(n, &owned).map_err(|e| e.to_string())?;
-                    let uuid = f.info().uuid.clone();
-                    Ok((Box::new(f), vec![uuid]))
-                }
-                None => {
-                    let f = MultiGpuFactory::all(&owned).map_err(|e| e.to_string())?;
-                    let uuids = f.devices().iter().map(|d| d.info().uuid.clone()).collect();
-                    Ok((Box::new(f), uuids))
-                }
-            }
+            let r = build_gpu(&owned, ordinal);
+            crate::timeline("GPU backend started");
+            r
         },
     );
+    /// Opens the GPU(s) and compiles the kernels (on the build thread).
+    fn build_gpu(
+        owned: &Config,
+        ordinal: Option<usize>,
+    ) -> Result<(Box<dyn BackendFactory>, Vec<String>), String> {
+        match ordinal {
+            // The device count and ordinal are checked there, with messages that say what to do.
+            Some(n) => {
+                let f = CudaBackendFactory::new(n, owned).map_err(|e| e.to_string())?;
+                let uuid = f.info().uuid.clone();
+                Ok((Box::new(f), vec![uuid]))
+            }
+            None => {
+                let f = MultiGpuFactory::all(owned).map_err(|e| e.to_string())?;
+                let uuids = f.devices().iter().map(|d| d.info().uuid.clone()).collect();
+                Ok((Box::new(f), uuids))
+            }
+        }
+    }
     let lazy = Arc::new(LazyFactory {
         build: std::sync::Mutex::new(Some(build)),
         built: std::sync::OnceLock::new(),

@@ -6,7 +6,7 @@ use crate::batch::pack_batch;
 use crate::compile::compile;
 use crate::error::{driver_message, GpuUnavailable};
 use crate::plan::{KernelKind, KernelPlan, SparseMel, Tables};
-use crate::probe::{guard, open, DeviceInfo};
+use crate::probe::{device_caps, guard, open, DeviceInfo};
 use cudarc::driver::{
     result, sys, CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr,
     DriverError, LaunchConfig, PushKernelArg,
@@ -73,11 +73,36 @@ impl CudaBackendFactory {
                 cfg.n_freqs() * cfg.n_mels
             )));
         }
-        let (ctx, info) = open(ordinal)?;
-        let plan = KernelPlan::new(cfg, info.max_shared_per_block)?;
+        // NVRTC compiles on another thread while the context is created: each takes a good
+        // part of the GPU's start, and the compile needs only the device's attributes.
+        let (cc, max_shared) = device_caps(ordinal)?;
+        let plan = KernelPlan::new(cfg, max_shared)?;
         let tables = Tables::new(cfg);
         let src = plan.source(cfg, &tables);
-        let compiled = compile(&src, info.compute_capability)?;
+        let t0 = Instant::now();
+        let compiling = std::thread::Builder::new()
+            .name(format!("melpipe-nvrtc-{ordinal}"))
+            .spawn(move || {
+                let r = compile(&src, cc);
+                (r, t0.elapsed())
+            })
+            .map_err(|e| GpuUnavailable::Driver {
+                op: "starting the compiler thread",
+                msg: e.to_string(),
+            })?;
+        let opened = open(ordinal);
+        let ctx_time = t0.elapsed();
+        let (compiled, compile_time) = compiling.join().map_err(|_| GpuUnavailable::Driver {
+            op: "compiling the kernels",
+            msg: "the compiler thread panicked".into(),
+        })?;
+        let (ctx, info) = opened?;
+        let compiled = compiled?;
+        tracing::debug!(
+            "cuda:{ordinal}: context {:.3} s, NVRTC compile {:.3} s (in parallel)",
+            ctx_time.as_secs_f64(),
+            compile_time.as_secs_f64()
+        );
         guard("loading the kernels", || {
             let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
             // Worker threads wait for their batches in a blocking wait rather than a spin, so

@@ -163,6 +163,32 @@ pub(crate) fn open(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo), Gpu
     })
 }
 
+/// Compute capability and opt-in shared memory per block of `cuda:ordinal`, read without a
+/// context (so the kernels can compile while the context is created).
+pub(crate) fn device_caps(ordinal: usize) -> Result<((u32, u32), usize), GpuUnavailable> {
+    let count = device_count()?;
+    if count == 0 {
+        return Err(GpuUnavailable::NoDevice);
+    }
+    if ordinal >= count {
+        return Err(GpuUnavailable::OrdinalOutOfRange { ordinal, count });
+    }
+    guard("reading the device's attributes", || {
+        let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
+        let dev = result::device::get(ordinal as i32).map_err(drv("opening the device"))?;
+        let attr = |a| {
+            // SAFETY: dev is a valid device handle of an initialised driver.
+            unsafe { result::device::get_attribute(dev, a) }
+                .map_err(drv("reading a device attribute"))
+        };
+        use sys::CUdevice_attribute as A;
+        let major = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let smem = attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?;
+        Ok(((major as u32, minor as u32), smem.max(0) as usize))
+    })
+}
+
 /// NVRTC's version, or why it cannot be loaded.
 pub(crate) fn nvrtc_version() -> Result<(u32, u32), GpuUnavailable> {
     if !nvrtc_library_present() {
