@@ -281,6 +281,7 @@ pub fn execute(
     };
     let r = pipeline::run(cfg, &req, factory.as_ref());
     done.store(true, std::sync::atomic::Ordering::Relaxed);
+    reporter.thread().unpark();
     let _ = reporter.join();
     status::sample_memory();
     Ok(r?)
