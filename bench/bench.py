@@ -16,7 +16,6 @@ usage: bench.py [--files 39563] [--data DIR] [--out DIR] [--devices cpu,cuda] [-
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,16 +31,18 @@ def sh(cmd, **kw):
 
 
 def timed(cmd, env=None):
-    """Wall seconds and peak RSS (MB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds, peak RSS (MB) and output of one child process. The peak is that child's
+    own (wait4), not the running maximum over every child this script has waited for."""
     t = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = p.stdout.read().decode(errors="replace")
+    _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        sys.stderr.write(p.stdout + p.stderr)
+        sys.stderr.write(out)
         raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024.0, p.stdout + p.stderr
+    return wall, ru.ru_maxrss / 1024.0, out
 
 
 def wav_files(data):
@@ -182,6 +183,7 @@ def main():
             # A fresh folder each time, as the write floor writes fresh files: replacing an
             # earlier output (--force) deletes it, which costs as much again on some disks.
             shutil.rmtree(out, ignore_errors=True)
+            sh(["sync"])
             cmd = [a.melpipe, "-q", "run", data, "-o", out, "--device", dev] + a.extra
             w, peak, _ = timed(cmd)
             walls.append(w)
