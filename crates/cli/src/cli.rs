@@ -62,7 +62,8 @@ pub struct RunArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Replace the output of another run in OUT.
+    /// Replace the output of another run in OUT (moved aside at once, deleted in the background
+    /// while the run works) or discard an interrupted run's partial output.
     #[arg(long)]
     pub force: bool,
     /// Continue an interrupted run in OUT from its last committed batch (same parameters and
@@ -90,7 +91,9 @@ pub struct RunArgs {
 /// Every parameter of SPEC §2 and the pipeline's knobs, as optional overrides.
 #[derive(Args, Debug, Default, Clone)]
 pub struct Params {
-    /// auto (GPU if usable, else CPU), cpu, cuda, cuda:N, cuda:all. [default: auto]
+    /// auto (cuda:0 when an NVIDIA GPU, libcuda and libnvrtc are present, else CPU; a GPU that
+    /// then fails to start falls back to the CPU with a warning), cpu, cuda (exit 2 if the GPU
+    /// cannot start, with the reason), cuda:N, cuda:all (every visible GPU). [default: auto]
     #[arg(long, help_heading = "Device")]
     pub device: Option<String>,
     /// Sample rate every input must have, Hz. [default: 4096]
