@@ -133,7 +133,7 @@ fn extract_stage(c: &mut Criterion) {
 
     g.throughput(Throughput::Elements(1));
     let file = batch.files[0];
-    let samples = &batch.samples[file.offset..file.offset + file.len];
+    let samples = &batch.samples.f32s().expect("an f32 batch")[file.offset..file.offset + file.len];
     for pool in [Pool::Mean, Pool::None] {
         let cfg = Config {
             pool,

@@ -106,10 +106,26 @@ impl Knobs {
 /// never reach it, so their tasks are unchanged.
 const TASK_MEMORY: u64 = 64 << 20;
 
-/// Cuts `files` into tasks of at most `per_task` files and at most [`TASK_MEMORY`] of estimated
+/// The most estimated memory all tasks in flight (`queue_depth` of them) may hold together: a
+/// task's cap is the smaller of [`TASK_MEMORY`] and this divided by the queue depth. Without it,
+/// `pool none` on the GPU path (128 files of 0.66 MB of samples and features each, 26 tasks in
+/// flight) peaked at 2.1 GB resident on the H100 machine, over SPEC §7's 1.5 GB.
+const IN_FLIGHT_MEMORY: u64 = 768 << 20;
+
+/// The memory cap of one task for a queue depth (see [`IN_FLIGHT_MEMORY`]).
+fn task_memory(queue_depth: usize) -> u64 {
+    TASK_MEMORY.min(IN_FLIGHT_MEMORY / queue_depth.max(1) as u64)
+}
+
+/// Cuts `files` into tasks of at most `per_task` files and at most `max_bytes` of estimated
 /// memory (a file that needs more is a task of its own). The estimate uses only the discovered
 /// sizes, so the plan is deterministic; tasks never change the output bytes anyway.
-fn plan_tasks<'a>(files: &'a [InputFile], cfg: &Config, per_task: usize) -> Vec<&'a [InputFile]> {
+fn plan_tasks<'a>(
+    files: &'a [InputFile],
+    cfg: &Config,
+    per_task: usize,
+    max_bytes: u64,
+) -> Vec<&'a [InputFile]> {
     let geometry = Geometry::new(cfg);
     let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
     let estimate = |f: &InputFile| -> u64 {
@@ -127,7 +143,7 @@ fn plan_tasks<'a>(files: &'a [InputFile], cfg: &Config, per_task: usize) -> Vec<
     let (mut start, mut bytes) = (0, 0u64);
     for (i, f) in files.iter().enumerate() {
         let e = estimate(f);
-        if i > start && (i - start >= per_task || bytes.saturating_add(e) > TASK_MEMORY) {
+        if i > start && (i - start >= per_task || bytes.saturating_add(e) > max_bytes) {
             tasks.push(&files[start..i]);
             (start, bytes) = (i, 0);
         }
@@ -284,7 +300,12 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     };
     Progress::add(&progress.files_done, done as u64);
     Progress::add(&progress.rows_done, writer.rows());
-    let tasks = plan_tasks(&files[done..], cfg, knobs.files_per_task);
+    let tasks = plan_tasks(
+        &files[done..],
+        cfg,
+        knobs.files_per_task,
+        task_memory(knobs.queue_depth),
+    );
     progress
         .queue_capacity
         .store(knobs.queue_depth as u64, Ordering::Relaxed);
@@ -659,13 +680,13 @@ mod tests {
         let mut cfg = Config::default();
         // Seed-shaped clips: only the count cuts (fixed mode ignores file sizes).
         let seed = files(&[81_964; 40]);
-        assert_eq!(lens(&plan_tasks(&seed, &cfg, 16)), [16, 16, 8]);
+        assert_eq!(lens(&plan_tasks(&seed, &cfg, 16, TASK_MEMORY)), [16, 16, 8]);
         let huge = files(&[30 << 20; 3]);
-        assert_eq!(lens(&plan_tasks(&huge, &cfg, 16)), [3]);
+        assert_eq!(lens(&plan_tasks(&huge, &cfg, 16, TASK_MEMORY)), [3]);
         // Natural mode: one-hour files (29.5 MB) are a task each, small ones still group, and
         // every file is in exactly one task, in order.
         cfg.length = LengthMode::Natural;
-        assert_eq!(lens(&plan_tasks(&huge, &cfg, 16)), [1, 1, 1]);
+        assert_eq!(lens(&plan_tasks(&huge, &cfg, 16, TASK_MEMORY)), [1, 1, 1]);
         let mixed = files(&[
             81_964,
             81_964,
@@ -676,11 +697,36 @@ mod tests {
             5 << 20,
             1,
         ]);
-        let tasks = plan_tasks(&mixed, &cfg, 16);
+        let tasks = plan_tasks(&mixed, &cfg, 16, TASK_MEMORY);
         assert_eq!(lens(&tasks), [2, 1, 3, 2]);
         let flat: Vec<_> = tasks.iter().flat_map(|t| t.iter()).collect();
         assert!(flat.iter().zip(&mixed).all(|(a, b)| *a == b));
-        assert!(plan_tasks(&[], &cfg, 16).is_empty());
-        assert_eq!(lens(&plan_tasks(&seed[..3], &cfg, 0)), [1, 1, 1]);
+        assert!(plan_tasks(&[], &cfg, 16, TASK_MEMORY).is_empty());
+        assert_eq!(
+            lens(&plan_tasks(&seed[..3], &cfg, 0, TASK_MEMORY)),
+            [1, 1, 1]
+        );
+    }
+
+    #[test]
+    fn tasks_in_flight_stay_under_the_memory_bound() {
+        // pool none, f16: 237 rows × 32 mels × 33 frames × 2 B + 40,960 f32 samples ≈ 0.66 MB
+        // a clip. The GPU defaults (128 files, queue 26) would hold 2.2 GB in flight.
+        let cfg = Config {
+            pool: crate::config::Pool::None,
+            ..Config::default()
+        };
+        let clips = files(&[81_964; 300]);
+        let tasks = plan_tasks(&clips, &cfg, 128, task_memory(26));
+        let per_clip = 40_960 * 4 + 237 * 32 * 33 * 2;
+        let biggest = tasks.iter().map(|t| t.len()).max().unwrap() as u64;
+        assert!(
+            biggest * per_clip * 26 <= IN_FLIGHT_MEMORY,
+            "{biggest} files a task"
+        );
+        assert!(biggest >= 40, "{biggest}");
+        // The seed's mean pooling keeps its 128 files a task.
+        let seed = plan_tasks(&clips, &Config::default(), 128, task_memory(26));
+        assert_eq!(seed[0].len(), 128);
     }
 }
