@@ -33,6 +33,9 @@ pub const OUTPUT_NAMES: &[&str] = &[
     "PIPELINE_MEMMAP.npy",
 ];
 
+/// Appends at least this large hash on a second thread while they are written.
+const PARALLEL_HASH_MIN: usize = 1 << 20;
+
 /// Start writeback after this many unsynced bytes, so the final fsync has little left to do.
 const WRITEBACK_CHUNK: u64 = 32 << 20;
 
@@ -153,8 +156,29 @@ impl ArrayFile {
     }
 
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
-        self.hasher.update(bytes);
+        if bytes.len() < PARALLEL_HASH_MIN {
+            write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
+            self.hasher.update(bytes);
+        } else {
+            // Hash on another thread while this one copies the bytes into the page cache: the
+            // writer thread is the run's bottleneck in `pool none` (20 GB). The hash state is
+            // kept only if the write succeeded, as in the sequential path.
+            let mut hasher = self.hasher.clone();
+            let file = &mut self.file;
+            let (written, hashed) = std::thread::scope(|s| {
+                let t = s.spawn(move || {
+                    hasher.update(bytes);
+                    hasher
+                });
+                let w = write_data(file, bytes);
+                (w, t.join())
+            });
+            written.map_err(|e| Error::io("writing", &self.path, e))?;
+            self.hasher = hashed.map_err(|_| Error::Output {
+                path: self.path.clone(),
+                msg: "the checksum thread panicked".into(),
+            })?;
+        }
         self.data_bytes += bytes.len() as u64;
         let end = self.header_len() + self.data_bytes;
         if end - self.flushed_to >= WRITEBACK_CHUNK {
@@ -909,6 +933,31 @@ pub(crate) fn commit_into(partial: &Path, out: &Path, m: &manifest::Manifest) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_appends_hash_in_parallel_to_the_same_checksum() {
+        let t = tempfile::tempdir().unwrap();
+        let mut a = ArrayFile::create(t.path(), "features.npy", "<f2", true).unwrap();
+        let data: Vec<u8> = (0..(3usize << 20) + 777)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        // Small (sequential) and large (parallel) appends mixed.
+        for chunk in [
+            &data[..1000],
+            &data[1000..(2 << 20) + 1000],
+            &data[(2 << 20) + 1000..],
+        ] {
+            a.append(chunk).unwrap();
+        }
+        let info = a.finish(vec![data.len() as u64 / 2]).unwrap();
+        assert_eq!(
+            info.xxh3_64,
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&data))
+        );
+        assert_eq!(info.data_bytes, data.len() as u64);
+        let on_disk = std::fs::read(t.path().join("features.npy")).unwrap();
+        assert_eq!(&on_disk[info.header_bytes as usize..], &data[..]);
+    }
 
     #[test]
     fn force_moves_old_output_aside_and_removes_it_in_the_background() {
