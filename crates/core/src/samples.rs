@@ -159,23 +159,30 @@ impl SampleBuf {
     /// Appends `n` zero f32 samples and returns them. The buffer must hold f32.
     pub fn extend_f32(&mut self, n: usize) -> &mut [f32] {
         assert_eq!(self.kind, SampleKind::F32, "extend_f32 on a PCM16 buffer");
-        let at = self.grow(n);
-        // SAFETY: grow made room for len + n samples; the range is zero-filled below, so every
-        // value is initialised before a slice of f32 is formed over it.
-        unsafe {
-            let p = self.ptr.as_ptr().cast::<f32>().add(at);
-            std::ptr::write_bytes(p, 0, n);
-            std::slice::from_raw_parts_mut(p, n)
-        }
+        // SAFETY: the buffer holds f32 (checked above), 4 bytes each.
+        unsafe { self.extend_zeroed::<f32>(n) }
     }
 
     /// Appends `n` zero PCM16 samples and returns them. The buffer must hold PCM16 values.
     pub fn extend_i16(&mut self, n: usize) -> &mut [i16] {
         assert_eq!(self.kind, SampleKind::I16, "extend_i16 on an f32 buffer");
+        // SAFETY: the buffer holds PCM16 (checked above), 2 bytes each.
+        unsafe { self.extend_zeroed::<i16>(n) }
+    }
+
+    /// Appends `n` zero samples of type `T` and returns them.
+    ///
+    /// # Safety
+    /// `T` must be the type of this buffer's kind (`size_of::<T>() == self.kind.size()`), a
+    /// plain number type for which all-zero bytes are a valid value.
+    unsafe fn extend_zeroed<T>(&mut self, n: usize) -> &mut [T] {
+        debug_assert_eq!(std::mem::size_of::<T>(), self.kind.size());
         let at = self.grow(n);
-        // SAFETY: as in extend_f32.
+        // SAFETY: grow made room for len + n samples in the page-aligned allocation (aligned
+        // for T); the range is zero-filled first, so every value is initialised before a slice
+        // of T is formed over it.
         unsafe {
-            let p = self.ptr.as_ptr().cast::<i16>().add(at);
+            let p = self.ptr.as_ptr().cast::<T>().add(at);
             std::ptr::write_bytes(p, 0, n);
             std::slice::from_raw_parts_mut(p, n)
         }

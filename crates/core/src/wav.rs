@@ -386,26 +386,9 @@ pub fn decode(
     out: &mut [f32],
 ) -> Result<usize, WavError> {
     let channels = usize::from(info.channels);
-    if channels == 0 {
-        return Err(WavError::Malformed("0 channels".into()));
-    }
-    let pick = match channel {
-        Channel::Index(i) if i >= info.channels => {
-            return Err(WavError::NoSuchChannel {
-                requested: i,
-                channels: info.channels,
-            })
-        }
-        Channel::Index(i) => Some(usize::from(i)),
-        Channel::Mix if channels == 1 => Some(0),
-        Channel::Mix => None,
-    };
-    let block_align = info.block_align();
+    let pick = picked_channel(info, channel)?;
     let n = info.frames.min(out.len());
-    let data = n
-        .checked_mul(block_align)
-        .and_then(|len| bytes.get(info.data_offset..info.data_offset.checked_add(len)?))
-        .ok_or_else(|| WavError::Malformed("header does not match the file's bytes".into()))?;
+    let data = frame_bytes(info, bytes, n)?;
     let out = &mut out[..n];
 
     match (info.format, pick) {
@@ -450,31 +433,45 @@ pub fn decode_i16(
     if info.format != SampleFormat::I16 || channels == 0 {
         return None;
     }
-    let c = match channel {
-        Channel::Index(i) if i >= info.channels => {
-            return Some(Err(WavError::NoSuchChannel {
-                requested: i,
-                channels: info.channels,
-            }))
-        }
-        Channel::Index(i) => usize::from(i),
-        Channel::Mix if channels == 1 => 0,
-        Channel::Mix => return None,
+    let c = match picked_channel(info, channel) {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
     };
     let n = info.frames.min(out.len());
-    let Some(data) = n
-        .checked_mul(info.block_align())
-        .and_then(|len| bytes.get(info.data_offset..info.data_offset.checked_add(len)?))
-    else {
-        return Some(Err(WavError::Malformed(
-            "header does not match the file's bytes".into(),
-        )));
+    let data = match frame_bytes(info, bytes, n) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
     };
     let stride = 2 * channels;
     for (o, frame) in out[..n].iter_mut().zip(data.chunks_exact(stride)) {
         *o = i16::from_le_bytes([frame[2 * c], frame[2 * c + 1]]);
     }
     Some(Ok(n))
+}
+
+/// The channel `channel` takes from `info`'s frames: `Some(i)` for one channel (a mono file's
+/// only one), `None` for a mix of several.
+fn picked_channel(info: &WavInfo, channel: Channel) -> Result<Option<usize>, WavError> {
+    if info.channels == 0 {
+        return Err(WavError::Malformed("0 channels".into()));
+    }
+    match channel {
+        Channel::Index(i) if i >= info.channels => Err(WavError::NoSuchChannel {
+            requested: i,
+            channels: info.channels,
+        }),
+        Channel::Index(i) => Ok(Some(usize::from(i))),
+        Channel::Mix if info.channels == 1 => Ok(Some(0)),
+        Channel::Mix => Ok(None),
+    }
+}
+
+/// The bytes of the first `n` frames of the data chunk; an error if the header does not fit.
+fn frame_bytes<'a>(info: &WavInfo, bytes: &'a [u8], n: usize) -> Result<&'a [u8], WavError> {
+    n.checked_mul(info.block_align())
+        .and_then(|len| bytes.get(info.data_offset..info.data_offset.checked_add(len)?))
+        .ok_or_else(|| WavError::Malformed("header does not match the file's bytes".into()))
 }
 
 // Per-sample converters. Every scale is a power of two, so `x * 2^-k` is exactly torchaudio's

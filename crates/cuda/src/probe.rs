@@ -114,8 +114,8 @@ pub fn probe(ordinal: usize) -> Result<DeviceInfo, GpuUnavailable> {
     open(ordinal).map(|(_, info)| info)
 }
 
-/// Opens the primary context of `cuda:ordinal` after the checks of [`probe`].
-pub(crate) fn open(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo), GpuUnavailable> {
+/// Initialises the driver and checks that `cuda:ordinal` exists.
+fn check_ordinal(ordinal: usize) -> Result<(), GpuUnavailable> {
     let count = device_count()?;
     if count == 0 {
         return Err(GpuUnavailable::NoDevice);
@@ -123,6 +123,12 @@ pub(crate) fn open(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo), Gpu
     if ordinal >= count {
         return Err(GpuUnavailable::OrdinalOutOfRange { ordinal, count });
     }
+    Ok(())
+}
+
+/// Opens the primary context of `cuda:ordinal` after the checks of [`probe`].
+pub(crate) fn open(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo), GpuUnavailable> {
+    check_ordinal(ordinal)?;
     guard("opening the GPU", || {
         let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
         let ctx = CudaContext::new(ordinal).map_err(drv("creating a CUDA context"))?;
@@ -166,13 +172,7 @@ pub(crate) fn open(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo), Gpu
 /// Compute capability and opt-in shared memory per block of `cuda:ordinal`, read without a
 /// context (so the kernels can compile while the context is created).
 pub(crate) fn device_caps(ordinal: usize) -> Result<((u32, u32), usize), GpuUnavailable> {
-    let count = device_count()?;
-    if count == 0 {
-        return Err(GpuUnavailable::NoDevice);
-    }
-    if ordinal >= count {
-        return Err(GpuUnavailable::OrdinalOutOfRange { ordinal, count });
-    }
+    check_ordinal(ordinal)?;
     guard("reading the device's attributes", || {
         let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
         let dev = result::device::get(ordinal as i32).map_err(drv("opening the device"))?;
