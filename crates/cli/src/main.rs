@@ -101,7 +101,8 @@ impl Drop for BarLine {
 static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// Logs (at debug level, `-v`) the seconds since the process started.
-pub(crate) fn timeline(what: &str) {
+pub(crate) fn timeline(what: &'static str) {
+    melpipe_core::trace::mark(what, 0);
     if let Some(t0) = START.get() {
         tracing::debug!("timeline: {what} at {:.3} s", t0.elapsed().as_secs_f64());
     }
@@ -115,10 +116,14 @@ pub(crate) fn fast_exit() -> bool {
 
 fn main() -> ExitCode {
     let _ = START.set(std::time::Instant::now());
+    melpipe_core::trace::start();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let r = commands::dispatch(cli);
     timeline("command finished, resources released");
+    if let Err(e) = melpipe_core::trace::dump() {
+        eprintln!("melpipe: warning: could not write the MELPIPE_TRACE file: {e}");
+    }
     match r {
         Ok(code) if fast_exit() => {
             // Everything is written, fsynced and renamed; skip the CUDA driver's exit handlers.

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod read;
 pub mod samples;
 pub mod shard;
+pub mod trace;
 pub mod verify;
 pub mod wav;
 pub mod write;

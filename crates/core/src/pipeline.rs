@@ -17,6 +17,7 @@ use crate::mel::MelFilterbank;
 use crate::progress::{Phase, Progress};
 use crate::read::{FileOutcome, Reader};
 use crate::shard::{self, ShardInfo, ShardSpec};
+use crate::trace;
 use crate::write::{self, OutputWriter};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::BTreeMap;
@@ -200,6 +201,80 @@ impl Window {
     }
 }
 
+/// Where each task's rows go: task `t` starts after the rows of tasks `0..t`, known as soon as
+/// those tasks are read (a file's rows follow from its header; in fixed length mode they are the
+/// same for every file). Readers publish each task's row count; a compute thread asks for its
+/// task's first row before writing the rows at their place.
+struct RowStarts {
+    state: Mutex<RowState>,
+    cv: Condvar,
+}
+
+struct RowState {
+    /// Tasks `0..next` have known first rows.
+    next: usize,
+    /// The first row of task `next`.
+    next_row: u64,
+    /// First rows of tasks `< next` still to be asked for, and row counts of tasks `> next`
+    /// published out of order.
+    starts: BTreeMap<usize, u64>,
+    counts: BTreeMap<usize, u64>,
+}
+
+impl RowStarts {
+    fn new() -> Self {
+        RowStarts {
+            state: Mutex::new(RowState {
+                next: 0,
+                next_row: 0,
+                starts: BTreeMap::new(),
+                counts: BTreeMap::new(),
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Task `task` holds `rows` rows.
+    fn publish(&self, task: usize, rows: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.counts.insert(task, rows);
+        let mut advanced = false;
+        loop {
+            let next = st.next;
+            let Some(n) = st.counts.remove(&next) else {
+                break;
+            };
+            let row = st.next_row;
+            st.starts.insert(next, row);
+            st.next_row += n;
+            st.next += 1;
+            advanced = true;
+        }
+        if advanced {
+            self.cv.notify_all();
+        }
+    }
+
+    /// The first row of `task`, once every task before it has been read; None if the run
+    /// stops first. Each task's start is handed out once.
+    fn take(&self, task: usize, halt: impl Fn() -> bool) -> Option<u64> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(row) = st.starts.remove(&task) {
+                return Some(row);
+            }
+            if halt() {
+                return None;
+            }
+            st = self
+                .cv
+                .wait_timeout(st, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
 /// Runs the whole job.
 pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Result<RunSummary> {
     let t0 = Instant::now();
@@ -220,7 +295,9 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     }
     let cpu = factory.is_cpu();
     let knobs = Knobs::resolve(cfg, cpu);
-    let all = discover::discover(&req.inputs, knobs.readers.max(4))?;
+    let all = trace::span("discover", 0, || {
+        discover::discover(&req.inputs, knobs.readers.max(4))
+    })?;
     let files_total = all.len() as u64;
     let (files, shard) = match req.shard {
         Some(spec) => {
@@ -313,7 +390,9 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
 
     let t_run = Instant::now();
     progress.set_phase(Phase::Run);
-    let device = execute(cfg, req, factory, &knobs, &tasks, &mut writer)?;
+    let device = trace::span("execute", 0, || {
+        execute(cfg, req, factory, &knobs, &tasks, &mut writer)
+    })?;
     let run_s = t_run.elapsed().as_secs_f64();
 
     progress.set_phase(Phase::Commit);
@@ -353,8 +432,8 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         files: Vec::new(),
         shard,
     };
-    let mut manifest = writer.commit(manifest, t0, t_commit)?;
-    discard.wait();
+    let mut manifest = trace::span("commit", 0, || writer.commit(manifest, t0, t_commit))?;
+    trace::span("wait-discard", 0, || discard.wait());
     // The manifest on disk has the times up to its own writing; the summary gets the rest.
     manifest.timings.commit_s = t_commit.elapsed().as_secs_f64();
     manifest.timings.total_s = t0.elapsed().as_secs_f64();
@@ -444,6 +523,18 @@ fn execute(
     let (recycle_tx, recycle_rx) = bounded::<FeatureBuf>(knobs.queue_depth + 4);
     let vpr = cfg.values_per_row();
     let progress = &*req.progress;
+    let row_starts = &RowStarts::new();
+    let sink = writer.features_at()?;
+    let row_bytes = (vpr * cfg.dtype.size()) as u64;
+    // Writes a computed task's rows at their place (on the compute thread that made them).
+    let place = |t: usize, features: &FeatureBuf| -> Result<()> {
+        let Some(row) = row_starts.take(t, halt) else {
+            return Err(Error::Interrupted);
+        };
+        trace::span("write-at", t as u64, || {
+            sink.write_at(row * row_bytes, features.as_bytes())
+        })
+    };
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let record_error = |e: Error| {
         let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -488,13 +579,17 @@ fn execute(
                     let mut batch = AudioBatch::default();
                     while let Some(t) = claim() {
                         let outcomes = Progress::timed(&progress.read_ns, || {
-                            reader.read_task(tasks[t], &mut batch)
+                            trace::span("read", t as u64, || reader.read_task(tasks[t], &mut batch))
                         });
                         Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
+                        row_starts.publish(t, outcomes.iter().map(|o| o.rows).sum());
                         let mut features = feature_buf(batch.rows());
                         let r = Progress::timed(&progress.compute_ns, || {
-                            backend.compute(&batch, &mut features)
+                            trace::span("compute", t as u64, || {
+                                backend.compute(&batch, &mut features)
+                            })
                         })
+                        .and_then(|_| place(t, &features))
                         .map(|_| Done {
                             task: t,
                             outcomes,
@@ -526,11 +621,16 @@ fn execute(
                         Reader::new(cfg)
                     };
                     while let Some(t) = claim() {
-                        let Ok(mut batch) = free_rx.recv() else { break };
+                        let Ok(mut batch) =
+                            trace::span("wait-free-batch", t as u64, || free_rx.recv())
+                        else {
+                            break;
+                        };
                         let outcomes = Progress::timed(&progress.read_ns, || {
-                            reader.read_task(tasks[t], &mut batch)
+                            trace::span("read", t as u64, || reader.read_task(tasks[t], &mut batch))
                         });
                         Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
+                        row_starts.publish(t, outcomes.iter().map(|o| o.rows).sum());
                         Progress::add(&progress.queued, 1);
                         if full_tx.send((t, outcomes, batch)).is_err() {
                             break;
@@ -544,7 +644,8 @@ fn execute(
                 let full_rx: Receiver<_> = full_rx.clone();
                 let free_tx: Sender<_> = free_tx.clone();
                 s.spawn(move || {
-                    let mut backend = match factory.create(cfg) {
+                    let mut backend = match trace::span("create-backend", 0, || factory.create(cfg))
+                    {
                         Ok(b) => b,
                         Err(e) => return record_error(e),
                     };
@@ -552,17 +653,21 @@ fn execute(
                         if halt() {
                             break;
                         }
-                        backend.prepare(&mut batch);
+                        trace::span("prepare", t as u64, || backend.prepare(&mut batch));
                         let mut features = feature_buf(batch.rows());
                         let r = Progress::timed(&progress.compute_ns, || {
-                            backend.compute(&batch, &mut features)
-                        })
-                        .map(|_| Done {
+                            trace::span("compute", t as u64, || {
+                                backend.compute(&batch, &mut features)
+                            })
+                        });
+                        // The batch goes back to the readers before the write: a reader may be
+                        // waiting for one to read the task whose rows come before these.
+                        let _ = free_tx.send(batch);
+                        let r = r.and_then(|_| place(t, &features)).map(|_| Done {
                             task: t,
                             outcomes,
                             features,
                         });
-                        let _ = free_tx.send(batch);
                         if done_tx.send(r).is_err() {
                             break;
                         }
@@ -604,7 +709,9 @@ fn execute(
                     }
                 }
                 let appended = Progress::timed(&progress.write_ns, || {
-                    writer.append(tasks[d.task], &d.outcomes, d.features.as_bytes())
+                    trace::span("write", d.task as u64, || {
+                        writer.append_written(tasks[d.task], &d.outcomes, d.features.as_bytes())
+                    })
                 });
                 if let Err(e) = appended.and_then(|_| {
                     Progress::timed(&progress.checkpoint_ns, || writer.maybe_checkpoint())
@@ -673,6 +780,29 @@ mod tests {
 
     fn lens(tasks: &[&[InputFile]]) -> Vec<usize> {
         tasks.iter().map(|t| t.len()).collect()
+    }
+
+    #[test]
+    fn row_starts_follow_the_task_order_whatever_the_publishing_order() {
+        let starts = RowStarts::new();
+        let never = || false;
+        starts.publish(2, 5);
+        starts.publish(0, 3);
+        assert_eq!(starts.take(0, never), Some(0));
+        // Task 2's start waits for task 1, which another thread publishes a little later.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                starts.publish(1, 0);
+            });
+            assert_eq!(starts.take(2, never), Some(3));
+        });
+        assert_eq!(starts.take(1, never), Some(3));
+        starts.publish(3, 7);
+        assert_eq!(starts.take(3, never), Some(8));
+        // A stopped run does not wait for a task that will never be read.
+        let stopped = AtomicBool::new(true);
+        assert_eq!(starts.take(9, || stopped.load(Ordering::Relaxed)), None);
     }
 
     #[test]

@@ -155,6 +155,37 @@ impl ArrayFile {
         }
     }
 
+    /// A handle that writes data at given offsets from any thread (see [`PositionedWriter`]):
+    /// offset 0 is the first data byte after what the array holds now.
+    pub(crate) fn positioned(&self) -> Result<PositionedWriter> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("opening", &self.path, e))?;
+        Ok(PositionedWriter {
+            file: std::sync::Arc::new(file),
+            path: self.path.clone(),
+            base: self.header_len() + self.data_bytes,
+        })
+    }
+
+    /// Takes the next `bytes` of the array, already written at their place by a
+    /// [`PositionedWriter`], into the checksum and the length, and starts their writeback.
+    pub(crate) fn account(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.data_bytes += bytes.len() as u64;
+        self.writeback_written();
+    }
+
+    /// Starts the disk's writeback once 32 MiB have been appended since the last start.
+    fn writeback_written(&mut self) {
+        let end = self.header_len() + self.data_bytes;
+        if end - self.flushed_to >= WRITEBACK_CHUNK {
+            start_writeback(&self.file, self.flushed_to, end - self.flushed_to);
+            self.flushed_to = end;
+        }
+    }
+
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
         if bytes.len() < PARALLEL_HASH_MIN {
             write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
@@ -180,11 +211,7 @@ impl ArrayFile {
             })?;
         }
         self.data_bytes += bytes.len() as u64;
-        let end = self.header_len() + self.data_bytes;
-        if end - self.flushed_to >= WRITEBACK_CHUNK {
-            start_writeback(&self.file, self.flushed_to, end - self.flushed_to);
-            self.flushed_to = end;
-        }
+        self.writeback_written();
         Ok(())
     }
 
@@ -197,8 +224,7 @@ impl ArrayFile {
                 .write_all_at(&h, 0)
                 .map_err(|e| Error::io("writing", &self.path, e))?;
         }
-        self.file
-            .sync_all()
+        crate::trace::span("fsync-array", 0, || self.file.sync_all())
             .map_err(|e| Error::io("fsyncing", &self.path, e))?;
         Ok(ArrayInfo {
             file: self.name.to_string(),
@@ -229,10 +255,19 @@ fn fault_budget() -> Option<&'static AtomicU64> {
 
 /// `write_all`, subject to [`fault_budget`].
 fn write_data(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    within_fault_budget(bytes, |b| file.write_all(b))
+}
+
+/// Runs `write` on as much of `bytes` as [`fault_budget`] allows (all of it when no budget is
+/// set), then fails with ENOSPC if that was not everything.
+fn within_fault_budget(
+    bytes: &[u8],
+    write: impl FnOnce(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let Some(left) = fault_budget() else {
-        return file.write_all(bytes);
+        return write(bytes);
     };
-    // The features writer and the mapping thread share the budget: take atomically.
+    // Every writer of the process shares the budget: take atomically.
     let want = bytes.len() as u64;
     let avail = left
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
@@ -240,11 +275,35 @@ fn write_data(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
         })
         .unwrap_or(0);
     let n = avail.min(want);
-    file.write_all(&bytes[..n as usize])?;
+    write(&bytes[..n as usize])?;
     if (n as usize) < bytes.len() {
         return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
     }
     Ok(())
+}
+
+/// Writes a run's feature rows at their place in the array from any thread (`pwrite`), so
+/// that the copy into the page cache is spread over the compute threads instead of queueing
+/// behind one writer. The rows' place is known before they are computed: every task's first
+/// row follows from the rows of the tasks before it. The checksum, the journal and the array's
+/// length still follow row order ([`OutputWriter::append_written`]): bytes written here beyond
+/// the last journal record are cut off by a resume.
+#[derive(Clone)]
+pub struct PositionedWriter {
+    file: std::sync::Arc<File>,
+    path: PathBuf,
+    /// File offset of data offset 0.
+    base: u64,
+}
+
+impl PositionedWriter {
+    /// Writes `bytes` at data offset `offset` (bytes after the rows the array held when the
+    /// run started).
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        within_fault_budget(bytes, |b| self.file.write_all_at(b, self.base + offset))
+            .map_err(|e| Error::io("writing", &self.path, e))
+    }
 }
 
 /// Asks the kernel to start writing a range back now, without waiting for it.
@@ -579,12 +638,39 @@ impl OutputWriter {
         self.rows
     }
 
+    /// A writer for feature rows at their place: data offset 0 is the first byte after the
+    /// rows written so far (all of them, on a resume).
+    pub fn features_at(&self) -> Result<PositionedWriter> {
+        self.features.positioned()
+    }
+
     /// Appends the next files' rows: `features` holds their rows in the stored dtype.
     pub fn append(
         &mut self,
         inputs: &[InputFile],
         outcomes: &[FileOutcome],
         features: &[u8],
+    ) -> Result<()> {
+        self.append_rows(inputs, outcomes, features, false)
+    }
+
+    /// As [`Self::append`], for rows that a [`PositionedWriter`] from [`Self::features_at`]
+    /// has already written at their place: they are checksummed and counted, not written.
+    pub fn append_written(
+        &mut self,
+        inputs: &[InputFile],
+        outcomes: &[FileOutcome],
+        features: &[u8],
+    ) -> Result<()> {
+        self.append_rows(inputs, outcomes, features, true)
+    }
+
+    fn append_rows(
+        &mut self,
+        inputs: &[InputFile],
+        outcomes: &[FileOutcome],
+        features: &[u8],
+        written: bool,
     ) -> Result<()> {
         let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
         let expect = rows * self.values_per_row * self.dtype.size() as u64;
@@ -602,7 +688,11 @@ impl OutputWriter {
         if let Some(m) = &mut self.mapping {
             m.append(self.files.len(), self.rows, outcomes)?;
         }
-        self.features.append(features)?;
+        if written {
+            self.features.account(features);
+        } else {
+            self.features.append(features)?;
+        }
         for (f, o) in inputs.iter().zip(outcomes) {
             self.counts.add(&o.status);
             let (path, path_bytes_hex) = manifest::entry_path(&f.rel);
@@ -646,7 +736,9 @@ impl OutputWriter {
         m.files = self.files;
         m.timings.commit_s = commit_started.elapsed().as_secs_f64();
         m.timings.total_s = started.elapsed().as_secs_f64();
-        commit_into(&self.partial, &self.out, &m)?;
+        crate::trace::span("manifest-and-renames", 0, || {
+            commit_into(&self.partial, &self.out, &m)
+        })?;
         drop(self.journal);
         let jpath = self.partial.join(journal::FILE_NAME);
         std::fs::remove_file(&jpath).map_err(|e| Error::io("removing", &jpath, e))?;
@@ -759,7 +851,7 @@ impl MappingWriter {
                     }
                     encode_mapping(&mut buf, kind, &geometry, f as u64 * per_file, f, per_file)?;
                     if buf.len() >= 4 << 20 || f + 1 == total_files {
-                        file.append(&buf)?;
+                        crate::trace::span("mapping-append", f as u64, || file.append(&buf))?;
                         buf.clear();
                         w.store(file.data_bytes, Ordering::Release);
                     }

@@ -16,6 +16,7 @@ use melpipe_core::config::{Config, Dtype};
 use melpipe_core::geometry::Geometry;
 use melpipe_core::mel::MelFilterbank;
 use melpipe_core::samples::SampleKind;
+use melpipe_core::trace;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,7 +76,9 @@ impl CudaBackendFactory {
         }
         // NVRTC compiles on another thread while the context is created: each takes a good
         // part of the GPU's start, and the compile needs only the device's attributes.
-        let (cc, max_shared) = device_caps(ordinal)?;
+        let (cc, max_shared) = trace::span("gpu-driver-init-caps", ordinal as u64, || {
+            device_caps(ordinal)
+        })?;
         let plan = KernelPlan::new(cfg, max_shared)?;
         let tables = Tables::new(cfg);
         let src = plan.source(cfg, &tables);
@@ -83,14 +86,14 @@ impl CudaBackendFactory {
         let compiling = std::thread::Builder::new()
             .name(format!("melpipe-nvrtc-{ordinal}"))
             .spawn(move || {
-                let r = compile(&src, cc);
+                let r = trace::span("gpu-nvrtc-compile", ordinal as u64, || compile(&src, cc));
                 (r, t0.elapsed())
             })
             .map_err(|e| GpuUnavailable::Driver {
                 op: "starting the compiler thread",
                 msg: e.to_string(),
             })?;
-        let opened = open(ordinal);
+        let opened = trace::span("gpu-context", ordinal as u64, || open(ordinal));
         let ctx_time = t0.elapsed();
         let (compiled, compile_time) = compiling.join().map_err(|_| GpuUnavailable::Driver {
             op: "compiling the kernels",
@@ -103,40 +106,42 @@ impl CudaBackendFactory {
             ctx_time.as_secs_f64(),
             compile_time.as_secs_f64()
         );
-        guard("loading the kernels", || {
-            let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
-            // Worker threads wait for their batches in a blocking wait rather than a spin, so
-            // the cores stay free for the readers. Best effort: older drivers refuse it.
-            let _ = ctx.set_blocking_synchronize();
-            let module = ctx
-                .load_module(compiled.image)
-                .map_err(drv("loading the compiled kernels"))?;
-            let func = module
-                .load_function(plan.kind.entry())
-                .map_err(drv("finding the kernel"))?;
-            if plan.smem_bytes > 48 * 1024 {
-                func.set_attribute(
-                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    plan.smem_bytes as i32,
-                )
-                .map_err(drv("raising the kernel's shared memory limit"))?;
-            }
-            let mel = SparseMel::from_dense(fb, cfg.n_freqs(), cfg.n_mels);
-            let mut consts = mel.packed_words();
-            if plan.kind == KernelKind::Generic {
-                for t in [&tables.window, &tables.twiddle_re, &tables.twiddle_im] {
-                    consts.extend(t.iter().map(|v| v.to_bits()));
+        trace::span("gpu-load-module", ordinal as u64, || {
+            guard("loading the kernels", || {
+                let drv = |op: &'static str| move |e| GpuUnavailable::from_driver(op, e);
+                // Worker threads wait for their batches in a blocking wait rather than a spin, so
+                // the cores stay free for the readers. Best effort: older drivers refuse it.
+                let _ = ctx.set_blocking_synchronize();
+                let module = ctx
+                    .load_module(compiled.image)
+                    .map_err(drv("loading the compiled kernels"))?;
+                let func = module
+                    .load_function(plan.kind.entry())
+                    .map_err(drv("finding the kernel"))?;
+                if plan.smem_bytes > 48 * 1024 {
+                    func.set_attribute(
+                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        plan.smem_bytes as i32,
+                    )
+                    .map_err(drv("raising the kernel's shared memory limit"))?;
                 }
-            }
-            Ok(CudaBackendFactory {
-                ctx: ctx.clone(),
-                info: info.clone(),
-                cfg: cfg.clone(),
-                plan: plan.clone(),
-                func,
-                arch: compiled.arch.clone(),
-                consts,
-                mel,
+                let mel = SparseMel::from_dense(fb, cfg.n_freqs(), cfg.n_mels);
+                let mut consts = mel.packed_words();
+                if plan.kind == KernelKind::Generic {
+                    for t in [&tables.window, &tables.twiddle_re, &tables.twiddle_im] {
+                        consts.extend(t.iter().map(|v| v.to_bits()));
+                    }
+                }
+                Ok(CudaBackendFactory {
+                    ctx: ctx.clone(),
+                    info: info.clone(),
+                    cfg: cfg.clone(),
+                    plan: plan.clone(),
+                    func,
+                    arch: compiled.arch.clone(),
+                    consts,
+                    mel,
+                })
             })
         })
     }
@@ -554,13 +559,15 @@ impl CudaBackend {
             "allocating {:.0} MiB for a batch",
             (layout.total_bytes + out_bytes) as f64 / (1 << 20) as f64
         );
-        ensure_device(&self.stream, &mut self.dev_in, layout.total_bytes)
-            .map_err(d(&alloc_what))?;
-        ensure_device(&self.stream, &mut self.dev_out, out_bytes).map_err(d(&alloc_what))?;
-        ensure_pinned(&self.ctx, &mut self.results, out_bytes, false)
-            .map_err(d("allocating page-locked memory for results"))?;
-        ensure_pinned(&self.ctx, &mut self.table_staging, self.table.len(), true)
-            .map_err(d("allocating page-locked memory for the file table"))?;
+        trace::span("gpu-ensure-buffers", 0, || -> Result<(), String> {
+            ensure_device(&self.stream, &mut self.dev_in, layout.total_bytes)
+                .map_err(d(&alloc_what))?;
+            ensure_device(&self.stream, &mut self.dev_out, out_bytes).map_err(d(&alloc_what))?;
+            ensure_pinned(&self.ctx, &mut self.results, out_bytes, false)
+                .map_err(d("allocating page-locked memory for results"))?;
+            ensure_pinned(&self.ctx, &mut self.table_staging, self.table.len(), true)
+                .map_err(d("allocating page-locked memory for the file table"))
+        })?;
 
         let stream = &self.stream;
         let cu_stream = stream.cu_stream();
@@ -675,8 +682,10 @@ impl CudaBackend {
         // stream is synchronised below; the device range holds out_bytes bytes.
         unsafe { result::memcpy_dtoh_async(&mut *rdst, out_ptr, cu_stream) }
             .map_err(d("downloading features"))?;
-        stream.synchronize().map_err(d("running the kernel"))?;
-        feature_bytes_mut(out).copy_from_slice(rdst);
+        trace::span("gpu-wait", 0, || stream.synchronize()).map_err(d("running the kernel"))?;
+        trace::span("copy-out", 0, || {
+            feature_bytes_mut(out).copy_from_slice(rdst)
+        });
         let kernel_ms = self
             .kernel_start
             .elapsed_ms(&self.kernel_end)
