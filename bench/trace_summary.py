@@ -29,7 +29,7 @@ for what, ss in sorted(by.items(), key=lambda kv: min(s[0] for s in kv[1])):
     print(f"{what:24s} {len(ss):6d} {min(s[0] for s in ss):11.3f} {max(s[1] for s in ss):9.3f} "
           f"{sum(s[1] - s[0] for s in ss):8.3f} {len({s[2] for s in ss}):7d}")
 
-stages = [w for w in ("read", "prepare", "compute", "write") if w in by]
+stages = [w for w in ("read", "prepare", "compute", "write-at", "write") if w in by]
 end = max(s[1] for s in spans)
 ntasks = max((len(by[w]) for w in stages), default=0)
 print(f"\ntasks done by time t (of {ntasks}), and thread-busy per bin")

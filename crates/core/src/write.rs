@@ -215,8 +215,31 @@ impl ArrayFile {
         Ok(())
     }
 
+    /// Sets the file to its final size (`data_bytes` of data in all) before the data is
+    /// written, when that size is known (fixed length mode). Writes inside the file's size do
+    /// not change it: on ext4 an extending write must also log the new size in the file system
+    /// journal, and waits whenever the journal is committing (measured: 30–75 ms stalls of the
+    /// writer, several per run, on the H100 machine). The file stays sparse until written;
+    /// [`Self::finish`] cuts it to what was written, and a resume cuts it to the committed rows.
+    pub(crate) fn presize(&self, data_bytes: u64) -> Result<()> {
+        self.file
+            .set_len(self.header_len() + data_bytes)
+            .map_err(|e| Error::io("sizing", &self.path, e))
+    }
+
     /// Writes the header, fsyncs, and describes the array.
     pub(crate) fn finish(self, shape: Vec<u64>) -> Result<ArrayInfo> {
+        let len = self.header_len() + self.data_bytes;
+        let have = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("reading", &self.path, e))?
+            .len();
+        if have != len {
+            self.file
+                .set_len(len)
+                .map_err(|e| Error::io("truncating", &self.path, e))?;
+        }
         if self.header {
             use std::os::unix::fs::FileExt;
             let h = npy::header(self.descr, &shape);
@@ -493,6 +516,7 @@ impl OutputWriter {
             cfg.dtype.descr(),
             cfg.layout == Layout::Default,
         )?;
+        presize(&features, cfg, total_files, 0)?;
         let mapping = match mapping_descr(cfg.mapping) {
             None => None,
             Some(d) => Some(MappingWriter::start(
@@ -552,6 +576,7 @@ impl OutputWriter {
             fbytes,
         )?;
         let files_done = last.map_or(0, |r| r.files_done as usize);
+        presize(&features, cfg, total_files, files_done)?;
         let mapping = match mapping_descr(cfg.mapping) {
             None => None,
             Some(d) => Some(MappingWriter::start(
@@ -748,6 +773,23 @@ impl OutputWriter {
     }
 }
 
+/// Sizes the feature array for all `total_files` files when every file has the same rows (fixed
+/// length mode); `features` holds the rows of the first `files_done` files.
+fn presize(
+    features: &ArrayFile,
+    cfg: &Config,
+    total_files: usize,
+    files_done: usize,
+) -> Result<()> {
+    if cfg.length != LengthMode::Fixed {
+        return Ok(());
+    }
+    let rows =
+        (total_files - files_done.min(total_files)) as u64 * Geometry::new(cfg).rows(None) as u64;
+    features
+        .presize(features.data_bytes + rows * cfg.values_per_row() as u64 * cfg.dtype.size() as u64)
+}
+
 fn mapping_descr(kind: MappingKind) -> Option<&'static str> {
     match kind {
         MappingKind::None => None,
@@ -837,6 +879,7 @@ impl MappingWriter {
         };
         let per_file = geometry.rows(None) as u64;
         let row_bytes = 6 * kind.size().unwrap_or(8) as u64;
+        file.presize(file.data_bytes + (total_files - files_done) as u64 * per_file * row_bytes)?;
         let written = Arc::new(AtomicU64::new(file.data_bytes));
         let cancel = Arc::new(AtomicBool::new(false));
         let path = file.path.clone();
