@@ -36,6 +36,9 @@ pub const OUTPUT_NAMES: &[&str] = &[
 /// Appends at least this large hash on a second thread while they are written.
 const PARALLEL_HASH_MIN: usize = 1 << 20;
 
+/// Positioned writes at least this large start their own writeback ([`PositionedWriter`]).
+const OWN_WRITEBACK_MIN: usize = 1 << 20;
+
 /// Start writeback after this many unsynced bytes, so the final fsync has little left to do.
 const WRITEBACK_CHUNK: u64 = 32 << 20;
 
@@ -325,7 +328,14 @@ impl PositionedWriter {
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::FileExt;
         within_fault_budget(bytes, |b| self.file.write_all_at(b, self.base + offset))
-            .map_err(|e| Error::io("writing", &self.path, e))
+            .map_err(|e| Error::io("writing", &self.path, e))?;
+        // Large writes start their own writeback at once: the rows of the last tasks of a run
+        // then reach the disk while the others are still computed, rather than in the final
+        // fsync (the in-order writeback every 32 MiB still covers small writes).
+        if bytes.len() >= OWN_WRITEBACK_MIN {
+            start_writeback(&self.file, self.base + offset, bytes.len() as u64);
+        }
+        Ok(())
     }
 }
 
