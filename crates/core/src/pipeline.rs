@@ -3,8 +3,11 @@
 //! Tasks (groups of `files_per_task` files) are numbered in row order. With a CPU backend each
 //! worker thread reads a task and computes it while its samples are still in cache; with a GPU
 //! backend reader threads fill a bounded pool of batches that compute threads (one per stream)
-//! take. Either way results reach a single writer that puts them back in task order. Memory is
-//! bounded by the number of tasks allowed in flight (`queue_depth`), whatever the dataset size.
+//! take. Either way the thread that computed a task writes its rows at their place in the
+//! feature array (a task's first row is known once the tasks before it are read: `RowStarts`),
+//! and a single writer takes the results back in task order to checksum them, record the files
+//! and journal. Memory is bounded by the number of tasks allowed in flight (`queue_depth`),
+//! whatever the dataset size.
 
 use crate::backend::{AudioBatch, BackendFactory, FeatureBuf};
 use crate::config::{Config, LengthMode, MappingKind};
@@ -527,10 +530,22 @@ fn execute(
     let sink = writer.features_at()?;
     let row_bytes = (vpr * cfg.dtype.size()) as u64;
     // Writes a computed task's rows at their place (on the compute thread that made them).
-    let place = |t: usize, features: &FeatureBuf| -> Result<()> {
+    let place = |t: usize, outcomes: &[FileOutcome], features: &FeatureBuf| -> Result<()> {
         let Some(row) = row_starts.take(t, halt) else {
             return Err(Error::Interrupted);
         };
+        // A batch of the wrong size would spill into the next task's rows: refuse it first.
+        let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
+        let bytes = features.as_bytes().len() as u64;
+        if bytes != rows * row_bytes {
+            return Err(Error::Backend {
+                backend: factory.name(),
+                msg: format!(
+                    "a batch of {rows} rows came with {bytes} feature bytes, expected {}",
+                    rows * row_bytes
+                ),
+            });
+        }
         trace::span("write-at", t as u64, || {
             sink.write_at(row * row_bytes, features.as_bytes())
         })
@@ -589,7 +604,7 @@ fn execute(
                                 backend.compute(&batch, &mut features)
                             })
                         })
-                        .and_then(|_| place(t, &features))
+                        .and_then(|_| place(t, &outcomes, &features))
                         .map(|_| Done {
                             task: t,
                             outcomes,
@@ -663,11 +678,13 @@ fn execute(
                         // The batch goes back to the readers before the write: a reader may be
                         // waiting for one to read the task whose rows come before these.
                         let _ = free_tx.send(batch);
-                        let r = r.and_then(|_| place(t, &features)).map(|_| Done {
-                            task: t,
-                            outcomes,
-                            features,
-                        });
+                        let r = r
+                            .and_then(|_| place(t, &outcomes, &features))
+                            .map(|_| Done {
+                                task: t,
+                                outcomes,
+                                features,
+                            });
                         if done_tx.send(r).is_err() {
                             break;
                         }
@@ -677,7 +694,8 @@ fn execute(
         }
         drop(done_tx);
 
-        // The writer: this thread, in task order.
+        // The writer: this thread, in task order (checksum, file records, journal; the rows are
+        // already in place).
         let mut pending: BTreeMap<usize, Done> = BTreeMap::new();
         let mut next_write = 0usize;
         for r in done_rx.iter() {

@@ -366,7 +366,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsyncing folder", dir, e))
 }
 
-/// Streams a run's rows to disk in row order.
+/// A run's output arrays: rows are accounted (checksummed, recorded, journaled) in row order,
+/// after [`PositionedWriter`]s have written them at their place.
 pub struct OutputWriter {
     out: PathBuf,
     partial: PathBuf,
@@ -679,33 +680,14 @@ impl OutputWriter {
         self.features.positioned()
     }
 
-    /// Appends the next files' rows: `features` holds their rows in the stored dtype.
-    pub fn append(
-        &mut self,
-        inputs: &[InputFile],
-        outcomes: &[FileOutcome],
-        features: &[u8],
-    ) -> Result<()> {
-        self.append_rows(inputs, outcomes, features, false)
-    }
-
-    /// As [`Self::append`], for rows that a [`PositionedWriter`] from [`Self::features_at`]
-    /// has already written at their place: they are checksummed and counted, not written.
+    /// Takes the next files' rows in row order: `features` holds their rows in the stored
+    /// dtype, already written at their place by a [`PositionedWriter`] from
+    /// [`Self::features_at`]. They are checksummed, recorded and made ready for the journal.
     pub fn append_written(
         &mut self,
         inputs: &[InputFile],
         outcomes: &[FileOutcome],
         features: &[u8],
-    ) -> Result<()> {
-        self.append_rows(inputs, outcomes, features, true)
-    }
-
-    fn append_rows(
-        &mut self,
-        inputs: &[InputFile],
-        outcomes: &[FileOutcome],
-        features: &[u8],
-        written: bool,
     ) -> Result<()> {
         let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
         let expect = rows * self.values_per_row * self.dtype.size() as u64;
@@ -723,11 +705,7 @@ impl OutputWriter {
         if let Some(m) = &mut self.mapping {
             m.append(self.files.len(), self.rows, outcomes)?;
         }
-        if written {
-            self.features.account(features);
-        } else {
-            self.features.append(features)?;
-        }
+        self.features.account(features);
         for (f, o) in inputs.iter().zip(outcomes) {
             self.counts.add(&o.status);
             let (path, path_bytes_hex) = manifest::entry_path(&f.rel);
