@@ -3,7 +3,8 @@
 
   * the I/O floor: reading every input with N parallel readers, and writing + fsyncing as many
     bytes as the run's outputs;
-  * `melpipe run` on each requested device (median of --repeat runs, peak memory from
+  * `melpipe run` on each requested device (one untimed warm-up run, then the median of
+    --repeat runs; peak memory from
     /usr/bin/time or getrusage);
   * optionally the torchaudio GPU pipeline of the seed's design (bench/seed_pipeline.py);
   * optionally the same with a cold page cache (needs root: drop_caches).
@@ -179,13 +180,17 @@ def main():
     out_bytes, out_sizes = None, []
     for dev in [d for d in a.devices.split(",") if d]:
         walls, peaks = [], []
-        for _ in range(a.repeat):
+        # One untimed run first: the first GPU process after a machine starts pays a one-off
+        # device initialisation (seen: 1.4–1.9 s against 0.7 s), which is not a warm run.
+        for i in range(a.repeat + 1):
             # A fresh folder each time, as the write floor writes fresh files: replacing an
             # earlier output (--force) deletes it, which costs as much again on some disks.
             shutil.rmtree(out, ignore_errors=True)
             sh(["sync"])
             cmd = [a.melpipe, "-q", "run", data, "-o", out, "--device", dev] + a.extra
             w, peak, _ = timed(cmd)
+            if i == 0:
+                continue
             walls.append(w)
             peaks.append(peak)
         m = json.load(open(os.path.join(out, "manifest.json")))
