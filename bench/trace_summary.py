@@ -8,6 +8,9 @@ usage: MELPIPE_TRACE=/tmp/t.tsv melpipe run DATA -o OUT ... ; bench/trace_summar
 """
 import argparse
 import collections
+import signal
+
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the output quietly
 
 ap = argparse.ArgumentParser()
 ap.add_argument("trace")

@@ -981,3 +981,43 @@ fn killed_shard_resumes_only_as_the_same_shard() {
     }
     assert_eq!(comparable(&out), comparable(&clean));
 }
+
+#[test]
+fn trace_records_every_stage_of_every_task() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 40, 2);
+    let out = t.path().join("out");
+    let trace = t.path().join("trace.tsv");
+    let o = melpipe()
+        .env("MELPIPE_TRACE", &trace)
+        .args(["run", s(&data), "-o", s(&out), "--device", "cpu", "-q"])
+        .args(["--files-per-task", "4", "--threads", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("begin_s\tend_s\tthread\twhat\tid"));
+    let mut tasks: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+    for l in lines {
+        let f: Vec<&str> = l.split('\t').collect();
+        assert_eq!(f.len(), 5, "{l}");
+        let (b, e): (f64, f64) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+        assert!(0.0 <= b && b <= e, "{l}");
+        tasks.entry(f[3]).or_default().push(f[4].parse().unwrap());
+    }
+    // 42 files in tasks of 4: tasks 0..=10, each read, computed, written in place and taken
+    // in order by the writer exactly once.
+    for stage in ["read", "compute", "write-at", "write"] {
+        let mut ids = tasks.get(stage).cloned().unwrap_or_default();
+        ids.sort();
+        assert_eq!(ids, (0..11).collect::<Vec<u64>>(), "{stage}");
+    }
+    for once in ["discover", "execute", "commit"] {
+        assert_eq!(tasks.get(once).map(Vec::len), Some(1), "{once}");
+    }
+    // Without the variable, nothing is written.
+    let out2 = t.path().join("out2");
+    run_ok(&["run", s(&data), "-o", s(&out2), "--device", "cpu", "-q"]);
+    assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 4); // data, out, trace, out2
+}
