@@ -256,6 +256,10 @@ impl BackendFactory for SharedLazy {
         // Only GPU factories are built lazily; readers start before the build ends.
         true
     }
+
+    fn fell_back_to_cpu(&self) -> bool {
+        self.0.fallback && self.0.get().is_err()
+    }
 }
 
 fn run(a: RunArgs, quiet: bool) -> Result<Exit> {

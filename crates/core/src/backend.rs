@@ -162,4 +162,11 @@ pub trait BackendFactory: Send + Sync {
     fn accepts_i16(&self) -> bool {
         false
     }
+
+    /// True when a factory meant for a device computes on the CPU instead (`--device auto`
+    /// when the GPU could not be started). Asked only after [`Self::create`] has been called:
+    /// the run then journals "cpu" as its backend, so that a resume cannot mix backends.
+    fn fell_back_to_cpu(&self) -> bool {
+        false
+    }
 }

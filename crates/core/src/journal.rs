@@ -110,6 +110,17 @@ impl Journal {
         Ok(j)
     }
 
+    /// Replaces the header line of a journal that holds no record yet.
+    pub fn rewrite_header(&mut self, header: &JournalHeader) -> Result<()> {
+        use std::io::Seek;
+        self.file
+            .set_len(0)
+            .and_then(|_| self.file.seek(std::io::SeekFrom::Start(0)))
+            .map_err(|e| Error::io("rewriting", &self.path, e))?;
+        self.len = 0;
+        self.write_line(&serde_json::to_vec(header).map_err(|e| Error::Config(e.to_string()))?)
+    }
+
     /// Reopens an existing journal for appending after a resume.
     pub fn reopen(dir: &Path, keep_bytes: u64) -> Result<Self> {
         let path = dir.join(FILE_NAME);

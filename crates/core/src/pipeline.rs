@@ -184,10 +184,13 @@ struct Window {
 }
 
 impl Window {
-    fn wait_for(&self, task: usize, stop: &AtomicBool) -> bool {
+    /// Waits until `task` may start; false if the run stops first (`halt`: a failure or the
+    /// user's stop, so that no reader waits for a writer that waits for compute threads that
+    /// have stopped).
+    fn wait_for(&self, task: usize, halt: impl Fn() -> bool) -> bool {
         let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
         while task >= *w + self.depth {
-            if stop.load(Ordering::Relaxed) {
+            if halt() {
                 return false;
             }
             w = self
@@ -394,7 +397,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     let t_run = Instant::now();
     progress.set_phase(Phase::Run);
     let device = trace::span("execute", 0, || {
-        execute(cfg, req, factory, &knobs, &tasks, &mut writer)
+        execute(cfg, req, factory, &knobs, &tasks, &header, &mut writer)
     })?;
     let run_s = t_run.elapsed().as_secs_f64();
 
@@ -511,6 +514,7 @@ fn execute(
     factory: &dyn BackendFactory,
     knobs: &Knobs,
     tasks: &[&[InputFile]],
+    header: &JournalHeader,
     writer: &mut OutputWriter,
 ) -> Result<String> {
     let stop = &*req.stop;
@@ -567,7 +571,7 @@ fn execute(
         if t >= tasks.len() {
             return None;
         }
-        if !window.wait_for(t, &failed_stop) || halt() {
+        if !window.wait_for(t, halt) || halt() {
             return None;
         }
         Some(t)
@@ -698,6 +702,7 @@ fn execute(
         // already in place).
         let mut pending: BTreeMap<usize, Done> = BTreeMap::new();
         let mut next_write = 0usize;
+        let mut backend_checked = false;
         for r in done_rx.iter() {
             let d = match r {
                 Ok(d) => d,
@@ -706,6 +711,18 @@ fn execute(
                     break;
                 }
             };
+            if !backend_checked {
+                // A backend has been made: a device factory has decided whether it fell back.
+                backend_checked = true;
+                if !factory.is_cpu() && factory.fell_back_to_cpu() {
+                    let mut h = header.clone();
+                    h.backend_kind = "cpu".into();
+                    if let Err(e) = writer.change_backend(&h, &factory.name()) {
+                        record_error(e);
+                        break;
+                    }
+                }
+            }
             pending.insert(d.task, d);
             while let Some(d) = pending.remove(&next_write) {
                 Progress::add(&progress.queued, 0u64.wrapping_sub(1));

@@ -388,6 +388,8 @@ pub struct OutputWriter {
     complete_bytes: (u64, u64),
     last_checkpoint: Instant,
     checkpoint_every: Duration,
+    /// Reopened from an interrupted run.
+    resumed: bool,
 }
 
 /// How often progress is committed to the journal (fsync of the arrays, then a journal line).
@@ -555,6 +557,7 @@ impl OutputWriter {
             complete_bytes: (0, 0),
             last_checkpoint: Instant::now(),
             checkpoint_every: checkpoint_interval(),
+            resumed: false,
         })
     }
 
@@ -633,6 +636,7 @@ impl OutputWriter {
                 complete_bytes: (fbytes, mbytes),
                 last_checkpoint: Instant::now(),
                 checkpoint_every: checkpoint_interval(),
+                resumed: true,
             },
             done,
         ))
@@ -672,6 +676,23 @@ impl OutputWriter {
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Records that the run computes on another backend than its journal header says (see
+    /// [`crate::backend::BackendFactory::fell_back_to_cpu`]): the header is rewritten while no
+    /// record follows it. An output with committed rows keeps its backend: that is an error.
+    pub fn change_backend(&mut self, header: &JournalHeader, why: &str) -> Result<()> {
+        if self.resumed || self.journaled_files > 0 {
+            return Err(Error::Backend {
+                backend: "auto".into(),
+                msg: format!(
+                    "{why}; the rows committed so far were computed on another backend, and the \
+                     two agree only to rounding: resume where that backend works, or start over \
+                     with --force"
+                ),
+            });
+        }
+        self.journal.rewrite_header(header)
     }
 
     /// A writer for feature rows at their place: data offset 0 is the first byte after the

@@ -12,7 +12,7 @@ use melpipe_core::manifest::Manifest;
 use melpipe_core::pipeline::{run, RunRequest};
 use melpipe_core::Result;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The CPU backend, presented as a device, with a pseudo-random pause before each batch.
@@ -61,17 +61,197 @@ impl BackendFactory for Shuffled {
     }
 }
 
-fn run_into(cfg: &Config, data: &Path, out: &Path, factory: &dyn BackendFactory) -> Manifest {
-    let req = RunRequest {
+fn request(data: &Path, out: &Path, resume: bool, stop: Arc<AtomicBool>) -> RunRequest {
+    RunRequest {
         inputs: vec![data.to_path_buf()],
         out: out.to_path_buf(),
         force: false,
-        resume: false,
+        resume,
         progress: Arc::default(),
-        stop: Arc::default(),
+        stop,
         shard: None,
+    }
+}
+
+fn run_into(cfg: &Config, data: &Path, out: &Path, factory: &dyn BackendFactory) -> Manifest {
+    run(cfg, &request(data, out, false, Arc::default()), factory)
+        .unwrap()
+        .manifest
+}
+
+/// A device factory computing with the CPU backend; with `fell_back`, one whose device "could
+/// not be started", computing on the CPU as `--device auto` does then. With `stop_after`, it
+/// stops the run after that many batches.
+struct Device {
+    fell_back: bool,
+    stop: Arc<AtomicBool>,
+    stop_after: Option<u64>,
+    computed: Arc<AtomicU64>,
+}
+
+impl Device {
+    fn new(fell_back: bool, stop: &Arc<AtomicBool>, stop_after: Option<u64>) -> Self {
+        Device {
+            fell_back,
+            stop: Arc::clone(stop),
+            stop_after,
+            computed: Arc::default(),
+        }
+    }
+}
+
+struct Counting {
+    inner: Box<dyn Backend>,
+    stop: Arc<AtomicBool>,
+    stop_after: Option<u64>,
+    computed: Arc<AtomicU64>,
+}
+
+impl Backend for Counting {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+    fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> Result<()> {
+        let n = self.computed.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.stop_after.is_some_and(|k| n >= k) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.inner.compute(batch, out)
+    }
+}
+
+impl BackendFactory for Device {
+    fn name(&self) -> String {
+        if self.fell_back {
+            "cpu (auto: the GPU could not be started: test)".into()
+        } else {
+            "test device".into()
+        }
+    }
+    fn create(&self, cfg: &Config) -> Result<Box<dyn Backend>> {
+        Ok(Box::new(Counting {
+            inner: CpuBackendFactory.create(cfg)?,
+            stop: Arc::clone(&self.stop),
+            stop_after: self.stop_after,
+            computed: Arc::clone(&self.computed),
+        }))
+    }
+    fn is_cpu(&self) -> bool {
+        false
+    }
+    fn accepts_i16(&self) -> bool {
+        true
+    }
+    fn fell_back_to_cpu(&self) -> bool {
+        self.fell_back
+    }
+}
+
+fn small_config() -> Config {
+    Config {
+        clip_samples: 6000,
+        files_per_task: 4,
+        readers: 3,
+        streams: 2,
+        queue_depth: 4,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn a_run_that_fell_back_to_the_cpu_journals_cpu_and_resumes_only_on_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let opts = GenerateOptions {
+        files: 120,
+        samples: 6000,
+        ..GenerateOptions::default()
     };
-    run(cfg, &req, factory).unwrap().manifest
+    generate(&data, &opts).unwrap();
+    let cfg = small_config();
+    let out = tmp.path().join("out");
+    let stop = Arc::new(AtomicBool::new(false));
+    let fell_back = Device::new(true, &stop, Some(5));
+    let r = run(
+        &cfg,
+        &request(&data, &out, false, Arc::clone(&stop)),
+        &fell_back,
+    );
+    assert!(matches!(r, Err(melpipe_core::Error::Interrupted)), "{r:?}");
+    let partial = out.join(melpipe_core::write::PARTIAL_DIR);
+    let loaded = melpipe_core::journal::load(&partial).unwrap();
+    assert_eq!(loaded.header.backend_kind, "cpu");
+    assert!(
+        !loaded.records.is_empty(),
+        "the interrupted run committed nothing"
+    );
+
+    // `auto` with a GPU that starts now would compute the rest on it: refused, with the way out.
+    let gpu = Shuffled {
+        seed: AtomicU64::new(1),
+    };
+    let e = run(&cfg, &request(&data, &out, true, Arc::default()), &gpu).unwrap_err();
+    assert!(e.to_string().contains("--device cpu"), "{e}");
+
+    // On the CPU the resume completes, byte-identical to an uninterrupted CPU run.
+    run(
+        &cfg,
+        &request(&data, &out, true, Arc::default()),
+        &CpuBackendFactory,
+    )
+    .unwrap();
+    let whole = tmp.path().join("whole");
+    run_into(&cfg, &data, &whole, &CpuBackendFactory);
+    for name in ["features.npy", "mapping.npy"] {
+        assert!(
+            std::fs::read(out.join(name)).unwrap() == std::fs::read(whole.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let opts = GenerateOptions {
+        files: 120,
+        samples: 6000,
+        ..GenerateOptions::default()
+    };
+    generate(&data, &opts).unwrap();
+    let cfg = small_config();
+    let out = tmp.path().join("out");
+    // A device run, interrupted after a few batches.
+    let stop = Arc::new(AtomicBool::new(false));
+    let device = Device::new(false, &stop, Some(5));
+    let r = run(
+        &cfg,
+        &request(&data, &out, false, Arc::clone(&stop)),
+        &device,
+    );
+    assert!(matches!(r, Err(melpipe_core::Error::Interrupted)), "{r:?}");
+    let partial = out.join(melpipe_core::write::PARTIAL_DIR);
+    assert_eq!(
+        melpipe_core::journal::load(&partial)
+            .unwrap()
+            .header
+            .backend_kind,
+        "cuda"
+    );
+    // The resume's device does not start: it must not finish the output on the CPU.
+    let fell_back = Device::new(true, &Arc::default(), None);
+    let e = run(
+        &cfg,
+        &request(&data, &out, true, Arc::default()),
+        &fell_back,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("start over with --force"), "{e}");
+    // The partial output is still resumable where the device works.
+    let device = Device::new(false, &Arc::default(), None);
+    run(&cfg, &request(&data, &out, true, Arc::default()), &device).unwrap();
+    assert!(melpipe_core::verify::verify(&out).intact());
 }
 
 #[test]
