@@ -95,22 +95,6 @@ fn nvidia_gpu_visible() -> bool {
         || std::path::Path::new("/dev/nvidia0").exists()
 }
 
-/// Keeps Ctrl-C and SIGTERM away from the calling thread and the threads it starts: they go
-/// to the pipeline's threads, whose handler stops the run cleanly. Measured on the H100
-/// machine: a SIGINT that landed while the driver was starting (cuInit, the context) ended the
-/// process with exit code 4 and no message.
-fn block_stop_signals() {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask changes only
-    // this thread's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-}
-
 /// The CUDA backend on one GPU (`Some(ordinal)`) or all of them (`None`).
 ///
 /// Only the libraries are checked here (and, for `auto`, that the kernel driver shows a GPU).
@@ -143,7 +127,6 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
     let owned = cfg.clone();
     let build = std::thread::spawn(
         move || -> Result<(Box<dyn BackendFactory>, Vec<String>), String> {
-            block_stop_signals();
             let r = build_gpu(&owned, ordinal);
             crate::timeline("GPU backend started");
             r
@@ -336,11 +319,8 @@ pub fn execute(
     } = select_backend(cfg)?;
     crate::timeline("backend selected");
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while `stop` is already set exits at once with 130.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
+    // Ctrl-C or SIGTERM stops the run cleanly; a second one exits at once with 130.
+    crate::signals::on_stop(&stop);
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let reporter = status::spawn(Arc::clone(&progress), Arc::clone(&done), gpu_status, quiet);

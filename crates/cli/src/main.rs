@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod plot;
+mod signals;
 mod status;
 
 use clap::Parser;
@@ -116,6 +117,7 @@ pub(crate) fn fast_exit() -> bool {
 
 fn main() -> ExitCode {
     let _ = START.set(std::time::Instant::now());
+    signals::block();
     melpipe_core::trace::start();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
