@@ -3,7 +3,9 @@
 # release binary built elsewhere in MELPIPE). Checks, on the seed-size dataset and the golden set:
 #   1. GPU vs CPU backend: within 1 f16 ulp on >= 99.9 % of values, same statuses, same mapping;
 #   2. GPU vs torchaudio (float64) on the golden cases, within SPEC §3's tolerance;
-#   3. `melpipe verify` accepts every output; the README's PyTorch snippet runs on real output.
+#   3. `melpipe verify` accepts every output; the README's PyTorch snippet runs on real output;
+#   4. device selection (auto, fallback, --device cuda without a device); Ctrl-C at 8 moments of a
+#      GPU run exits 130 and the resume is byte-identical.
 # usage: MELPIPE=.carry/melpipe WORK=/tmp/mp scripts/gpu_check.sh [files]
 set -euo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -54,4 +56,17 @@ rc=$?
 set -e
 cat "$W/sel/cuda.err"
 [ "$rc" = 2 ] && grep -q "found no GPU" "$W/sel/cuda.err" || { echo "FAIL: --device cuda with no device: rc $rc"; exit 1; }
+echo "== Ctrl-C at moments from the GPU's start to the end of the run: exit 130, resume byte-identical"
+for d in 0.05 0.1 0.13 0.15 0.17 0.2 0.3 0.45; do
+    rm -rf "$W/int"
+    "$M" run "$W/data" -o "$W/int" --device cuda -q 2> "$W/int.err" & P=$!
+    sleep "$d"; kill -INT "$P"; set +e; wait "$P"; rc=$?; set -e
+    if [ "$rc" = 0 ]; then echo "SIGINT at ${d}s: the run had finished"; continue; fi
+    [ "$rc" = 130 ] && grep -q "melpipe: interrupted" "$W/int.err" \
+        || { echo "FAIL: SIGINT at ${d}s: rc $rc"; cat "$W/int.err"; exit 1; }
+    "$M" run "$W/data" -o "$W/int" --device cuda -q --resume
+    cmp "$W/int/features.npy" "$W/gpu/features.npy" && cmp "$W/int/mapping.npy" "$W/gpu/mapping.npy" \
+        || { echo "FAIL: SIGINT at ${d}s: the resumed output differs"; exit 1; }
+    echo "SIGINT at ${d}s: exit 130, resumed byte-identical"
+done
 echo "gpu_check: ALL PASSED"
