@@ -183,23 +183,37 @@ struct Window {
     depth: usize,
 }
 
-impl Window {
-    /// Waits until `task` may start; false if the run stops first (`halt`: a failure or the
-    /// user's stop, so that no reader waits for a writer that waits for compute threads that
-    /// have stopped).
-    fn wait_for(&self, task: usize, halt: impl Fn() -> bool) -> bool {
-        let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        while task >= *w + self.depth {
-            if halt() {
-                return false;
-            }
-            w = self
-                .cv
-                .wait_timeout(w, std::time::Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+/// Waits on `cv` until `ready` returns a value from the state behind `m`; None if `halt`
+/// (a failure or the user's stop) becomes true first. Checked at least every 50 ms, so that no
+/// thread waits for another that has stopped.
+fn wait_or_halt<S, R>(
+    m: &Mutex<S>,
+    cv: &Condvar,
+    halt: impl Fn() -> bool,
+    mut ready: impl FnMut(&mut S) -> Option<R>,
+) -> Option<R> {
+    let mut st = m.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if let Some(r) = ready(&mut st) {
+            return Some(r);
         }
-        true
+        if halt() {
+            return None;
+        }
+        st = cv
+            .wait_timeout(st, std::time::Duration::from_millis(50))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+impl Window {
+    /// Waits until `task` may start; false if the run stops first.
+    fn wait_for(&self, task: usize, halt: impl Fn() -> bool) -> bool {
+        wait_or_halt(&self.written, &self.cv, halt, |w| {
+            (task < *w + self.depth).then_some(())
+        })
+        .is_some()
     }
     fn advance(&self, to: usize) {
         *self.written.lock().unwrap_or_else(|p| p.into_inner()) = to;
@@ -264,20 +278,7 @@ impl RowStarts {
     /// The first row of `task`, once every task before it has been read; None if the run
     /// stops first. Each task's start is handed out once.
     fn take(&self, task: usize, halt: impl Fn() -> bool) -> Option<u64> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(row) = st.starts.remove(&task) {
-                return Some(row);
-            }
-            if halt() {
-                return None;
-            }
-            st = self
-                .cv
-                .wait_timeout(st, std::time::Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        wait_or_halt(&self.state, &self.cv, halt, |st| st.starts.remove(&task))
     }
 }
 
@@ -702,7 +703,6 @@ fn execute(
         // already in place).
         let mut pending: BTreeMap<usize, Done> = BTreeMap::new();
         let mut next_write = 0usize;
-        let mut backend_checked = false;
         for r in done_rx.iter() {
             let d = match r {
                 Ok(d) => d,
@@ -711,9 +711,9 @@ fn execute(
                     break;
                 }
             };
-            if !backend_checked {
-                // A backend has been made: a device factory has decided whether it fell back.
-                backend_checked = true;
+            if next_write == 0 && pending.is_empty() {
+                // The first result: a backend has been made, so a device factory has decided
+                // whether it fell back.
                 if !factory.is_cpu() && factory.fell_back_to_cpu() {
                     let mut h = header.clone();
                     h.backend_kind = "cpu".into();

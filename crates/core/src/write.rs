@@ -194,9 +194,9 @@ impl ArrayFile {
             write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
             self.hasher.update(bytes);
         } else {
-            // Hash on another thread while this one copies the bytes into the page cache: the
-            // writer thread is the run's bottleneck in `pool none` (20 GB). The hash state is
-            // kept only if the write succeeded, as in the sequential path.
+            // Hash on another thread while this one copies the bytes into the page cache (the
+            // mapping thread's 4 MiB appends, merge's copies). The hash state is kept only if
+            // the write succeeded, as in the sequential path.
             let mut hasher = self.hasher.clone();
             let file = &mut self.file;
             let (written, hashed) = std::thread::scope(|s| {

@@ -15,42 +15,87 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The CPU backend, presented as a device, with a pseudo-random pause before each batch.
-struct Shuffled {
-    seed: AtomicU64,
+/// A device factory computing with the CPU backend. With `shuffled`, a pseudo-random pause
+/// before each batch makes tasks finish out of order; with `fell_back`, its device "could not
+/// be started" and it computes on the CPU as `--device auto` does then; with `stopping`, it
+/// stops the run after that many batches.
+struct Device {
+    fell_back: bool,
+    seed: Option<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    stop_after: Option<u64>,
+    computed: Arc<AtomicU64>,
 }
 
-struct ShuffledBackend {
+impl Device {
+    fn new(fell_back: bool) -> Self {
+        Device {
+            fell_back,
+            seed: None,
+            stop: Arc::default(),
+            stop_after: None,
+            computed: Arc::default(),
+        }
+    }
+    fn shuffled(mut self, seed: u64) -> Self {
+        self.seed = Some(AtomicU64::new(seed));
+        self
+    }
+    fn stopping(mut self, stop: &Arc<AtomicBool>, after: u64) -> Self {
+        self.stop = Arc::clone(stop);
+        self.stop_after = Some(after);
+        self
+    }
+}
+
+struct DeviceBackend {
     inner: Box<dyn Backend>,
-    state: u64,
+    /// xorshift state of the pauses (none without `shuffled`).
+    state: Option<u64>,
+    stop: Arc<AtomicBool>,
+    stop_after: Option<u64>,
+    computed: Arc<AtomicU64>,
 }
 
-impl Backend for ShuffledBackend {
+impl Backend for DeviceBackend {
     fn name(&self) -> String {
-        "shuffled cpu".into()
+        "test device".into()
     }
     fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> Result<()> {
-        // xorshift: 0–3 ms, enough to reorder tasks between threads.
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        std::thread::sleep(std::time::Duration::from_micros(self.state % 3000));
+        if let Some(s) = &mut self.state {
+            // 0–3 ms, enough to reorder tasks between threads.
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            std::thread::sleep(std::time::Duration::from_micros(*s % 3000));
+        }
+        let n = self.computed.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.stop_after.is_some_and(|k| n >= k) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
         self.inner.compute(batch, out)
     }
 }
 
-impl BackendFactory for Shuffled {
+impl BackendFactory for Device {
     fn name(&self) -> String {
-        "shuffled cpu".into()
+        if self.fell_back {
+            "cpu (auto: the GPU could not be started: test)".into()
+        } else {
+            "test device".into()
+        }
     }
     fn create(&self, cfg: &Config) -> Result<Box<dyn Backend>> {
         let state = self
             .seed
-            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
-            | 1;
-        Ok(Box::new(ShuffledBackend {
+            .as_ref()
+            .map(|s| s.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) | 1);
+        Ok(Box::new(DeviceBackend {
             inner: CpuBackendFactory.create(cfg)?,
             state,
+            stop: Arc::clone(&self.stop),
+            stop_after: self.stop_after,
+            computed: Arc::clone(&self.computed),
         }))
     }
     fn is_cpu(&self) -> bool {
@@ -58,6 +103,9 @@ impl BackendFactory for Shuffled {
     }
     fn accepts_i16(&self) -> bool {
         true
+    }
+    fn fell_back_to_cpu(&self) -> bool {
+        self.fell_back
     }
 }
 
@@ -79,72 +127,17 @@ fn run_into(cfg: &Config, data: &Path, out: &Path, factory: &dyn BackendFactory)
         .manifest
 }
 
-/// A device factory computing with the CPU backend; with `fell_back`, one whose device "could
-/// not be started", computing on the CPU as `--device auto` does then. With `stop_after`, it
-/// stops the run after that many batches.
-struct Device {
-    fell_back: bool,
-    stop: Arc<AtomicBool>,
-    stop_after: Option<u64>,
-    computed: Arc<AtomicU64>,
-}
-
-impl Device {
-    fn new(fell_back: bool, stop: &Arc<AtomicBool>, stop_after: Option<u64>) -> Self {
-        Device {
-            fell_back,
-            stop: Arc::clone(stop),
-            stop_after,
-            computed: Arc::default(),
-        }
-    }
-}
-
-struct Counting {
-    inner: Box<dyn Backend>,
-    stop: Arc<AtomicBool>,
-    stop_after: Option<u64>,
-    computed: Arc<AtomicU64>,
-}
-
-impl Backend for Counting {
-    fn name(&self) -> String {
-        "cpu".into()
-    }
-    fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> Result<()> {
-        let n = self.computed.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.stop_after.is_some_and(|k| n >= k) {
-            self.stop.store(true, Ordering::Relaxed);
-        }
-        self.inner.compute(batch, out)
-    }
-}
-
-impl BackendFactory for Device {
-    fn name(&self) -> String {
-        if self.fell_back {
-            "cpu (auto: the GPU could not be started: test)".into()
-        } else {
-            "test device".into()
-        }
-    }
-    fn create(&self, cfg: &Config) -> Result<Box<dyn Backend>> {
-        Ok(Box::new(Counting {
-            inner: CpuBackendFactory.create(cfg)?,
-            stop: Arc::clone(&self.stop),
-            stop_after: self.stop_after,
-            computed: Arc::clone(&self.computed),
-        }))
-    }
-    fn is_cpu(&self) -> bool {
-        false
-    }
-    fn accepts_i16(&self) -> bool {
-        true
-    }
-    fn fell_back_to_cpu(&self) -> bool {
-        self.fell_back
-    }
+/// `files` clips of 6,000 samples plus `corrupt` unusual or malformed files, in `dir/data`.
+fn dataset(dir: &Path, files: usize, corrupt: usize) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let opts = GenerateOptions {
+        files,
+        corrupt,
+        samples: 6000,
+        ..GenerateOptions::default()
+    };
+    generate(&data, &opts).unwrap();
+    data
 }
 
 fn small_config() -> Config {
@@ -161,17 +154,11 @@ fn small_config() -> Config {
 #[test]
 fn a_run_that_fell_back_to_the_cpu_journals_cpu_and_resumes_only_on_the_cpu() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let opts = GenerateOptions {
-        files: 120,
-        samples: 6000,
-        ..GenerateOptions::default()
-    };
-    generate(&data, &opts).unwrap();
+    let data = dataset(tmp.path(), 120, 0);
     let cfg = small_config();
     let out = tmp.path().join("out");
     let stop = Arc::new(AtomicBool::new(false));
-    let fell_back = Device::new(true, &stop, Some(5));
+    let fell_back = Device::new(true).stopping(&stop, 5);
     let r = run(
         &cfg,
         &request(&data, &out, false, Arc::clone(&stop)),
@@ -187,9 +174,7 @@ fn a_run_that_fell_back_to_the_cpu_journals_cpu_and_resumes_only_on_the_cpu() {
     );
 
     // `auto` with a GPU that starts now would compute the rest on it: refused, with the way out.
-    let gpu = Shuffled {
-        seed: AtomicU64::new(1),
-    };
+    let gpu = Device::new(false).shuffled(1);
     let e = run(&cfg, &request(&data, &out, true, Arc::default()), &gpu).unwrap_err();
     assert!(e.to_string().contains("--device cpu"), "{e}");
 
@@ -213,18 +198,12 @@ fn a_run_that_fell_back_to_the_cpu_journals_cpu_and_resumes_only_on_the_cpu() {
 #[test]
 fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let opts = GenerateOptions {
-        files: 120,
-        samples: 6000,
-        ..GenerateOptions::default()
-    };
-    generate(&data, &opts).unwrap();
+    let data = dataset(tmp.path(), 120, 0);
     let cfg = small_config();
     let out = tmp.path().join("out");
     // A device run, interrupted after a few batches.
     let stop = Arc::new(AtomicBool::new(false));
-    let device = Device::new(false, &stop, Some(5));
+    let device = Device::new(false).stopping(&stop, 5);
     let r = run(
         &cfg,
         &request(&data, &out, false, Arc::clone(&stop)),
@@ -240,7 +219,7 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
         "cuda"
     );
     // The resume's device does not start: it must not finish the output on the CPU.
-    let fell_back = Device::new(true, &Arc::default(), None);
+    let fell_back = Device::new(true);
     let e = run(
         &cfg,
         &request(&data, &out, true, Arc::default()),
@@ -249,7 +228,7 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
     .unwrap_err();
     assert!(e.to_string().contains("start over with --force"), "{e}");
     // The partial output is still resumable where the device works.
-    let device = Device::new(false, &Arc::default(), None);
+    let device = Device::new(false);
     run(&cfg, &request(&data, &out, true, Arc::default()), &device).unwrap();
     assert!(melpipe_core::verify::verify(&out).intact());
 }
@@ -257,16 +236,9 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
 #[test]
 fn device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
     // Short clips, a few unusual and malformed files among them (failed files keep their rows
     // in fixed mode; in natural mode rows follow each file's length).
-    let opts = GenerateOptions {
-        files: 150,
-        corrupt: 12,
-        samples: 6000,
-        ..GenerateOptions::default()
-    };
-    generate(&data, &opts).unwrap();
+    let data = dataset(tmp.path(), 150, 12);
     for length in [LengthMode::Fixed, LengthMode::Natural] {
         let cfg = Config {
             length,
@@ -281,14 +253,7 @@ fn device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
         let cpu = tmp.path().join(format!("cpu_{length:?}"));
         let dev = tmp.path().join(format!("dev_{length:?}"));
         let a = run_into(&cfg, &data, &cpu, &CpuBackendFactory);
-        let b = run_into(
-            &cfg,
-            &data,
-            &dev,
-            &Shuffled {
-                seed: AtomicU64::new(7),
-            },
-        );
+        let b = run_into(&cfg, &data, &dev, &Device::new(false).shuffled(7));
         assert!(a.rows > 0, "{length:?}: no rows");
         assert_eq!(a.rows, b.rows, "{length:?}");
         assert_eq!(a.features.xxh3_64, b.features.xxh3_64, "{length:?}");
