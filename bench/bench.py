@@ -2,10 +2,11 @@
 """melpipe's end-to-end benchmark (SPEC §7). One run measures, on the same machine and data:
 
   * the I/O floor: reading every input with N parallel readers, and writing + fsyncing as many
-    bytes as the run's outputs;
-  * `melpipe run` on each requested device (one untimed warm-up run, then the median of
-    --repeat runs; peak memory from
-    /usr/bin/time or getrusage);
+    bytes as the run's outputs (the faster of two ways, per try);
+  * `melpipe run` on each requested device (one untimed warm-up run first; peak memory from
+    getrusage);
+  * the floors and the runs alternate --repeat times, and each figure is the median of its
+    --repeat values (the spread is printed too);
   * optionally the torchaudio GPU pipeline of the seed's design (bench/seed_pipeline.py);
   * optionally the same with a cold page cache (needs root: drop_caches).
 
@@ -172,42 +173,62 @@ def main():
     results = {"files": len(files), "input_bytes": in_bytes, "machine": os.uname().nodename,
                "cores": os.cpu_count(), "runs": {}}
     read_floor(files, a.readers)  # warm the cache
-    rf = min(read_floor(files, a.readers)[0] for _ in range(2))
-    results["read_floor_s"] = rf
-
+    devices = [d for d in a.devices.split(",") if d]
     out = os.path.join(scratch, "out")
-    runs = {}
-    out_bytes, out_sizes = None, []
-    for dev in [d for d in a.devices.split(",") if d]:
-        walls, peaks = [], []
-        # One untimed run first: the first GPU process after a machine starts pays a one-off
-        # device initialisation (seen: 1.4–1.9 s against 0.7 s), which is not a warm run.
-        for i in range(a.repeat + 1):
-            # A fresh folder each time, as the write floor writes fresh files: replacing an
-            # earlier output (--force) deletes it, which costs as much again on some disks.
-            shutil.rmtree(out, ignore_errors=True)
-            sh(["sync"])
-            cmd = [a.melpipe, "-q", "run", data, "-o", out, "--device", dev] + a.extra
-            w, peak, _ = timed(cmd)
-            if i == 0:
-                continue
-            walls.append(w)
-            peaks.append(peak)
+
+    def melpipe_run(dev):
+        # A fresh folder each time, as the write floor writes fresh files: replacing an earlier
+        # output (--force) deletes it, which costs as much again on some disks.
+        shutil.rmtree(out, ignore_errors=True)
+        sh(["sync"])
+        w, peak, _ = timed([a.melpipe, "-q", "run", data, "-o", out, "--device", dev] + a.extra)
         m = json.load(open(os.path.join(out, "manifest.json")))
+        shutil.rmtree(out)
+        return w, peak, m
+
+    # One untimed run per device first: the first GPU process after a machine starts pays a
+    # one-off device initialisation (seen: 1.4–1.9 s against 0.7 s), which is not a warm run.
+    # Its manifest gives the output sizes the write floor writes.
+    manifests = {dev: melpipe_run(dev)[2] for dev in devices}
+    out_sizes = []
+    if manifests:
+        m = next(iter(manifests.values()))
         out_sizes = [m["features"]["header_bytes"] + m["features"]["data_bytes"]]
         if m.get("mapping"):
             out_sizes.append(m["mapping"]["header_bytes"] + m["mapping"]["data_bytes"])
-        out_bytes = sum(out_sizes)
-        runs[dev] = {"wall_s": statistics.median(walls), "all_s": walls, "peak_rss_mb": max(peaks),
-                     "rows": m["rows"], "device": m["device"], "timings": m["timings"]}
-        shutil.rmtree(out)
+    out_bytes = sum(out_sizes)
+
+    # The floors and the runs alternate, so that a disk or machine that drifts during the call
+    # moves them alike; every figure is the median of --repeat (METHOD: repeat, take the median).
+    reads, writes, variants = [], [], {}
+    walls = {dev: [] for dev in devices}
+    peaks = {dev: [] for dev in devices}
+    for _ in range(a.repeat):
+        reads.append(read_floor(files, a.readers)[0])
+        if out_bytes:
+            best, v = write_floor(os.path.join(scratch, "floor.bin"), out_sizes)
+            writes.append(best)
+            for k, x in v.items():
+                variants.setdefault(k, []).append(x)
+        for dev in devices:
+            w, peak, m = melpipe_run(dev)
+            walls[dev].append(w)
+            peaks[dev].append(peak)
+            manifests[dev] = m
+    runs = {}
+    for dev in devices:
+        m = manifests[dev]
+        runs[dev] = {"wall_s": statistics.median(walls[dev]), "all_s": walls[dev],
+                     "peak_rss_mb": max(peaks[dev]), "rows": m["rows"], "device": m["device"],
+                     "timings": m["timings"]}
+    rf = statistics.median(reads)
+    results["read_floor_s"] = rf
+    results["read_floor_all_s"] = reads
     results["output_bytes"] = out_bytes
-    wf = 0.0
-    if out_bytes:
-        tries = [write_floor(os.path.join(scratch, "floor.bin"), out_sizes) for _ in range(2)]
-        wf = min(t[0] for t in tries)
-        results["write_floor_variants_s"] = {k: min(t[1][k] for t in tries) for k in tries[0][1]}
+    wf = statistics.median(writes) if writes else 0.0
     results["write_floor_s"] = wf
+    results["write_floor_all_s"] = writes
+    results["write_floor_variants_s"] = {k: statistics.median(x) for k, x in variants.items()}
     floor = max(rf, wf)
     results["floor_s"] = floor
 
@@ -234,8 +255,11 @@ def main():
     base = runs.get("torchaudio-seed", {}).get("wall_s")
     print(f"\n{len(files)} files, {in_bytes / 1e9:.2f} GB in, {(out_bytes or 0) / 1e9:.2f} GB out, "
           f"{os.cpu_count()} cores")
-    print(f"I/O floor: read {rf:.3f}s ({a.readers} readers), write+fsync {wf:.3f}s → floor {floor:.3f}s")
-    if "write_floor_variants_s" in results:
+    print(f"I/O floor (medians): read {rf:.3f}s ({a.readers} readers), write+fsync {wf:.3f}s "
+          f"→ floor {floor:.3f}s")
+    print("  read tries: " + " ".join(f"{x:.3f}" for x in reads)
+          + " | write tries: " + " ".join(f"{x:.3f}" for x in writes))
+    if results["write_floor_variants_s"]:
         print("  write+fsync variants: " + ", ".join(
             f"{k} {v:.3f}s" for k, v in results["write_floor_variants_s"].items()))
     if "cold_read_floor_s" in results:
@@ -245,7 +269,8 @@ def main():
         ref = results.get("cold_read_floor_s") if "cold" in k else floor
         ratio = r["wall_s"] / ref if ref else float("nan")
         speed = base / r["wall_s"] if base else float("nan")
-        print(f"{k:<22}{r['wall_s']:>9.3f}{ratio:>9.2f}{speed:>14.2f}{r['peak_rss_mb']:>13.0f}")
+        print(f"{k:<22}{r['wall_s']:>9.3f}{ratio:>9.2f}{speed:>14.2f}{r['peak_rss_mb']:>13.0f}"
+              + ("  (" + " ".join(f"{x:.3f}" for x in r["all_s"]) + ")" if "all_s" in r else ""))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

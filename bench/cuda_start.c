@@ -3,7 +3,13 @@
 // cannot compute before these (docs/PERFORMANCE.md). Runs each variant in a fresh process.
 // build: cc -O2 bench/cuda_start.c -I/usr/local/cuda/include -o cuda_start -ldl
 // usage: cuda_start primary|create|create-sched-blocking
+//        cuda_start teardown-explicit|teardown-exit  (primary context, then what a melpipe GPU run
+//        holds at its end: 270 MB of registered host memory in 26 pieces, 4 x 8 MB cuMemHostAlloc,
+//        4 x 64 MB of device memory; explicit frees them and releases the context, timing each
+//        step, exit leaves it all to _exit. Time the process from outside for the exit's cost.)
 #include <cuda.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +32,12 @@ int main(int argc, char **argv) {
     CUresult (*Create)(CUcontext *, unsigned, CUdevice) = dlsym(h, "cuCtxCreate_v2");
     CUresult (*Alloc)(CUdeviceptr *, size_t) = dlsym(h, "cuMemAlloc_v2");
     CUresult (*Sync)(void) = dlsym(h, "cuCtxSynchronize");
+    CUresult (*Reg)(void *, size_t, unsigned) = dlsym(h, "cuMemHostRegister_v2");
+    CUresult (*Unreg)(void *) = dlsym(h, "cuMemHostUnregister");
+    CUresult (*HAlloc)(void **, size_t, unsigned) = dlsym(h, "cuMemHostAlloc");
+    CUresult (*HFree)(void *) = dlsym(h, "cuMemFreeHost");
+    CUresult (*Free)(CUdeviceptr) = dlsym(h, "cuMemFree_v2");
+    CUresult (*Release)(CUdevice) = dlsym(h, "cuDevicePrimaryCtxRelease_v2");
     double t1 = now();
     CHECK(Init(0));
     double t2 = now();
@@ -34,6 +46,29 @@ int main(int argc, char **argv) {
     CHECK(Attr(&cc, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d));
     double t3 = now();
     CUcontext c;
+    if (!strncmp(mode, "teardown", 8)) {
+        CHECK(Retain(&c, d)); CHECK(SetCur(c));
+        double ta = now();
+        enum { NB = 26, NH = 4 };
+        size_t bl = 10656 * 1024; void *b[NB], *hh[NH]; CUdeviceptr dp[NH];
+        for (int i = 0; i < NB; i++) { b[i] = aligned_alloc(4096, bl); memset(b[i], 1, bl); CHECK(Reg(b[i], bl, 1)); }
+        for (int i = 0; i < NH; i++) { CHECK(HAlloc(&hh[i], 8 << 20, 0)); memset(hh[i], 1, 8 << 20); CHECK(Alloc(&dp[i], 64 << 20)); }
+        CHECK(Sync());
+        double tb = now();
+        printf("%-18s cuInit %.3f context %.3f  pin+alloc %.3f", mode, t2 - t1, ta - t3, tb - ta);
+        if (!strcmp(mode, "teardown-explicit")) {
+            for (int i = 0; i < NB; i++) CHECK(Unreg(b[i]));
+            double tc = now();
+            for (int i = 0; i < NH; i++) { CHECK(HFree(hh[i])); CHECK(Free(dp[i])); }
+            double td = now();
+            CHECK(Release(d));
+            double te = now();
+            printf("  unregister %.3f  free %.3f  context release %.3f", tc - tb, td - tc, te - td);
+        }
+        printf("  inside %.3f s\n", now() - t0);
+        fflush(stdout);
+        _exit(0);
+    }
     if (!strcmp(mode, "primary")) { CHECK(Retain(&c, d)); CHECK(SetCur(c)); }
     else if (!strcmp(mode, "primary-blocking")) { CHECK(SetFlags(d, CU_CTX_SCHED_BLOCKING_SYNC)); CHECK(Retain(&c, d)); CHECK(SetCur(c)); }
     else { if (!Create) { printf("no cuCtxCreate_v2\n"); return 1; } CHECK(Create(&c, 0, d)); }

@@ -1,7 +1,8 @@
 // Write-path microbenchmark: how fast can N threads put B bytes into one new file (page cache
 // plus fsync) on this file system? Used to decide how melpipe's writer should write (docs/PERFORMANCE.md).
 // build: cc -O2 -pthread bench/wbench.c -o wbench
-// usage: wbench PATH BYTES THREADS MODE(write|pwrite|mmap) [fallocate 0|1] [chunk_bytes] [writeback 0|1]
+// usage: wbench PATH BYTES THREADS MODE(write|pwrite|mmap|direct) [fallocate 0|1] [chunk_bytes] [writeback 0|1]
+// direct: O_DIRECT pwrite of aligned chunks (BYTES rounded up to 4 KiB, then truncated back).
 // With writeback, one thread starts writeback every 32 MiB; several threads after each chunk.
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -24,10 +25,11 @@ static void *worker(void *arg) {
     for (long long c = id; c < nchunks; c += nthreads) {
         long long off = c * chunk; size_t n = chunk; if (off + n > total) n = total - off;
         if (mode[0] == 'm') memcpy(map + off, src, n);
+        else if (mode[0] == 'd') { size_t a = (n + 4095) & ~(size_t)4095; if (pwrite(fd, src, a, off) != (ssize_t)a) { perror("pwrite O_DIRECT"); exit(1); } }
         else { size_t d = 0; while (d < n) { ssize_t w = pwrite(fd, src + d, n - d, off + d); if (w <= 0) { perror("pwrite"); exit(1);} d += w; } }
         since += n;
         // Start writeback of what this thread wrote, as melpipe's writer does every 32 MiB.
-        if (wb && since >= wb_every) { sync_file_range(fd, off + n - (nthreads == 1 ? since : n), nthreads == 1 ? since : n, SYNC_FILE_RANGE_WRITE); since = 0; }
+        if (wb && mode[0] != 'd' && since >= wb_every) { sync_file_range(fd, off + n - (nthreads == 1 ? since : n), nthreads == 1 ? since : n, SYNC_FILE_RANGE_WRITE); since = 0; }
     }
     return NULL;
 }
@@ -40,7 +42,7 @@ int main(int argc, char **argv) {
     src = aligned_alloc(4096, chunk); for (size_t i = 0; i < chunk; i++) src[i] = (char)(i * 131 + 7);
     unlink(path);
     double t0 = now();
-    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644); if (fd < 0) { perror("open"); return 1; }
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | (mode[0] == 'd' ? O_DIRECT : 0), 0644); if (fd < 0) { perror("open"); return 1; }
     if (falloc && fallocate(fd, 0, 0, total)) perror("fallocate");
     if (mode[0] == 'm') { if (ftruncate(fd, total)) perror("ftruncate"); map = mmap(NULL, total, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0); if (map == MAP_FAILED) { perror("mmap"); return 1; } }
     if (mode[0] == 'w') nthreads = 1;
@@ -49,6 +51,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
     double t1 = now();
     if (mode[0] == 'm') munmap(map, total);
+    if (mode[0] == 'd' && ftruncate(fd, total)) perror("ftruncate");
     fdatasync(fd);
     double t2 = now();
     close(fd);

@@ -162,7 +162,8 @@ pub struct Params {
     /// Reader threads (0: automatic). [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub readers: Option<usize>,
-    /// CPU compute threads (0: one per core). [default: 0]
+    /// CPU compute threads, also when `--device auto` falls back to the CPU (0: one per core).
+    /// [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub threads: Option<usize>,
     /// Files per task, the unit read, computed and written together (0: automatic). [default: 0]

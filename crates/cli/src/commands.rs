@@ -125,18 +125,13 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
         }
     };
     let owned = cfg.clone();
-    let build = std::thread::spawn(
-        move || -> Result<(Box<dyn BackendFactory>, Vec<String>), String> {
-            let r = build_gpu(&owned, ordinal);
-            crate::timeline("GPU backend started");
-            r
-        },
-    );
+    let build = std::thread::spawn(move || -> Building {
+        let r = build_gpu(&owned, ordinal);
+        crate::timeline("GPU backend started");
+        r
+    });
     /// Opens the GPU(s) and compiles the kernels (on the build thread).
-    fn build_gpu(
-        owned: &Config,
-        ordinal: Option<usize>,
-    ) -> Result<(Box<dyn BackendFactory>, Vec<String>), String> {
+    fn build_gpu(owned: &Config, ordinal: Option<usize>) -> Building {
         match ordinal {
             // The device count and ordinal are checked there, with messages that say what to do.
             Some(n) => {
@@ -154,6 +149,7 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
     let lazy = Arc::new(LazyFactory {
         build: std::sync::Mutex::new(Some(build)),
         built: std::sync::OnceLock::new(),
+        releasing: std::sync::Mutex::new(None),
         devices: count.unwrap_or(1),
         label: ordinal.map_or("cuda:all".to_string(), |n| format!("cuda:{n}")),
         fallback,
@@ -162,10 +158,16 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
     let watch = Arc::clone(&lazy);
     let monitors: std::sync::OnceLock<Vec<GpuMonitor>> = std::sync::OnceLock::new();
     let gpu_status: status::GpuProbe = Box::new(move || {
-        let Ok((_, uuids)) = watch.built.get()? else {
+        let Ok(started) = watch.built.get()? else {
             return None;
         };
-        let ms = monitors.get_or_init(|| uuids.iter().filter_map(|u| GpuMonitor::new(u)).collect());
+        let ms = monitors.get_or_init(|| {
+            started
+                .uuids
+                .iter()
+                .filter_map(|u| GpuMonitor::new(u))
+                .collect()
+        });
         let parts: Vec<String> = ms
             .iter()
             .filter_map(|m| m.sample().map(|s| s.to_string()))
@@ -178,12 +180,24 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
     })
 }
 
-type Built = Result<(Box<dyn BackendFactory>, Vec<String>), String>;
+/// A started GPU backend factory.
+struct Started {
+    /// Taken out by [`BackendFactory::release`] to give the device back.
+    factory: std::sync::RwLock<Option<Box<dyn BackendFactory>>>,
+    name: String,
+    uuids: Vec<String>,
+}
+
+type Built = Result<Started, String>;
+/// What the build thread returns: the factory and the GPUs' UUIDs, or why the GPU did not start.
+type Building = Result<(Box<dyn BackendFactory>, Vec<String>), String>;
 
 /// A GPU backend factory being built on another thread; its users wait for it.
 struct LazyFactory {
-    build: std::sync::Mutex<Option<std::thread::JoinHandle<Built>>>,
+    build: std::sync::Mutex<Option<std::thread::JoinHandle<Building>>>,
     built: std::sync::OnceLock<Built>,
+    /// The thread tearing the GPU state down while the run commits (joined on drop).
+    releasing: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     devices: usize,
     label: String,
     /// `auto`: compute on the CPU if the GPU cannot be started.
@@ -197,11 +211,24 @@ impl LazyFactory {
         self.built.get_or_init(|| {
             let handle = self.build.lock().unwrap_or_else(|p| p.into_inner()).take();
             match handle.map(|h| h.join()) {
-                Some(Ok(r)) => r,
+                Some(Ok(r)) => r.map(|(f, uuids)| Started {
+                    name: f.name(),
+                    factory: std::sync::RwLock::new(Some(f)),
+                    uuids,
+                }),
                 Some(Err(_)) => Err("starting the GPU backend panicked".into()),
                 None => Err("the GPU backend was not started".into()),
             }
         })
+    }
+}
+
+impl Drop for LazyFactory {
+    fn drop(&mut self) {
+        let releasing = self.releasing.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = releasing.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -211,7 +238,7 @@ struct SharedLazy(Arc<LazyFactory>);
 impl BackendFactory for SharedLazy {
     fn name(&self) -> String {
         match self.0.get() {
-            Ok((f, _)) => f.name(),
+            Ok(started) => started.name.clone(),
             Err(why) if self.0.fallback => {
                 format!("cpu (auto: the GPU could not be started: {why})")
             }
@@ -224,7 +251,13 @@ impl BackendFactory for SharedLazy {
         cfg: &Config,
     ) -> melpipe_core::Result<Box<dyn melpipe_core::backend::Backend>> {
         match self.0.get() {
-            Ok((f, _)) => f.create(cfg),
+            Ok(started) => match &*started.factory.read().unwrap_or_else(|p| p.into_inner()) {
+                Some(f) => f.create(cfg),
+                None => Err(melpipe_core::Error::Backend {
+                    backend: started.name.clone(),
+                    msg: "the GPU was already given back".into(),
+                }),
+            },
             Err(why) if self.0.fallback => {
                 if !self
                     .0
@@ -259,6 +292,25 @@ impl BackendFactory for SharedLazy {
 
     fn fell_back_to_cpu(&self) -> bool {
         self.0.fallback && self.0.get().is_err()
+    }
+
+    fn release(&self) {
+        // Only a GPU that was started (a run with nothing to compute may end before that).
+        let Some(Ok(started)) = self.0.built.get() else {
+            return;
+        };
+        let taken = started
+            .factory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(f) = taken {
+            let h = std::thread::spawn(move || {
+                melpipe_core::trace::span("gpu-release", 0, || drop(f));
+                crate::timeline("GPU given back");
+            });
+            *self.0.releasing.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+        }
     }
 }
 
@@ -338,13 +390,10 @@ pub fn execute(
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     reporter.thread().unpark();
     let _ = reporter.join();
-    if !factory.is_cpu() && crate::fast_exit() {
-        // Tearing down CUDA contexts and page-locked memory takes a noticeable part of a short
-        // run; the process ends right after this and the OS reclaims all of it.
-        std::mem::forget(factory);
-    } else {
-        drop(factory);
-    }
+    // A finished run has started giving the GPU back during its commit (BackendFactory::
+    // release); this waits for that. Otherwise (an error, Ctrl-C) the teardown happens here:
+    // it costs about what the kernel's would at exit (docs/PERFORMANCE.md, run L).
+    drop(factory);
     crate::timeline("status line stopped, backend released");
     status::sample_memory();
     Ok(r?)

@@ -164,9 +164,16 @@ pub trait BackendFactory: Send + Sync {
     }
 
     /// True when a factory meant for a device computes on the CPU instead (`--device auto`
-    /// when the GPU could not be started). Asked only after [`Self::create`] has been called:
-    /// the run then journals "cpu" as its backend, so that a resume cannot mix backends.
+    /// when the GPU could not be started); may wait until the factory knows. The run then
+    /// journals "cpu" as its backend, so that a resume cannot mix backends, and computes with
+    /// as many threads as a CPU run (`threads`) instead of one per stream.
     fn fell_back_to_cpu(&self) -> bool {
         false
     }
+
+    /// Called once a run has computed everything and dropped its backends, before it commits:
+    /// a device factory may start giving its device back (a GPU context takes tens of
+    /// milliseconds to tear down) on a thread of its own while the commit waits for the disk.
+    /// No backend is created afterwards.
+    fn release(&self) {}
 }

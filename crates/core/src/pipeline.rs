@@ -401,6 +401,8 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         execute(cfg, req, factory, &knobs, &tasks, &header, &mut writer)
     })?;
     let run_s = t_run.elapsed().as_secs_f64();
+    // Every backend is gone: the device can be given back while the commit waits for the disk.
+    factory.release();
 
     progress.set_phase(Phase::Commit);
     let t_commit = Instant::now();
@@ -659,11 +661,18 @@ fn execute(
                 });
             }
             drop(full_tx);
-            for _ in 0..knobs.streams * factory.devices().max(1) {
+            // One compute thread per stream; a factory that falls back to the CPU (`--device
+            // auto` when the GPU does not start) gets as many as a CPU run has: the spare
+            // threads wait until the factory knows and end at once if the device started.
+            let device_threads = knobs.streams * factory.devices().max(1);
+            for i in 0..device_threads.max(knobs.threads) {
                 let done_tx = done_tx.clone();
                 let full_rx: Receiver<_> = full_rx.clone();
                 let free_tx: Sender<_> = free_tx.clone();
                 s.spawn(move || {
+                    if i >= device_threads && !factory.fell_back_to_cpu() {
+                        return;
+                    }
                     let mut backend = match trace::span("create-backend", 0, || factory.create(cfg))
                     {
                         Ok(b) => b,

@@ -12,19 +12,23 @@ use melpipe_core::manifest::Manifest;
 use melpipe_core::pipeline::{run, RunRequest};
 use melpipe_core::Result;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A device factory computing with the CPU backend. With `shuffled`, a pseudo-random pause
 /// before each batch makes tasks finish out of order; with `fell_back`, its device "could not
 /// be started" and it computes on the CPU as `--device auto` does then; with `stopping`, it
-/// stops the run after that many batches.
+/// stops the run after that many batches. It counts the backends it made, those still alive,
+/// and the backends alive at each `release`.
 struct Device {
     fell_back: bool,
     seed: Option<AtomicU64>,
     stop: Arc<AtomicBool>,
     stop_after: Option<u64>,
     computed: Arc<AtomicU64>,
+    created: AtomicU64,
+    live: Arc<AtomicI64>,
+    released_with_live: Mutex<Vec<i64>>,
 }
 
 impl Device {
@@ -35,6 +39,9 @@ impl Device {
             stop: Arc::default(),
             stop_after: None,
             computed: Arc::default(),
+            created: AtomicU64::new(0),
+            live: Arc::default(),
+            released_with_live: Mutex::default(),
         }
     }
     fn shuffled(mut self, seed: u64) -> Self {
@@ -55,6 +62,13 @@ struct DeviceBackend {
     stop: Arc<AtomicBool>,
     stop_after: Option<u64>,
     computed: Arc<AtomicU64>,
+    live: Arc<AtomicI64>,
+}
+
+impl Drop for DeviceBackend {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Backend for DeviceBackend {
@@ -90,12 +104,15 @@ impl BackendFactory for Device {
             .seed
             .as_ref()
             .map(|s| s.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) | 1);
+        self.created.fetch_add(1, Ordering::SeqCst);
+        self.live.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(DeviceBackend {
             inner: CpuBackendFactory.create(cfg)?,
             state,
             stop: Arc::clone(&self.stop),
             stop_after: self.stop_after,
             computed: Arc::clone(&self.computed),
+            live: Arc::clone(&self.live),
         }))
     }
     fn is_cpu(&self) -> bool {
@@ -106,6 +123,10 @@ impl BackendFactory for Device {
     }
     fn fell_back_to_cpu(&self) -> bool {
         self.fell_back
+    }
+    fn release(&self) {
+        let live = self.live.load(Ordering::SeqCst);
+        self.released_with_live.lock().unwrap().push(live);
     }
 }
 
@@ -271,4 +292,35 @@ fn device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
         let v = melpipe_core::verify::verify(&dev);
         assert!(v.intact(), "{length:?}: {:?}", v.problems);
     }
+}
+
+#[test]
+fn a_device_that_fell_back_computes_with_a_cpu_runs_threads_and_is_released_after_its_backends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path(), 60, 0);
+    let cfg = Config {
+        threads: 5,
+        ..small_config()
+    };
+    // A device that started: one compute thread per stream (2); released once, after every
+    // backend is gone and before the run returns.
+    let device = Device::new(false);
+    run_into(&cfg, &data, &tmp.path().join("dev"), &device);
+    assert_eq!(device.created.load(Ordering::SeqCst), 2);
+    assert_eq!(*device.released_with_live.lock().unwrap(), vec![0]);
+    // One that fell back computes on as many threads as a CPU run (5).
+    let fell_back = Device::new(true);
+    run_into(&cfg, &data, &tmp.path().join("fell_back"), &fell_back);
+    assert_eq!(fell_back.created.load(Ordering::SeqCst), 5);
+    assert_eq!(*fell_back.released_with_live.lock().unwrap(), vec![0]);
+    // A run that stops is not released (its process tears the device down as it ends).
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Device::new(false).stopping(&stop, 3);
+    let r = run(
+        &cfg,
+        &request(&data, &tmp.path().join("stopped"), false, Arc::clone(&stop)),
+        &stopping,
+    );
+    assert!(matches!(r, Err(melpipe_core::Error::Interrupted)), "{r:?}");
+    assert!(stopping.released_with_live.lock().unwrap().is_empty());
 }
