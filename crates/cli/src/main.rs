@@ -109,8 +109,9 @@ pub(crate) fn timeline(what: &'static str) {
     }
 }
 
-/// Whether to end a successful process without tearing down GPU state (the OS reclaims it):
-/// on unless `MELPIPE_CLEAN_EXIT=1` (for tools such as compute-sanitizer, and for comparing).
+/// Whether to end a successful process with `_exit`, skipping the CUDA driver's exit handlers
+/// (the run has given its GPU back already; the OS reclaims the driver's own state): on unless
+/// `MELPIPE_CLEAN_EXIT=1` (for tools such as compute-sanitizer, and for comparing).
 pub(crate) fn fast_exit() -> bool {
     std::env::var_os("MELPIPE_CLEAN_EXIT").is_none_or(|v| v != "1")
 }
