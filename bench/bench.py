@@ -8,7 +8,8 @@
   * the floors and the runs alternate --repeat times, and each figure is the median of its
     --repeat values (the spread is printed too);
   * optionally the torchaudio GPU pipeline of the seed's design (bench/seed_pipeline.py);
-  * optionally the same with a cold page cache (needs root: drop_caches).
+  * optionally the read floor and the runs with a cold page cache, --repeat alternated tries
+    (needs root: drop_caches).
 
 It prints a table of seconds and ratios and writes the figures as JSON (--json FILE).
 
@@ -243,13 +244,26 @@ def main():
         runs["torchaudio-seed"] = {"wall_s": statistics.median(walls), "all_s": walls, "peak_rss_mb": peak}
 
     if a.cold:
-        drop_caches()
-        results["cold_read_floor_s"] = read_floor(files, a.readers)[0]
-        for dev in [d for d in a.devices.split(",") if d]:
+        # Alternated like the warm figures: each try drops the page cache before the read floor
+        # and before every run (single cold runs gave 1.05-1.22x of the cold read between calls).
+        cold_reads, cold = [], {dev: [] for dev in devices}
+        cold_peaks = {dev: [] for dev in devices}
+        for _ in range(a.repeat):
             drop_caches()
-            w, peak, _ = timed([a.melpipe, "-q", "run", data, "-o", out, "--force", "--device", dev] + a.extra)
-            runs[f"{dev} (cold)"] = {"wall_s": w, "peak_rss_mb": peak}
-            shutil.rmtree(out)
+            cold_reads.append(read_floor(files, a.readers)[0])
+            for dev in devices:
+                shutil.rmtree(out, ignore_errors=True)
+                drop_caches()
+                w, peak, _ = timed([a.melpipe, "-q", "run", data, "-o", out, "--device", dev]
+                                   + a.extra)
+                cold[dev].append(w)
+                cold_peaks[dev].append(peak)
+        shutil.rmtree(out, ignore_errors=True)
+        results["cold_read_floor_s"] = statistics.median(cold_reads)
+        results["cold_read_floor_all_s"] = cold_reads
+        for dev in devices:
+            runs[f"{dev} (cold)"] = {"wall_s": statistics.median(cold[dev]), "all_s": cold[dev],
+                                     "peak_rss_mb": max(cold_peaks[dev])}
     results["runs"] = runs
 
     base = runs.get("torchaudio-seed", {}).get("wall_s")
@@ -263,7 +277,8 @@ def main():
         print("  write+fsync variants: " + ", ".join(
             f"{k} {v:.3f}s" for k, v in results["write_floor_variants_s"].items()))
     if "cold_read_floor_s" in results:
-        print(f"cold read floor: {results['cold_read_floor_s']:.3f}s")
+        print(f"cold read floor (median): {results['cold_read_floor_s']:.3f}s (tries "
+              + " ".join(f"{x:.3f}" for x in results["cold_read_floor_all_s"]) + ")")
     print(f"{'run':<22}{'wall s':>9}{'× floor':>9}{'torchaudio ×':>14}{'peak RSS MB':>13}")
     for k, r in runs.items():
         ref = results.get("cold_read_floor_s") if "cold" in k else floor

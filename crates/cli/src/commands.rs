@@ -114,6 +114,7 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
     if fallback && !nvidia_gpu_visible() {
         return Err("the NVIDIA kernel driver shows no GPU".into());
     }
+    limit_gpu_connections(cfg);
     let count = match ordinal {
         Some(_) => None,
         None => {
@@ -186,6 +187,21 @@ struct Started {
     factory: std::sync::RwLock<Option<Box<dyn BackendFactory>>>,
     name: String,
     uuids: Vec<String>,
+}
+
+/// Gives each GPU context one hardware work queue per compute stream, unless the user chose
+/// (`CUDA_DEVICE_MAX_CONNECTIONS`, 1–32, the driver's default 8). Creating a context sets up
+/// every queue, and the context is on the GPU path's critical start: on the H100 machine it
+/// took 0.14–0.17 s with 8 queues, 0.08–0.10 s with 4 (docs/PERFORMANCE.md, run O). The
+/// pipeline's streams are independent, so more queues than streams only cost start-up time.
+fn limit_gpu_connections(cfg: &Config) {
+    const VAR: &str = "CUDA_DEVICE_MAX_CONNECTIONS";
+    if std::env::var_os(VAR).is_none() {
+        let streams = pipeline::Knobs::resolve(cfg, false).streams.clamp(1, 32);
+        // Called before the CUDA driver starts and before the run's threads exist (only the
+        // signal thread, waiting in sigwait, runs now): nothing reads the environment meanwhile.
+        std::env::set_var(VAR, streams.to_string());
+    }
 }
 
 type Built = Result<Started, String>;

@@ -1,47 +1,9 @@
 //! Integration tests: the real `melpipe` binary on WAV files written into temporary folders.
 
+mod common;
+
+use common::{dataset, manifest, melpipe, run_ok, s};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn melpipe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_melpipe"));
-    c.env_remove("PIPELINE_LOG_LEVEL").env_remove("MELPIPE_LOG");
-    c
-}
-
-fn run_ok(args: &[&str]) -> Output {
-    let o = melpipe().args(args).output().expect("spawn melpipe");
-    assert!(
-        o.status.success(),
-        "melpipe {args:?} failed ({:?}):\n{}\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn manifest(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
-}
-
-/// A small dataset: `files` valid clips plus `corrupt` malformed or unusual ones.
-fn dataset(dir: &Path, files: usize, corrupt: usize) -> PathBuf {
-    let data = dir.join("data");
-    run_ok(&[
-        "generate",
-        s(&data),
-        "--files",
-        &files.to_string(),
-        "--corrupt",
-        &corrupt.to_string(),
-    ]);
-    data
-}
 
 fn f16_values(path: &Path) -> Vec<f32> {
     let b = std::fs::read(path).unwrap();

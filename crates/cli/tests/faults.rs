@@ -1,53 +1,11 @@
 //! Fault tests: the real `melpipe` binary when the disk fills up and when its inputs change
 //! while it reads them. (Kills, Ctrl-C and changed inputs before a resume are in `cli.rs`.)
 
+mod common;
+
+use common::{check_ok, dataset, manifest, melpipe, run_ok, s};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn melpipe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_melpipe"));
-    c.env_remove("PIPELINE_LOG_LEVEL")
-        .env_remove("MELPIPE_LOG")
-        .env_remove("MELPIPE_FAULT_WRITE_AFTER_BYTES")
-        .env_remove("MELPIPE_CHECKPOINT_SECS");
-    c
-}
-
-fn check_ok(args: &[&str], o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "melpipe {args:?} failed ({:?}):\n{}\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn run_ok(args: &[&str]) -> Output {
-    check_ok(args, melpipe().args(args).output().expect("spawn melpipe"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn manifest(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
-}
-
-fn dataset(dir: &Path, files: usize, corrupt: usize) -> PathBuf {
-    let data = dir.join("data");
-    run_ok(&[
-        "generate",
-        s(&data),
-        "--files",
-        &files.to_string(),
-        "--corrupt",
-        &corrupt.to_string(),
-    ]);
-    data
-}
 
 /// Small tasks on one thread: many batches, so a fault lands in the middle of the run.
 fn run_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {

@@ -1,0 +1,57 @@
+//! Helpers shared by the CLI test files (`cli.rs`, `faults.rs`): the real `melpipe` binary with
+//! a clean environment, runs that must succeed, and small datasets.
+// Each test file compiles this module on its own and uses part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `melpipe` binary, without the variables that change its logging or inject faults.
+pub fn melpipe() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_melpipe"));
+    c.env_remove("PIPELINE_LOG_LEVEL")
+        .env_remove("MELPIPE_LOG")
+        .env_remove("MELPIPE_FAULT_WRITE_AFTER_BYTES")
+        .env_remove("MELPIPE_CHECKPOINT_SECS");
+    c
+}
+
+/// `o`, after checking that `melpipe args` succeeded (its output is shown when it did not).
+pub fn check_ok(args: &[&str], o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "melpipe {args:?} failed ({:?}):\n{}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Runs `melpipe args`, which must succeed.
+pub fn run_ok(args: &[&str]) -> Output {
+    check_ok(args, melpipe().args(args).output().expect("spawn melpipe"))
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The manifest of the output in `out`.
+pub fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A small dataset in `dir/data`: `files` valid clips plus `corrupt` malformed or unusual ones.
+pub fn dataset(dir: &Path, files: usize, corrupt: usize) -> PathBuf {
+    let data = dir.join("data");
+    run_ok(&[
+        "generate",
+        s(&data),
+        "--files",
+        &files.to_string(),
+        "--corrupt",
+        &corrupt.to_string(),
+    ]);
+    data
+}
