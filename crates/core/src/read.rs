@@ -59,6 +59,9 @@ impl Reader {
     /// Never fails as a whole: a file that cannot be used is a `failed` outcome.
     pub fn read_task(&mut self, files: &[InputFile], batch: &mut AudioBatch) -> Vec<FileOutcome> {
         batch.clear(self.kind);
+        if files.len() > 1 && !first_page_cached(&files[0].path) {
+            prefetch(files);
+        }
         files.iter().map(|f| self.read_file(f, batch)).collect()
     }
 
@@ -166,6 +169,63 @@ impl Reader {
             rows: rows as u64,
         }
     }
+}
+
+/// Whether the first page of `path` is in the page cache: a one-byte read that may not wait
+/// (`preadv2` with `RWF_NOWAIT`, Linux). True when that cannot be told (other systems, file
+/// systems without non-blocking reads, a file that does not open), so a warm cache never pays
+/// for [`prefetch`].
+fn first_page_cached(path: &std::path::Path) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        else {
+            return true;
+        };
+        let mut byte = 0u8;
+        let iov = libc::iovec {
+            iov_base: (&mut byte as *mut u8).cast(),
+            iov_len: 1,
+        };
+        // SAFETY: one iovec over a live local byte; the descriptor is open for the call.
+        let n = unsafe { libc::preadv2(f.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+        n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = path;
+        true
+    }
+}
+
+/// Asks the kernel to read every file of a task into the page cache in the background
+/// (`posix_fadvise(WILLNEED)`), before the reader reads them one by one. On a cold cache the
+/// disk then has the whole task's requests queued at once instead of one file's per reader:
+/// on the H100 machine's virtual disk, reading with 64 threads instead of 16 took a cold GPU
+/// run from 4.07 s to 3.72 s (docs/PERFORMANCE.md, run P). Errors are ignored: the reads that
+/// follow report them.
+fn prefetch(files: &[InputFile]) {
+    #[cfg(target_os = "linux")]
+    for f in files {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK as in read_whole: a FIFO named *.wav must not block the reader here.
+        if let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&f.path)
+        {
+            // SAFETY: plain integers and a descriptor that is open for the call.
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = files;
 }
 
 fn is_float(f: wav::SampleFormat) -> bool {
@@ -298,6 +358,14 @@ mod tests {
         std::os::unix::fs::symlink("/dev/zero", p("zero")).unwrap();
         std::fs::remove_file(p("dangling")).unwrap();
         std::os::unix::fs::symlink(d.path().join("nowhere"), p("dangling")).unwrap();
+
+        // The cold-cache prefetch and its probe neither block on nor trip over any of these
+        // (each returns at once; the reads below report the files as before).
+        for f in &files {
+            let _ = first_page_cached(&f.path);
+        }
+        assert!(first_page_cached(&p("ok")), "a file just written is cached");
+        prefetch(&files);
 
         let mut batch = AudioBatch::default();
         let out = Reader::new(&cfg).read_task(&files, &mut batch);
