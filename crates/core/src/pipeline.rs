@@ -541,18 +541,7 @@ fn execute(
         let Some(row) = row_starts.take(t, halt) else {
             return Err(Error::Interrupted);
         };
-        // A batch of the wrong size would spill into the next task's rows: refuse it first.
-        let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
-        let bytes = features.as_bytes().len() as u64;
-        if bytes != rows * row_bytes {
-            return Err(Error::Backend {
-                backend: factory.name(),
-                msg: format!(
-                    "a batch of {rows} rows came with {bytes} feature bytes, expected {}",
-                    rows * row_bytes
-                ),
-            });
-        }
+        write::check_batch_bytes(outcomes, features.as_bytes(), row_bytes, || factory.name())?;
         trace::span("write-at", t as u64, || {
             sink.write_at(row * row_bytes, features.as_bytes())
         })

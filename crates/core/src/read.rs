@@ -179,12 +179,7 @@ fn first_page_cached(path: &std::path::Path) -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        let Ok(f) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-        else {
+        let Ok(f) = open_nonblocking(path) else {
             return true;
         };
         let mut byte = 0u8;
@@ -213,13 +208,7 @@ fn prefetch(files: &[InputFile]) {
     #[cfg(target_os = "linux")]
     for f in files {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK as in read_whole: a FIFO named *.wav must not block the reader here.
-        if let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&f.path)
-        {
+        if let Ok(file) = open_nonblocking(&f.path) {
             // SAFETY: plain integers and a descriptor that is open for the call.
             unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
         }
@@ -232,17 +221,22 @@ fn is_float(f: wav::SampleFormat) -> bool {
     matches!(f, wav::SampleFormat::F32 | wav::SampleFormat::F64)
 }
 
+/// Opens an input for reading with O_NONBLOCK, so that a FIFO named `*.wav` does not wait
+/// for a writer (regular files ignore the flag).
+fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
 /// Reads a whole regular file into `buf` (cleared first). Anything else named `*.wav`, or
 /// linked to by such a name, is refused: a FIFO would block the reader forever and a device
 /// like /dev/zero would never end.
 fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     buf.clear();
-    // O_NONBLOCK so that opening a FIFO does not wait for a writer; regular files ignore it.
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+    let f = open_nonblocking(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
         return Err(std::io::Error::new(

@@ -359,6 +359,29 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     let _ = (file, offset, len);
 }
 
+/// Refuses a batch whose feature bytes do not match its files' rows (`row_bytes` each): written
+/// at its place, it would spill into the next task's rows. `backend` names who made it (asked
+/// only for the error).
+pub fn check_batch_bytes(
+    outcomes: &[FileOutcome],
+    features: &[u8],
+    row_bytes: u64,
+    backend: impl FnOnce() -> String,
+) -> Result<()> {
+    let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
+    let expect = rows * row_bytes;
+    if features.len() as u64 != expect {
+        return Err(Error::Backend {
+            backend: backend(),
+            msg: format!(
+                "a batch of {rows} rows came with {} feature bytes, expected {expect}",
+                features.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// fsyncs a folder so that renames and creations in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -710,17 +733,8 @@ impl OutputWriter {
         outcomes: &[FileOutcome],
         features: &[u8],
     ) -> Result<()> {
-        let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
-        let expect = rows * self.values_per_row * self.dtype.size() as u64;
-        if features.len() as u64 != expect {
-            return Err(Error::Backend {
-                backend: "writer".into(),
-                msg: format!(
-                    "a batch of {rows} rows came with {} feature bytes, expected {expect}",
-                    features.len()
-                ),
-            });
-        }
+        let row_bytes = self.values_per_row * self.dtype.size() as u64;
+        check_batch_bytes(outcomes, features, row_bytes, || "writer".into())?;
         // Mapping rows first (an i32 overflow is found before anything is written); the journal
         // only ever records `complete_bytes`, so a batch cut short by a failed write is redone.
         if let Some(m) = &mut self.mapping {
@@ -1077,6 +1091,28 @@ pub(crate) fn commit_into(partial: &Path, out: &Path, m: &manifest::Manifest) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_whose_bytes_do_not_match_its_rows_is_refused() {
+        let outcome = |rows| FileOutcome {
+            bytes: 0,
+            samples: 0,
+            status: crate::manifest::FileStatus::Ok,
+            rows,
+        };
+        let outcomes = [outcome(3), outcome(2)];
+        // 5 rows of 64 bytes.
+        assert!(check_batch_bytes(&outcomes, &[0; 320], 64, || unreachable!()).is_ok());
+        let e = check_batch_bytes(&outcomes, &[0; 318], 64, || "gpu".into()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            Error::Backend {
+                backend: "gpu".into(),
+                msg: "a batch of 5 rows came with 318 feature bytes, expected 320".into()
+            }
+            .to_string()
+        );
+    }
 
     #[test]
     fn large_appends_hash_in_parallel_to_the_same_checksum() {

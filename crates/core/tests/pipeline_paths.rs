@@ -161,6 +161,16 @@ fn dataset(dir: &Path, files: usize, corrupt: usize) -> std::path::PathBuf {
     data
 }
 
+/// A run into `out` on a device (`fell_back` as in [`Device::new`]) that stops it after `after`
+/// batches; the run must say it was interrupted. Returns the device, for its counts.
+fn interrupted_run(cfg: &Config, data: &Path, out: &Path, fell_back: bool, after: u64) -> Device {
+    let stop = Arc::new(AtomicBool::new(false));
+    let device = Device::new(fell_back).stopping(&stop, after);
+    let r = run(cfg, &request(data, out, false, Arc::clone(&stop)), &device);
+    assert!(matches!(r, Err(melpipe_core::Error::Interrupted)), "{r:?}");
+    device
+}
+
 fn small_config() -> Config {
     Config {
         clip_samples: 6000,
@@ -178,14 +188,7 @@ fn a_run_that_fell_back_to_the_cpu_journals_cpu_and_resumes_only_on_the_cpu() {
     let data = dataset(tmp.path(), 120, 0);
     let cfg = small_config();
     let out = tmp.path().join("out");
-    let stop = Arc::new(AtomicBool::new(false));
-    let fell_back = Device::new(true).stopping(&stop, 5);
-    let r = run(
-        &cfg,
-        &request(&data, &out, false, Arc::clone(&stop)),
-        &fell_back,
-    );
-    assert!(matches!(r, Err(melpipe_core::Error::Interrupted)), "{r:?}");
+    interrupted_run(&cfg, &data, &out, true, 5);
     let partial = out.join(melpipe_core::write::PARTIAL_DIR);
     let loaded = melpipe_core::journal::load(&partial).unwrap();
     assert_eq!(loaded.header.backend_kind, "cpu");
@@ -223,14 +226,7 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
     let cfg = small_config();
     let out = tmp.path().join("out");
     // A device run, interrupted after a few batches.
-    let stop = Arc::new(AtomicBool::new(false));
-    let device = Device::new(false).stopping(&stop, 5);
-    let r = run(
-        &cfg,
-        &request(&data, &out, false, Arc::clone(&stop)),
-        &device,
-    );
-    assert!(matches!(r, Err(melpipe_core::Error::Interrupted)), "{r:?}");
+    interrupted_run(&cfg, &data, &out, false, 5);
     let partial = out.join(melpipe_core::write::PARTIAL_DIR);
     assert_eq!(
         melpipe_core::journal::load(&partial)
@@ -314,13 +310,6 @@ fn a_device_that_fell_back_computes_with_a_cpu_runs_threads_and_is_released_afte
     assert_eq!(fell_back.created.load(Ordering::SeqCst), 5);
     assert_eq!(*fell_back.released_with_live.lock().unwrap(), vec![0]);
     // A run that stops is not released (its process tears the device down as it ends).
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopping = Device::new(false).stopping(&stop, 3);
-    let r = run(
-        &cfg,
-        &request(&data, &tmp.path().join("stopped"), false, Arc::clone(&stop)),
-        &stopping,
-    );
-    assert!(matches!(r, Err(melpipe_core::Error::Interrupted)), "{r:?}");
+    let stopping = interrupted_run(&cfg, &data, &tmp.path().join("stopped"), false, 3);
     assert!(stopping.released_with_live.lock().unwrap().is_empty());
 }
