@@ -177,11 +177,13 @@ def main():
     devices = [d for d in a.devices.split(",") if d]
     out = os.path.join(scratch, "out")
 
-    def melpipe_run(dev):
+    def melpipe_run(dev, cold=False):
         # A fresh folder each time, as the write floor writes fresh files: replacing an earlier
         # output (--force) deletes it, which costs as much again on some disks.
         shutil.rmtree(out, ignore_errors=True)
         sh(["sync"])
+        if cold:
+            drop_caches()
         w, peak, _ = timed([a.melpipe, "-q", "run", data, "-o", out, "--device", dev] + a.extra)
         m = json.load(open(os.path.join(out, "manifest.json")))
         shutil.rmtree(out)
@@ -252,13 +254,9 @@ def main():
             drop_caches()
             cold_reads.append(read_floor(files, a.readers)[0])
             for dev in devices:
-                shutil.rmtree(out, ignore_errors=True)
-                drop_caches()
-                w, peak, _ = timed([a.melpipe, "-q", "run", data, "-o", out, "--device", dev]
-                                   + a.extra)
+                w, peak, _ = melpipe_run(dev, cold=True)
                 cold[dev].append(w)
                 cold_peaks[dev].append(peak)
-        shutil.rmtree(out, ignore_errors=True)
         results["cold_read_floor_s"] = statistics.median(cold_reads)
         results["cold_read_floor_all_s"] = cold_reads
         for dev in devices:
