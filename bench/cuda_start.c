@@ -7,7 +7,12 @@
 //        holds at its end: 270 MB of registered host memory in 26 pieces, 4 x 8 MB cuMemHostAlloc,
 //        4 x 64 MB of device memory; explicit frees them and releases the context, timing each
 //        step, exit leaves it all to _exit. Time the process from outside for the exit's cost.)
+//        cuda_start teardown-dup2|teardown-close  (as teardown-explicit, then every descriptor of
+//        /dev/nvidia* is replaced by /dev/null with dup2, or closed, timing each: whether the
+//        driver's per-process teardown can run before the exit)
 #include <cuda.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <dlfcn.h>
@@ -56,7 +61,7 @@ int main(int argc, char **argv) {
         CHECK(Sync());
         double tb = now();
         printf("%-18s cuInit %.3f context %.3f  pin+alloc %.3f", mode, t2 - t1, ta - t3, tb - ta);
-        if (!strcmp(mode, "teardown-explicit")) {
+        if (strcmp(mode, "teardown-exit")) {
             for (int i = 0; i < NB; i++) CHECK(Unreg(b[i]));
             double tc = now();
             for (int i = 0; i < NH; i++) { CHECK(HFree(hh[i])); CHECK(Free(dp[i])); }
@@ -65,8 +70,31 @@ int main(int argc, char **argv) {
             double te = now();
             printf("  unregister %.3f  free %.3f  context release %.3f", tc - tb, td - tc, te - td);
         }
+        if (!strcmp(mode, "teardown-dup2") || !strcmp(mode, "teardown-close")) {
+            int maps = 0; char line[512];
+            FILE *m = fopen("/proc/self/maps", "r");
+            while (m && fgets(line, sizeof line, m)) if (strstr(line, "/dev/nvidia")) maps++;
+            if (m) fclose(m);
+            printf("  maps of /dev/nvidia* %d", maps);
+            int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+            DIR *dir = opendir("/proc/self/fd"); struct dirent *e; int fds[256], n = 0;
+            while ((e = readdir(dir)) && n < 256) {
+                char link[300], target[256]; snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+                ssize_t l = readlink(link, target, sizeof target - 1);
+                if (l > 0) { target[l] = 0; if (!strncmp(target, "/dev/nvidia", 11)) fds[n++] = atoi(e->d_name); }
+            }
+            closedir(dir);
+            for (int i = 0; i < n; i++) {
+                char link[64], target[256]; snprintf(link, sizeof link, "/proc/self/fd/%d", fds[i]);
+                ssize_t l = readlink(link, target, sizeof target - 1); target[l > 0 ? l : 0] = 0;
+                double tf = now();
+                if (!strcmp(mode, "teardown-dup2")) dup2(null, fds[i]); else close(fds[i]);
+                printf("  %s %.3f", target + 5, now() - tf);
+            }
+        }
         printf("  inside %.3f s\n", now() - t0);
         fflush(stdout);
+        if (!strcmp(mode, "teardown-dup2") || !strcmp(mode, "teardown-close")) exit(0); // run the library's exit handlers, as a Rust process does
         _exit(0);
     }
     if (!strcmp(mode, "primary")) { CHECK(Retain(&c, d)); CHECK(SetCur(c)); }

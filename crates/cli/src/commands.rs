@@ -323,7 +323,16 @@ impl BackendFactory for SharedLazy {
         if let Some(f) = taken {
             let h = std::thread::spawn(move || {
                 melpipe_core::trace::span("gpu-release", 0, || drop(f));
-                crate::timeline("GPU given back");
+                // SAFETY: a `melpipe` process runs one pipeline and makes no CUDA call once
+                // its GPUs are given back; what is left is its commit and its exit.
+                let ended = melpipe_core::trace::span("gpu-driver-end", 0, || unsafe {
+                    melpipe_cuda::end_driver_session(std::time::Duration::from_millis(500))
+                });
+                crate::timeline(if ended {
+                    "GPU given back, driver session ended"
+                } else {
+                    "GPU given back"
+                });
             });
             *self.0.releasing.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
         }

@@ -171,9 +171,11 @@ pub trait BackendFactory: Send + Sync {
         false
     }
 
-    /// Called once a run has computed everything and dropped its backends, before it commits:
-    /// a device factory may start giving its device back (a GPU context takes tens of
-    /// milliseconds to tear down) on a thread of its own while the commit waits for the disk.
-    /// No backend is created afterwards.
+    /// Called once a run has computed everything and dropped its backends, and again before it
+    /// commits (a second call must do nothing): a device factory may start giving its device
+    /// back (a GPU context takes tens of milliseconds to tear down) on a thread of its own while
+    /// the last rows are written and the commit waits for the disk. The first call comes from
+    /// the compute thread that dropped the last backend, once no task is left, and the run's
+    /// page-locked batches are dropped before it. No backend is created afterwards.
     fn release(&self) {}
 }

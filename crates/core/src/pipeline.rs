@@ -175,6 +175,23 @@ struct Done {
     features: FeatureBuf,
 }
 
+/// Runs a closure once: at [`OnDrop::run`], or when dropped (a thread that ends early).
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> OnDrop<F> {
+    fn run(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
 /// Lets a task start only when it is within `depth` tasks of the writer, so results waiting to
 /// be written in order stay bounded even if one task is slow.
 struct Window {
@@ -397,12 +414,25 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
 
     let t_run = Instant::now();
     progress.set_phase(Phase::Run);
+    // The device is given back once: by the compute thread that lets go last (see execute),
+    // or here, for a factory whose threads did not.
+    let released = std::sync::Once::new();
+    let release = || released.call_once(|| factory.release());
     let device = trace::span("execute", 0, || {
-        execute(cfg, req, factory, &knobs, &tasks, &header, &mut writer)
+        execute(
+            cfg,
+            req,
+            factory,
+            &release,
+            &knobs,
+            &tasks,
+            &header,
+            &mut writer,
+        )
     })?;
     let run_s = t_run.elapsed().as_secs_f64();
     // Every backend is gone: the device can be given back while the commit waits for the disk.
-    factory.release();
+    release();
 
     progress.set_phase(Phase::Commit);
     let t_commit = Instant::now();
@@ -511,10 +541,12 @@ fn shard_label(s: &Option<ShardInfo>) -> String {
 }
 
 /// Reads, computes and writes every task; returns the device description.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     cfg: &Config,
     req: &RunRequest,
     factory: &dyn BackendFactory,
+    release: &(dyn Fn() + Sync),
     knobs: &Knobs,
     tasks: &[&[InputFile]],
     header: &JournalHeader,
@@ -534,6 +566,8 @@ fn execute(
     let vpr = cfg.values_per_row();
     let progress = &*req.progress;
     let row_starts = &RowStarts::new();
+    let readers_left = AtomicUsize::new(knobs.readers);
+    let holders = AtomicUsize::new(0);
     let sink = writer.features_at()?;
     let row_bytes = (vpr * cfg.dtype.size()) as u64;
     // Writes a computed task's rows at their place (on the compute thread that made them).
@@ -622,6 +656,9 @@ fn execute(
                 let _ = free_tx.send(AudioBatch::default());
             }
             let pcm16 = factory.accepts_i16();
+            // Readers still able to send a task: once none is and the queue is empty, no
+            // compute thread will get another task.
+            let readers_left = &readers_left;
             for _ in 0..knobs.readers {
                 let full_tx = full_tx.clone();
                 let free_rx = free_rx.clone();
@@ -647,6 +684,14 @@ fn execute(
                             break;
                         }
                     }
+                    drop(full_tx);
+                    if readers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        // The last reader out: no batch is read again. The idle ones go now,
+                        // with their page-locked registrations (about 1 ms each), while the
+                        // last tasks compute, rather than between the last task and the
+                        // device's release; compute threads drop theirs from now on.
+                        trace::span("drop-batches", 0, || free_rx.try_iter().for_each(drop));
+                    }
                 });
             }
             drop(full_tx);
@@ -654,33 +699,78 @@ fn execute(
             // auto` when the GPU does not start) gets as many as a CPU run has: the spare
             // threads wait until the factory knows and end at once if the device started.
             let device_threads = knobs.streams * factory.devices().max(1);
-            for i in 0..device_threads.max(knobs.threads) {
+            let compute_threads = device_threads.max(knobs.threads);
+            // The device is given back as soon as no compute thread needs it, while the last
+            // rows are still on their way to the disk: the thread that lets go last drops the
+            // pooled batches (their page-locked registrations hold the context) and releases.
+            holders.store(compute_threads, Ordering::Relaxed);
+            let holders = &holders;
+            let let_go = {
+                let free_pool = free_rx.clone();
+                move || {
+                    // A run that stops is not released: its process tears the device down.
+                    if holders.fetch_sub(1, Ordering::AcqRel) == 1 && !halt() {
+                        // What the last reader left (a batch sent back as it ended); only
+                        // once every reader has ended: a stopped run's reader may still wait
+                        // for a batch.
+                        if readers_left.load(Ordering::Acquire) == 0 {
+                            trace::span("drop-batches", 0, || free_pool.try_iter().for_each(drop));
+                        }
+                        release();
+                    }
+                }
+            };
+            for i in 0..compute_threads {
                 let done_tx = done_tx.clone();
                 let full_rx: Receiver<_> = full_rx.clone();
                 let free_tx: Sender<_> = free_tx.clone();
+                let let_go = let_go.clone();
                 s.spawn(move || {
+                    let mut hold = OnDrop(Some(let_go));
                     if i >= device_threads && !factory.fell_back_to_cpu() {
                         return;
                     }
                     let mut backend = match trace::span("create-backend", 0, || factory.create(cfg))
                     {
-                        Ok(b) => b,
+                        Ok(b) => Some(b),
                         Err(e) => return record_error(e),
                     };
                     for (t, outcomes, mut batch) in full_rx.iter() {
                         if halt() {
                             break;
                         }
-                        trace::span("prepare", t as u64, || backend.prepare(&mut batch));
+                        let Some(b) = backend.as_mut() else {
+                            // Let go below only when no task was left: none can come.
+                            record_error(Error::Output {
+                                path: req.out.clone(),
+                                msg:
+                                    "internal error: a task arrived after the device was given back"
+                                        .into(),
+                            });
+                            break;
+                        };
+                        let backend_ref = b;
+                        trace::span("prepare", t as u64, || backend_ref.prepare(&mut batch));
                         let mut features = feature_buf(batch.rows());
                         let r = Progress::timed(&progress.compute_ns, || {
                             trace::span("compute", t as u64, || {
-                                backend.compute(&batch, &mut features)
+                                backend_ref.compute(&batch, &mut features)
                             })
                         });
                         // The batch goes back to the readers before the write: a reader may be
-                        // waiting for one to read the task whose rows come before these.
-                        let _ = free_tx.send(batch);
+                        // waiting for one to read the task whose rows come before these. Once
+                        // every reader has ended, it is dropped instead.
+                        if readers_left.load(Ordering::Acquire) == 0 {
+                            trace::span("drop-batch", t as u64, || drop(batch));
+                        } else {
+                            let _ = free_tx.send(batch);
+                        }
+                        if readers_left.load(Ordering::Acquire) == 0 && full_rx.is_empty() {
+                            // No task is left for any thread: done with the device before
+                            // this task's rows are written.
+                            drop(backend.take());
+                            hold.run();
+                        }
                         let r = r
                             .and_then(|_| place(t, &outcomes, &features))
                             .map(|_| Done {

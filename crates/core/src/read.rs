@@ -59,6 +59,12 @@ impl Reader {
     /// Never fails as a whole: a file that cannot be used is a `failed` outcome.
     pub fn read_task(&mut self, files: &[InputFile], batch: &mut AudioBatch) -> Vec<FileOutcome> {
         batch.clear(self.kind);
+        if self.geometry.length == LengthMode::Fixed {
+            // Every file gives exactly one clip (failed ones none): one allocation per batch.
+            batch
+                .samples
+                .reserve(files.len().saturating_mul(self.geometry.clip_samples));
+        }
         if files.len() > 1 && !first_page_cached(&files[0].path) {
             prefetch(files);
         }

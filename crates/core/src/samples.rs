@@ -220,6 +220,19 @@ impl SampleBuf {
         self.len = n;
     }
 
+    /// Ensures room for `n` more samples of the buffer's kind without moving the content, so
+    /// that a batch of known size is allocated (and page-faulted, and page-locked) once rather
+    /// than through a series of doublings.
+    pub fn reserve(&mut self, n: usize) {
+        let size = self.kind.size();
+        let need = self
+            .len
+            .checked_add(n)
+            .and_then(|t| t.checked_mul(size))
+            .expect("sample buffer size overflows usize");
+        self.reserve_bytes(need, self.len * size);
+    }
+
     /// Ensures room for `n` more samples; returns the index of the first.
     fn grow(&mut self, n: usize) -> usize {
         let at = self.len;
@@ -315,6 +328,29 @@ mod tests {
         b.clear(SampleKind::I16);
         assert!(b.is_empty() && b.f32s().is_none());
         assert_eq!(b.i16s(), Some(&[][..]));
+    }
+
+    #[test]
+    fn reserve_allocates_once_for_what_follows_and_keeps_content() {
+        let mut b = SampleBuf::new();
+        b.clear(SampleKind::I16);
+        b.extend_i16(2).copy_from_slice(&[7, -7]);
+        b.reserve(128 * 40_960);
+        let (ptr, cap) = b.region().unwrap();
+        assert!(cap >= (2 + 128 * 40_960) * 2);
+        for _ in 0..128 {
+            b.extend_i16(40_960);
+        }
+        assert_eq!(
+            b.region().unwrap().0,
+            ptr,
+            "the reserved allocation did not move"
+        );
+        assert_eq!(&b.i16s().unwrap()[..2], &[7, -7]);
+        // Reserving less than is free changes nothing.
+        b.clear(SampleKind::I16);
+        b.reserve(10);
+        assert_eq!(b.region(), Some((ptr, cap)));
     }
 
     #[test]

@@ -29,4 +29,7 @@ pub use backend::{
 };
 pub use error::GpuUnavailable;
 pub use monitor::{GpuMonitor, GpuStats};
-pub use probe::{device_count, driver_library_present, nvrtc_library_present, probe, DeviceInfo};
+pub use probe::{
+    device_count, driver_library_present, end_driver_session, nvrtc_library_present, probe,
+    DeviceInfo,
+};
