@@ -324,10 +324,12 @@ impl BackendFactory for SharedLazy {
             let h = std::thread::spawn(move || {
                 melpipe_core::trace::span("gpu-release", 0, || drop(f));
                 // SAFETY: a `melpipe` process runs one pipeline and makes no CUDA call once
-                // its GPUs are given back; what is left is its commit and its exit.
-                let ended = melpipe_core::trace::span("gpu-driver-end", 0, || unsafe {
-                    melpipe_cuda::end_driver_session(std::time::Duration::from_millis(500))
-                });
+                // its GPUs are given back; what is left is its commit and its exit. With
+                // MELPIPE_CLEAN_EXIT=1 the driver is left to end as it would by itself.
+                let ended = crate::fast_exit()
+                    && melpipe_core::trace::span("gpu-driver-end", 0, || unsafe {
+                        melpipe_cuda::end_driver_session(std::time::Duration::from_millis(500))
+                    });
                 crate::timeline(if ended {
                     "GPU given back, driver session ended"
                 } else {
