@@ -230,6 +230,11 @@ impl ArrayFile {
             .map_err(|e| Error::io("sizing", &self.path, e))
     }
 
+    /// [`Self::presize`] for `files_left` more files of `rows_per_file` rows of `row_bytes`.
+    fn presize_rows(&self, files_left: usize, rows_per_file: u64, row_bytes: u64) -> Result<()> {
+        self.presize(self.data_bytes + files_left as u64 * rows_per_file * row_bytes)
+    }
+
     /// Writes the header, fsyncs, and describes the array.
     pub(crate) fn finish(self, shape: Vec<u64>) -> Result<ArrayInfo> {
         self.seal(shape)?.sync()
@@ -439,6 +444,16 @@ pub struct OutputWriter {
     resumed: bool,
 }
 
+/// What a journal says was committed: the files' records, their status counts, their rows and
+/// the data bytes of (features, mapping) they fill. Nothing for a new run.
+#[derive(Default)]
+struct Committed {
+    files: Vec<FileEntry>,
+    counts: StatusCounts,
+    rows: u64,
+    bytes: (u64, u64),
+}
+
 /// How often progress is committed to the journal (fsync of the arrays, then a journal line).
 /// `MELPIPE_CHECKPOINT_SECS` overrides it (tests use small values).
 fn checkpoint_interval() -> Duration {
@@ -587,7 +602,26 @@ impl OutputWriter {
             )?),
         };
         sync_dir(out)?;
-        Ok(OutputWriter {
+        Ok(Self::assemble(
+            out,
+            partial,
+            cfg,
+            (features, mapping, journal),
+            Committed::default(),
+            false,
+        ))
+    }
+
+    /// A writer over opened arrays and journal, holding what the journal says was committed.
+    fn assemble(
+        out: &Path,
+        partial: PathBuf,
+        cfg: &Config,
+        (features, mapping, journal): (ArrayFile, Option<MappingWriter>, Journal),
+        committed: Committed,
+        resumed: bool,
+    ) -> Self {
+        OutputWriter {
             out: out.to_path_buf(),
             partial,
             features,
@@ -596,16 +630,16 @@ impl OutputWriter {
             n_mels: cfg.n_mels as u64,
             out_frames: cfg.out_frames() as u64,
             dtype: cfg.dtype,
-            files: Vec::new(),
-            counts: StatusCounts::default(),
-            rows: 0,
+            journaled_files: committed.files.len(),
+            files: committed.files,
+            counts: committed.counts,
+            rows: committed.rows,
             journal,
-            journaled_files: 0,
-            complete_bytes: (0, 0),
+            complete_bytes: committed.bytes,
             last_checkpoint: Instant::now(),
             checkpoint_every: checkpoint_interval(),
-            resumed: false,
-        })
+            resumed,
+        }
     }
 
     /// Reopens the partial output of an interrupted run at its last committed state.
@@ -665,26 +699,21 @@ impl OutputWriter {
             });
         }
         let journal = Journal::reopen(&partial, loaded.valid_bytes)?;
+        let committed = Committed {
+            files,
+            counts,
+            rows,
+            bytes: (fbytes, mbytes),
+        };
         Ok((
-            OutputWriter {
-                out: out.to_path_buf(),
+            Self::assemble(
+                out,
                 partial,
-                features,
-                mapping,
-                values_per_row: cfg.values_per_row() as u64,
-                n_mels: cfg.n_mels as u64,
-                out_frames: cfg.out_frames() as u64,
-                dtype: cfg.dtype,
-                files,
-                counts,
-                rows,
-                journal,
-                journaled_files: done,
-                complete_bytes: (fbytes, mbytes),
-                last_checkpoint: Instant::now(),
-                checkpoint_every: checkpoint_interval(),
-                resumed: true,
-            },
+                cfg,
+                (features, mapping, journal),
+                committed,
+                true,
+            ),
             done,
         ))
     }
@@ -851,10 +880,11 @@ fn presize(
     if cfg.length != LengthMode::Fixed {
         return Ok(());
     }
-    let rows =
-        (total_files - files_done.min(total_files)) as u64 * Geometry::new(cfg).rows(None) as u64;
-    features
-        .presize(features.data_bytes + rows * cfg.values_per_row() as u64 * cfg.dtype.size() as u64)
+    features.presize_rows(
+        total_files - files_done.min(total_files),
+        Geometry::new(cfg).rows(None) as u64,
+        (cfg.values_per_row() * cfg.dtype.size()) as u64,
+    )
 }
 
 fn mapping_descr(kind: MappingKind) -> Option<&'static str> {
@@ -986,7 +1016,7 @@ impl MappingWriter {
         };
         let per_file = geometry.rows(None) as u64;
         let row_bytes = 6 * kind.size().unwrap_or(8) as u64;
-        file.presize(file.data_bytes + (total_files - files_done) as u64 * per_file * row_bytes)?;
+        file.presize_rows(total_files - files_done, per_file, row_bytes)?;
         let written = Arc::new(AtomicU64::new(file.data_bytes));
         let cancel = Arc::new(AtomicBool::new(false));
         let path = file.path.clone();
