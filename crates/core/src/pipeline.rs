@@ -739,7 +739,7 @@ fn execute(
                         if halt() {
                             break;
                         }
-                        let Some(b) = backend.as_mut() else {
+                        let Some(backend_ref) = backend.as_mut() else {
                             // Let go below only when no task was left: none can come.
                             record_error(Error::Output {
                                 path: req.out.clone(),
@@ -749,7 +749,6 @@ fn execute(
                             });
                             break;
                         };
-                        let backend_ref = b;
                         trace::span("prepare", t as u64, || backend_ref.prepare(&mut batch));
                         let mut features = feature_buf(batch.rows());
                         let r = Progress::timed(&progress.compute_ns, || {

@@ -236,12 +236,7 @@ impl SampleBuf {
     /// Ensures room for `n` more samples; returns the index of the first.
     fn grow(&mut self, n: usize) -> usize {
         let at = self.len;
-        let size = self.kind.size();
-        let need = at
-            .checked_add(n)
-            .and_then(|t| t.checked_mul(size))
-            .expect("sample buffer size overflows usize");
-        self.reserve_bytes(need, at * size);
+        self.reserve(n);
         self.len = at + n;
         at
     }

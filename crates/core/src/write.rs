@@ -905,17 +905,7 @@ impl FileRowsTemplate {
     fn new(g: &Geometry, rows: u64) -> Self {
         FileRowsTemplate(
             (0..rows as usize)
-                .map(|s| {
-                    let seg = g.segment(s);
-                    [
-                        0,
-                        0,
-                        seg.long_idx as i64,
-                        seg.short_idx as i64,
-                        seg.start_sample as i64,
-                        seg.end_sample as i64,
-                    ]
-                })
+                .map(|s| mapping_values(g, 0, 0, s as u64))
                 .collect(),
         )
     }
@@ -935,6 +925,20 @@ impl FileRowsTemplate {
     }
 }
 
+/// The mapping row of segment `s` of file `file_idx` whose first row is `first_row`: idx,
+/// file_idx, long_idx, short_idx, start_sample, end_sample.
+fn mapping_values(g: &Geometry, first_row: u64, file_idx: usize, s: u64) -> [i64; 6] {
+    let seg = g.segment(s as usize);
+    [
+        (first_row + s) as i64,
+        file_idx as i64,
+        seg.long_idx as i64,
+        seg.short_idx as i64,
+        seg.start_sample as i64,
+        seg.end_sample as i64,
+    ]
+}
+
 /// Appends the mapping rows of one file (`rows` segments from `first_row`) to `buf`.
 fn encode_mapping(
     buf: &mut Vec<u8>,
@@ -945,15 +949,7 @@ fn encode_mapping(
     rows: u64,
 ) -> Result<()> {
     for s in 0..rows {
-        let seg = g.segment(s as usize);
-        let vals = [
-            (first_row + s) as i64,
-            file_idx as i64,
-            seg.long_idx as i64,
-            seg.short_idx as i64,
-            seg.start_sample as i64,
-            seg.end_sample as i64,
-        ];
+        let vals = mapping_values(g, first_row, file_idx, s);
         if kind == MappingKind::I32 {
             for v in vals {
                 let v = i32::try_from(v).map_err(|_| {

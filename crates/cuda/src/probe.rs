@@ -275,18 +275,19 @@ pub unsafe fn end_driver_session(wait: std::time::Duration) -> bool {
     if fds.is_empty() {
         return false;
     }
-    // SAFETY: open of a NUL-terminated path; the result is checked.
-    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if null < 0 {
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
         return false;
-    }
+    };
     for fd in fds {
+        use std::os::fd::AsRawFd;
         // SAFETY: replaces a descriptor this process holds (the driver's, unused from now on by
         // the caller's contract) with /dev/null; dup2 has no memory effects.
-        unsafe { libc::dup2(null, fd) };
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
     }
-    // SAFETY: null is our own descriptor, closed once.
-    unsafe { libc::close(null) };
     true
 }
 
