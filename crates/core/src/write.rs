@@ -13,6 +13,7 @@ use crate::journal::{self, Journal, JournalHeader, JournalRecord};
 use crate::manifest::{self, ArrayInfo, FileEntry, StatusCounts};
 use crate::npy;
 use crate::read::FileOutcome;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -969,8 +970,8 @@ fn encode_mapping(
 }
 
 /// The mapping array. In fixed length mode every file has the same rows, so the whole table is
-/// known before any file is read: a thread of its own writes it ahead, and the disk starts on
-/// those bytes while the inputs are still being read. In natural mode rows follow each file's
+/// known before any file is read: threads of their own write it ahead ([`AheadPlan`]), and the
+/// disk starts on those bytes while the inputs are still being read. In natural mode rows follow each file's
 /// length, so they are written as the files come.
 #[allow(clippy::large_enum_variant)] // one per run; boxing buys nothing
 enum MappingWriter {
@@ -995,7 +996,7 @@ enum MappingWriter {
 impl MappingWriter {
     /// Takes over `file` (holding the rows of the first `files_done` files).
     fn start(file: ArrayFile, cfg: &Config, total_files: usize, files_done: usize) -> Result<Self> {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicU64};
         use std::sync::Arc;
         let kind = cfg.mapping;
         let geometry = Geometry::new(cfg);
@@ -1016,37 +1017,20 @@ impl MappingWriter {
         let written = Arc::new(AtomicU64::new(file.data_bytes));
         let cancel = Arc::new(AtomicBool::new(false));
         let path = file.path.clone();
-        let (w, c) = (Arc::clone(&written), Arc::clone(&cancel));
-        let thread = std::thread::Builder::new().name("mapping".into()).spawn(
-            move || -> Result<ArrayFile> {
-                let mut file = file;
-                let mut buf = Vec::with_capacity(4 << 20);
-                let template =
-                    (kind == MappingKind::I64).then(|| FileRowsTemplate::new(&geometry, per_file));
-                for f in files_done..total_files {
-                    if c.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    match &template {
-                        Some(t) => t.encode(&mut buf, f as u64 * per_file, f),
-                        None => encode_mapping(
-                            &mut buf,
-                            kind,
-                            &geometry,
-                            f as u64 * per_file,
-                            f,
-                            per_file,
-                        )?,
-                    }
-                    if buf.len() >= 4 << 20 || f + 1 == total_files {
-                        crate::trace::span("mapping-append", f as u64, || file.append(&buf))?;
-                        buf.clear();
-                        w.store(file.data_bytes, Ordering::Release);
-                    }
-                }
-                Ok(file)
-            },
-        );
+        let ahead = AheadPlan {
+            kind,
+            geometry,
+            per_file,
+            row_bytes,
+            files: files_done..total_files,
+            threads: AheadPlan::threads(),
+            chunk_bytes: AHEAD_CHUNK_BYTES,
+            written: Arc::clone(&written),
+            cancel: Arc::clone(&cancel),
+        };
+        let thread = std::thread::Builder::new()
+            .name("mapping".into())
+            .spawn(move || ahead.write(file));
         let thread = thread.map_err(|e| Error::io("starting the mapping writer", &path, e))?;
         Ok(MappingWriter::Ahead {
             thread: Some(thread),
@@ -1186,6 +1170,146 @@ impl Drop for MappingWriter {
     }
 }
 
+/// What the mapping thread writes in fixed length mode: the rows of `files`, all known before
+/// any file is read.
+struct AheadPlan {
+    kind: MappingKind,
+    geometry: Geometry,
+    per_file: u64,
+    row_bytes: u64,
+    files: std::ops::Range<usize>,
+    /// Threads that encode and write ([`AheadPlan::threads`]).
+    threads: usize,
+    /// About how many bytes one thread encodes and writes at a time.
+    chunk_bytes: u64,
+    /// Data bytes of the file written and hashed so far, in order.
+    written: std::sync::Arc<AtomicU64>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// About how many bytes of the mapping one thread encodes and writes at a time.
+const AHEAD_CHUNK_BYTES: u64 = 4 << 20;
+
+impl AheadPlan {
+    /// Threads that encode and write the mapping. One alone copied 1.3–1.55 GB/s into the page
+    /// cache while the inputs were read, where the disk takes 2.3 GB/s (docs/PERFORMANCE.md,
+    /// runs T and Z); a quarter of the cores, 1 to 4. `MELPIPE_MAPPING_THREADS` overrides it
+    /// (for benchmarks).
+    fn threads() -> usize {
+        let chosen = std::env::var("MELPIPE_MAPPING_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        match chosen {
+            Some(n) => n.clamp(1, 64),
+            None => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cores / 4).clamp(1, 4)
+            }
+        }
+    }
+
+    /// Writes the rows: worker threads encode chunks of files and write them at their place
+    /// (`pwrite`, writeback started at once), in any order; this thread takes them into the
+    /// array's checksum and length in order and publishes the bytes done in `written`. Stops
+    /// early, with what is written so far, when `cancel` is set.
+    fn write(self, mut file: ArrayFile) -> Result<ArrayFile> {
+        use crossbeam_channel::{bounded, unbounded};
+        use std::sync::atomic::{AtomicUsize, Ordering::*};
+        let file_bytes = (self.per_file * self.row_bytes).max(1);
+        let per_chunk = (self.chunk_bytes / file_bytes).max(1) as usize;
+        let chunks = self.files.len().div_ceil(per_chunk);
+        let threads = self.threads.clamp(1, chunks.max(1));
+        let sink = file.positioned()?;
+        let template = (self.kind == MappingKind::I64)
+            .then(|| FileRowsTemplate::new(&self.geometry, self.per_file));
+        let next = AtomicUsize::new(0);
+        // Two buffers per thread, recycled: memory stays at 8 MiB a thread whatever the size.
+        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(2 * threads);
+        for _ in 0..2 * threads {
+            let _ = pool_tx.send(Vec::with_capacity(per_chunk * file_bytes as usize));
+        }
+        let (done_tx, done_rx) = unbounded::<Result<(usize, Vec<u8>)>>();
+        let plan = &self;
+        std::thread::scope(|s| -> Result<()> {
+            // Dropped when this closure returns, before the scope joins: a worker waiting for
+            // a buffer after an error then ends.
+            let pool_tx = pool_tx;
+            for _ in 0..threads {
+                let (pool_rx, done_tx) = (pool_rx.clone(), done_tx.clone());
+                let (next, sink, template) = (&next, &sink, &template);
+                s.spawn(move || {
+                    // A buffer first, then a chunk: every chunk taken belongs to a thread that
+                    // can finish it, so the chunk the checksum waits for always comes.
+                    while let Ok(mut buf) = pool_rx.recv() {
+                        if plan.cancel.load(Relaxed) {
+                            break;
+                        }
+                        let c = next.fetch_add(1, Relaxed);
+                        if c >= chunks {
+                            break;
+                        }
+                        let first = plan.files.start + c * per_chunk;
+                        let end = (first + per_chunk).min(plan.files.end);
+                        let r = plan
+                            .encode(&mut buf, first..end, template.as_ref())
+                            .and_then(|_| {
+                                let offset = (c * per_chunk) as u64 * file_bytes;
+                                crate::trace::span("mapping-append", first as u64, || {
+                                    sink.write_at(offset, &buf)
+                                })
+                            });
+                        let failed = r.is_err();
+                        if done_tx.send(r.map(|_| (c, buf))).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done_tx);
+            let mut pending = BTreeMap::new();
+            let mut next_hash = 0usize;
+            for r in done_rx.iter() {
+                let (c, buf) = match r {
+                    Ok(done) => done,
+                    Err(e) => {
+                        plan.cancel.store(true, Relaxed);
+                        return Err(e);
+                    }
+                };
+                pending.insert(c, buf);
+                while let Some(buf) = pending.remove(&next_hash) {
+                    file.account(&buf);
+                    plan.written.store(file.data_bytes, Release);
+                    next_hash += 1;
+                    let _ = pool_tx.send(buf);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(file)
+    }
+
+    /// The rows of `files` into `buf` (emptied first).
+    fn encode(
+        &self,
+        buf: &mut Vec<u8>,
+        files: std::ops::Range<usize>,
+        template: Option<&FileRowsTemplate>,
+    ) -> Result<()> {
+        buf.clear();
+        for f in files {
+            let first_row = f as u64 * self.per_file;
+            match template {
+                Some(t) => t.encode(buf, first_row, f),
+                None => {
+                    encode_mapping(buf, self.kind, &self.geometry, first_row, f, self.per_file)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The commit sequence shared by runs and merges: writes `m` as the manifest in `partial` and
 /// fsyncs it and the folder, renames the arrays (already fsynced) and then the manifest into
 /// `out`, and fsyncs `out`. Until the manifest's rename, `out` holds nothing that verifies.
@@ -1237,6 +1361,78 @@ mod tests {
         }
         assert_eq!(a.len() as u64, 4 * rows * 48);
         assert_eq!(a, b);
+    }
+
+    /// Writes the mapping rows of `files` with `threads` threads, `per_chunk` files at a time,
+    /// into an array that already holds `before` (the rows of the files before).
+    fn write_ahead(
+        kind: MappingKind,
+        files: std::ops::Range<usize>,
+        threads: usize,
+        per_chunk: u64,
+        before: &[u8],
+    ) -> (Result<ArrayFile>, tempfile::TempDir) {
+        let cfg = Config::default();
+        let geometry = Geometry::new(&cfg);
+        let per_file = geometry.rows(None) as u64;
+        let row_bytes = 6 * kind.size().unwrap() as u64;
+        let t = tempfile::tempdir().unwrap();
+        let mut file = ArrayFile::create(t.path(), "mapping.npy", "<i8", false).unwrap();
+        file.append(before).unwrap();
+        let plan = AheadPlan {
+            kind,
+            geometry,
+            per_file,
+            row_bytes,
+            files,
+            threads,
+            chunk_bytes: per_chunk * per_file * row_bytes,
+            written: Default::default(),
+            cancel: Default::default(),
+        };
+        let written = std::sync::Arc::clone(&plan.written);
+        let r = plan.write(file);
+        if let Ok(f) = &r {
+            assert_eq!(written.load(Ordering::Acquire), f.data_bytes);
+        }
+        (r, t)
+    }
+
+    fn encoded(kind: MappingKind, files: std::ops::Range<usize>) -> Vec<u8> {
+        let g = Geometry::new(&Config::default());
+        let rows = g.rows(None) as u64;
+        let mut b = Vec::new();
+        for f in files {
+            encode_mapping(&mut b, kind, &g, f as u64 * rows, f, rows).unwrap();
+        }
+        b
+    }
+
+    #[test]
+    fn the_mapping_written_ahead_by_several_threads_is_the_sequential_table() {
+        for (kind, threads, per_chunk, done) in [
+            (MappingKind::I64, 4, 7, 0),
+            (MappingKind::I64, 3, 1, 250),
+            (MappingKind::I32, 4, 13, 999),
+            (MappingKind::I64, 1, 1000, 0),
+        ] {
+            let all = encoded(kind, 0..1000);
+            let before = encoded(kind, 0..done);
+            let (r, t) = write_ahead(kind, done..1000, threads, per_chunk, &before);
+            let f = r.unwrap();
+            assert_eq!(f.data_bytes, all.len() as u64);
+            assert_eq!(f.hasher.digest(), xxhash_rust::xxh3::xxh3_64(&all));
+            assert_eq!(std::fs::read(t.path().join("mapping.npy")).unwrap(), all);
+        }
+    }
+
+    #[test]
+    fn a_mapping_thread_that_fails_stops_the_others_and_says_why() {
+        // Row indices past 2^31 do not fit the i32 mapping: a chunk in the middle fails.
+        let first = (1usize << 31) / 237 - 50;
+        let (r, _t) = write_ahead(MappingKind::I32, first..first + 100, 4, 3, &[]);
+        let e = r.err().expect("an i32 overflow is an error");
+        assert!(e.to_string().contains("does not fit the i32 mapping"), "{e}");
     }
 
     #[test]
