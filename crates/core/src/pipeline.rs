@@ -567,6 +567,9 @@ fn execute(
     let progress = &*req.progress;
     let row_starts = &RowStarts::new();
     let readers_left = AtomicUsize::new(knobs.readers);
+    let reads_over = AtomicBool::new(false);
+    let needy = AtomicUsize::new(0);
+    let drain_lock = Mutex::new(());
     let holders = AtomicUsize::new(0);
     let sink = writer.features_at()?;
     let row_bytes = (vpr * cfg.dtype.size()) as u64;
@@ -593,7 +596,9 @@ fn execute(
         if halt() {
             return None;
         }
-        let t = next.fetch_add(1, Ordering::Relaxed);
+        // SeqCst: a device run's readers count themselves as waiting for a batch before they
+        // claim (see `needy` below), and whoever sees the claims run out must see that count.
+        let t = next.fetch_add(1, Ordering::SeqCst);
         if t >= tasks.len() {
             return None;
         }
@@ -659,19 +664,49 @@ fn execute(
             // Readers still able to send a task: once none is and the queue is empty, no
             // compute thread will get another task.
             let readers_left = &readers_left;
+            // Once one reader finds no task left, no batch will be read again but by the
+            // readers that hold a claimed task and wait for a batch (`needy`, counted before
+            // they claim): every pooled batch beyond those goes at once, with its page-locked
+            // registration (about 1 ms each), rather than in the chain that gives the device
+            // back after the last task.
+            let (reads_over, needy) = (&reads_over, &needy);
+            let drain_lock = &drain_lock;
+            let drain_surplus = {
+                let free_rx = free_rx.clone();
+                move || {
+                    let surplus: Vec<AudioBatch> = {
+                        let _one_at_a_time = drain_lock.lock().unwrap_or_else(|p| p.into_inner());
+                        std::iter::from_fn(|| {
+                            (free_rx.len() > needy.load(Ordering::SeqCst))
+                                .then(|| free_rx.try_recv().ok())
+                                .flatten()
+                        })
+                        .collect()
+                    };
+                    if !surplus.is_empty() {
+                        trace::span("drop-batches", surplus.len() as u64, || drop(surplus));
+                    }
+                }
+            };
             for _ in 0..knobs.readers {
                 let full_tx = full_tx.clone();
                 let free_rx = free_rx.clone();
+                let drain_surplus = drain_surplus.clone();
                 s.spawn(move || {
                     let mut reader = if pcm16 {
                         Reader::with_pcm16(cfg)
                     } else {
                         Reader::new(cfg)
                     };
-                    while let Some(t) = claim() {
-                        let Ok(mut batch) =
-                            trace::span("wait-free-batch", t as u64, || free_rx.recv())
-                        else {
+                    loop {
+                        needy.fetch_add(1, Ordering::SeqCst);
+                        let Some(t) = claim() else {
+                            needy.fetch_sub(1, Ordering::SeqCst);
+                            break;
+                        };
+                        let batch = trace::span("wait-free-batch", t as u64, || free_rx.recv());
+                        needy.fetch_sub(1, Ordering::SeqCst);
+                        let Ok(mut batch) = batch else {
                             break;
                         };
                         let outcomes = Progress::timed(&progress.read_ns, || {
@@ -685,13 +720,9 @@ fn execute(
                         }
                     }
                     drop(full_tx);
-                    if readers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        // The last reader out: no batch is read again. The idle ones go now,
-                        // with their page-locked registrations (about 1 ms each), while the
-                        // last tasks compute, rather than between the last task and the
-                        // device's release; compute threads drop theirs from now on.
-                        trace::span("drop-batches", 0, || free_rx.try_iter().for_each(drop));
-                    }
+                    reads_over.store(true, Ordering::SeqCst);
+                    drain_surplus();
+                    readers_left.fetch_sub(1, Ordering::AcqRel);
                 });
             }
             drop(full_tx);
@@ -758,8 +789,8 @@ fn execute(
                         });
                         // The batch goes back to the readers before the write: a reader may be
                         // waiting for one to read the task whose rows come before these. Once
-                        // every reader has ended, it is dropped instead.
-                        if readers_left.load(Ordering::Acquire) == 0 {
+                        // no reader needs one again, it is dropped instead.
+                        if reads_over.load(Ordering::SeqCst) && needy.load(Ordering::SeqCst) == 0 {
                             trace::span("drop-batch", t as u64, || drop(batch));
                         } else {
                             let _ = free_tx.send(batch);

@@ -600,6 +600,7 @@ impl OutputWriter {
                 cfg,
                 total_files,
                 0,
+                header.backend_kind != "cpu",
             )?),
         };
         sync_dir(out)?;
@@ -680,6 +681,7 @@ impl OutputWriter {
                 cfg,
                 total_files,
                 files_done,
+                loaded.header.backend_kind != "cpu",
             )?),
         };
         let files: Vec<FileEntry> = loaded
@@ -994,8 +996,16 @@ enum MappingWriter {
 }
 
 impl MappingWriter {
-    /// Takes over `file` (holding the rows of the first `files_done` files).
-    fn start(file: ArrayFile, cfg: &Config, total_files: usize, files_done: usize) -> Result<Self> {
+    /// Takes over `file` (holding the rows of the first `files_done` files). `device`: the
+    /// run computes on a GPU, so the cores are free to write the mapping with several threads
+    /// (a CPU run needs them to compute, and writes it with one).
+    fn start(
+        file: ArrayFile,
+        cfg: &Config,
+        total_files: usize,
+        files_done: usize,
+        device: bool,
+    ) -> Result<Self> {
         use std::sync::atomic::{AtomicBool, AtomicU64};
         use std::sync::Arc;
         let kind = cfg.mapping;
@@ -1023,7 +1033,7 @@ impl MappingWriter {
             per_file,
             row_bytes,
             files: files_done..total_files,
-            threads: AheadPlan::threads(),
+            threads: AheadPlan::threads(device),
             chunk_bytes: AHEAD_CHUNK_BYTES,
             written: Arc::clone(&written),
             cancel: Arc::clone(&cancel),
@@ -1191,20 +1201,22 @@ struct AheadPlan {
 const AHEAD_CHUNK_BYTES: u64 = 4 << 20;
 
 impl AheadPlan {
-    /// Threads that encode and write the mapping. One alone copied 1.3–1.55 GB/s into the page
-    /// cache while the inputs were read, where the disk takes 2.3 GB/s (docs/PERFORMANCE.md,
-    /// runs T and Z); a quarter of the cores, 1 to 4. `MELPIPE_MAPPING_THREADS` overrides it
-    /// (for benchmarks).
-    fn threads() -> usize {
+    /// Threads that encode and write the mapping. On a GPU run, one alone copied 1.3–1.55 GB/s
+    /// into the page cache while the GPU started, where the disk takes 2 GB/s and more; four
+    /// had the whole mapping out 0.1–0.3 s sooner (docs/PERFORMANCE.md, runs T and Z): a
+    /// quarter of the cores, 1 to 4. A CPU run keeps one (its cores compute). The variable
+    /// `MELPIPE_MAPPING_THREADS` overrides both (for benchmarks).
+    fn threads(device: bool) -> usize {
         let chosen = std::env::var("MELPIPE_MAPPING_THREADS")
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok());
         match chosen {
             Some(n) => n.clamp(1, 64),
-            None => {
+            None if device => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 (cores / 4).clamp(1, 4)
             }
+            None => 1,
         }
     }
 
@@ -1432,7 +1444,10 @@ mod tests {
         let first = (1usize << 31) / 237 - 50;
         let (r, _t) = write_ahead(MappingKind::I32, first..first + 100, 4, 3, &[]);
         let e = r.err().expect("an i32 overflow is an error");
-        assert!(e.to_string().contains("does not fit the i32 mapping"), "{e}");
+        assert!(
+            e.to_string().contains("does not fit the i32 mapping"),
+            "{e}"
+        );
     }
 
     #[test]

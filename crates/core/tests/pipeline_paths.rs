@@ -8,6 +8,7 @@ use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
 use melpipe_core::config::{Config, LengthMode};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::generate::{generate, GenerateOptions};
+use melpipe_core::geometry::Geometry;
 use melpipe_core::manifest::Manifest;
 use melpipe_core::pipeline::{run, RunRequest};
 use melpipe_core::Result;
@@ -19,7 +20,8 @@ use std::sync::{Arc, Mutex};
 /// before each batch makes tasks finish out of order; with `fell_back`, its device "could not
 /// be started" and it computes on the CPU as `--device auto` does then; with `stopping`, it
 /// stops the run after that many batches. It counts the backends it made, those still alive,
-/// and the backends alive at each `release`.
+/// and the backends alive at each `release`; it "page-locks" each batch (a counted pin, as the
+/// GPU backend registers them) and counts the pins alive at each `release` too.
 struct Device {
     fell_back: bool,
     seed: Option<AtomicU64>,
@@ -29,6 +31,17 @@ struct Device {
     created: AtomicU64,
     live: Arc<AtomicI64>,
     released_with_live: Mutex<Vec<i64>>,
+    pins: Arc<AtomicI64>,
+    released_with_pins: Mutex<Vec<i64>>,
+}
+
+/// A batch's page-locking in the test device: counted while alive.
+struct TestPin(Arc<AtomicI64>);
+
+impl Drop for TestPin {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Device {
@@ -42,6 +55,8 @@ impl Device {
             created: AtomicU64::new(0),
             live: Arc::default(),
             released_with_live: Mutex::default(),
+            pins: Arc::default(),
+            released_with_pins: Mutex::default(),
         }
     }
     fn shuffled(mut self, seed: u64) -> Self {
@@ -63,6 +78,7 @@ struct DeviceBackend {
     stop_after: Option<u64>,
     computed: Arc<AtomicU64>,
     live: Arc<AtomicI64>,
+    pins: Arc<AtomicI64>,
 }
 
 impl Drop for DeviceBackend {
@@ -74,6 +90,14 @@ impl Drop for DeviceBackend {
 impl Backend for DeviceBackend {
     fn name(&self) -> String {
         "test device".into()
+    }
+    fn prepare(&mut self, batch: &mut AudioBatch) {
+        if !batch.samples.is_pinned() && batch.samples.region().is_some() {
+            self.pins.fetch_add(1, Ordering::SeqCst);
+            batch
+                .samples
+                .set_pin(Box::new(TestPin(Arc::clone(&self.pins))));
+        }
     }
     fn compute(&mut self, batch: &AudioBatch, out: &mut FeatureBuf) -> Result<()> {
         if let Some(s) = &mut self.state {
@@ -113,6 +137,7 @@ impl BackendFactory for Device {
             stop_after: self.stop_after,
             computed: Arc::clone(&self.computed),
             live: Arc::clone(&self.live),
+            pins: Arc::clone(&self.pins),
         }))
     }
     fn is_cpu(&self) -> bool {
@@ -127,6 +152,8 @@ impl BackendFactory for Device {
     fn release(&self) {
         let live = self.live.load(Ordering::SeqCst);
         self.released_with_live.lock().unwrap().push(live);
+        let pins = self.pins.load(Ordering::SeqCst);
+        self.released_with_pins.lock().unwrap().push(pins);
     }
 }
 
@@ -312,4 +339,35 @@ fn a_device_that_fell_back_computes_with_a_cpu_runs_threads_and_is_released_afte
     // A run that stops is not released (its process tears the device down as it ends).
     let stopping = interrupted_run(&cfg, &data, &tmp.path().join("stopped"), false, 3);
     assert!(stopping.released_with_live.lock().unwrap().is_empty());
+}
+
+#[test]
+fn every_pooled_batch_is_gone_when_the_device_is_released() {
+    // The device's context is held by the batches' page-locked registrations: it is given back
+    // only once all are dropped, whatever order tasks finish in (readers that end early drop
+    // the pool's surplus while others still wait for a batch).
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path(), 90, 3);
+    for (seed, readers, depth) in [(1, 4, 3), (2, 6, 2), (3, 3, 8), (4, 8, 12), (5, 1, 1)] {
+        let cfg = Config {
+            readers,
+            queue_depth: depth,
+            ..small_config()
+        };
+        let device = Device::new(false).shuffled(seed);
+        let out = tmp.path().join(format!("o{seed}"));
+        let m = run_into(&cfg, &data, &out, &device);
+        // 90 clips and 3 malformed files (which keep their rows in fixed mode).
+        assert_eq!(m.rows, 93 * Geometry::new(&cfg).rows(None) as u64);
+        assert!(
+            device.pins.load(Ordering::SeqCst) == 0,
+            "seed {seed}: pins left"
+        );
+        assert_eq!(
+            *device.released_with_pins.lock().unwrap(),
+            vec![0],
+            "seed {seed}: released with batches alive"
+        );
+        assert!(melpipe_core::verify::verify(&out).intact());
+    }
 }
