@@ -40,6 +40,18 @@ const PARALLEL_HASH_MIN: usize = 1 << 20;
 /// Positioned writes at least this large start their own writeback ([`PositionedWriter`]).
 const OWN_WRITEBACK_MIN: usize = 1 << 20;
 
+/// [`OWN_WRITEBACK_MIN`], or the variable `MELPIPE_OWN_WRITEBACK_MIN` (bytes; for benchmarks:
+/// a size larger than any write leaves all writeback to the in-order [`WRITEBACK_CHUNK`]).
+fn own_writeback_min() -> usize {
+    static MIN: OnceLock<usize> = OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::env::var("MELPIPE_OWN_WRITEBACK_MIN")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(OWN_WRITEBACK_MIN)
+    })
+}
+
 /// Start writeback after this many unsynced bytes, so the final fsync has little left to do.
 const WRITEBACK_CHUNK: u64 = 32 << 20;
 
@@ -362,7 +374,7 @@ impl PositionedWriter {
         // Large writes start their own writeback at once: the rows of the last tasks of a run
         // then reach the disk while the others are still computed, rather than in the final
         // fsync (the in-order writeback every 32 MiB still covers small writes).
-        if bytes.len() >= OWN_WRITEBACK_MIN {
+        if bytes.len() >= own_writeback_min() {
             start_writeback(&self.file, self.base + offset, bytes.len() as u64);
         }
         Ok(())
