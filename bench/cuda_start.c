@@ -7,6 +7,9 @@
 //        holds at its end: 270 MB of registered host memory in 26 pieces, 4 x 8 MB cuMemHostAlloc,
 //        4 x 64 MB of device memory; explicit frees them and releases the context, timing each
 //        step, exit leaves it all to _exit. Time the process from outside for the exit's cost.)
+//        cuda_start teardown-leak  (as teardown-explicit without unregistering the host memory:
+//        the context's release takes the registrations with it; the memory is freed after)
+//        TEARDOWN_PIECES=N cuts the registered 270 MB into N pieces instead of 26.
 //        cuda_start teardown-dup2|teardown-close  (as teardown-explicit, then every descriptor of
 //        /dev/nvidia* is replaced by /dev/null with dup2, or closed, timing each: whether the
 //        driver's per-process teardown can run before the exit)
@@ -54,21 +57,25 @@ int main(int argc, char **argv) {
     if (!strncmp(mode, "teardown", 8)) {
         CHECK(Retain(&c, d)); CHECK(SetCur(c));
         double ta = now();
-        enum { NB = 26, NH = 4 };
-        size_t bl = 10656 * 1024; void *b[NB], *hh[NH]; CUdeviceptr dp[NH];
+        enum { NH = 4 };
+        int NB = getenv("TEARDOWN_PIECES") ? atoi(getenv("TEARDOWN_PIECES")) : 26;
+        if (NB < 1 || NB > 1024) NB = 26;
+        size_t bl = (size_t)26 * 10656 * 1024 / NB / 4096 * 4096; void *b[1024], *hh[NH]; CUdeviceptr dp[NH];
         for (int i = 0; i < NB; i++) { b[i] = aligned_alloc(4096, bl); memset(b[i], 1, bl); CHECK(Reg(b[i], bl, 1)); }
         for (int i = 0; i < NH; i++) { CHECK(HAlloc(&hh[i], 8 << 20, 0)); memset(hh[i], 1, 8 << 20); CHECK(Alloc(&dp[i], 64 << 20)); }
         CHECK(Sync());
         double tb = now();
-        printf("%-18s cuInit %.3f context %.3f  pin+alloc %.3f", mode, t2 - t1, ta - t3, tb - ta);
+        printf("%-18s pieces %d cuInit %.3f context %.3f  pin+alloc %.3f", mode, NB, t2 - t1, ta - t3, tb - ta);
         if (strcmp(mode, "teardown-exit")) {
-            for (int i = 0; i < NB; i++) CHECK(Unreg(b[i]));
+            if (strcmp(mode, "teardown-leak")) for (int i = 0; i < NB; i++) CHECK(Unreg(b[i]));
             double tc = now();
             for (int i = 0; i < NH; i++) { CHECK(HFree(hh[i])); CHECK(Free(dp[i])); }
             double td = now();
             CHECK(Release(d));
             double te = now();
-            printf("  unregister %.3f  free %.3f  context release %.3f", tc - tb, td - tc, te - td);
+            for (int i = 0; i < NB; i++) free(b[i]);
+            double tf = now();
+            printf("  unregister %.3f  free %.3f  context release %.3f  host free %.3f", tc - tb, td - tc, te - td, tf - te);
         }
         if (!strcmp(mode, "teardown-dup2") || !strcmp(mode, "teardown-close")) {
             int maps = 0; char line[512];

@@ -295,6 +295,11 @@ impl SampleBuf {
     pub fn set_pin(&mut self, pin: Pin) {
         self.pin = Some(pin);
     }
+
+    /// Drops the pin now, keeping the memory (freed when the buffer is).
+    pub fn unpin(&mut self) {
+        self.pin = None;
+    }
 }
 
 #[cfg(test)]

@@ -612,7 +612,6 @@ impl OutputWriter {
                 cfg,
                 total_files,
                 0,
-                header.backend_kind != "cpu",
             )?),
         };
         sync_dir(out)?;
@@ -693,7 +692,6 @@ impl OutputWriter {
                 cfg,
                 total_files,
                 files_done,
-                loaded.header.backend_kind != "cpu",
             )?),
         };
         let files: Vec<FileEntry> = loaded
@@ -1008,16 +1006,8 @@ enum MappingWriter {
 }
 
 impl MappingWriter {
-    /// Takes over `file` (holding the rows of the first `files_done` files). `device`: the
-    /// run computes on a GPU, so the cores are free to write the mapping with several threads
-    /// (a CPU run needs them to compute, and writes it with one).
-    fn start(
-        file: ArrayFile,
-        cfg: &Config,
-        total_files: usize,
-        files_done: usize,
-        device: bool,
-    ) -> Result<Self> {
+    /// Takes over `file` (holding the rows of the first `files_done` files).
+    fn start(file: ArrayFile, cfg: &Config, total_files: usize, files_done: usize) -> Result<Self> {
         use std::sync::atomic::{AtomicBool, AtomicU64};
         use std::sync::Arc;
         let kind = cfg.mapping;
@@ -1045,7 +1035,7 @@ impl MappingWriter {
             per_file,
             row_bytes,
             files: files_done..total_files,
-            threads: AheadPlan::threads(device),
+            threads: AheadPlan::threads(),
             chunk_bytes: AHEAD_CHUNK_BYTES,
             written: Arc::clone(&written),
             cancel: Arc::clone(&cancel),
@@ -1213,23 +1203,17 @@ struct AheadPlan {
 const AHEAD_CHUNK_BYTES: u64 = 4 << 20;
 
 impl AheadPlan {
-    /// Threads that encode and write the mapping. On a GPU run, one alone copied 1.3–1.55 GB/s
-    /// into the page cache while the GPU started, where the disk takes 2 GB/s and more; four
-    /// had the whole mapping out 0.1–0.3 s sooner (docs/PERFORMANCE.md, runs T and Z): a
-    /// quarter of the cores, 1 to 4. A CPU run keeps one (its cores compute). The variable
-    /// `MELPIPE_MAPPING_THREADS` overrides both (for benchmarks).
-    fn threads(device: bool) -> usize {
-        let chosen = std::env::var("MELPIPE_MAPPING_THREADS")
+    /// Threads that encode and write the mapping: one. One alone copied 1.3–1.55 GB/s into
+    /// the page cache while the GPU started, below the disk's rate, and four had the whole
+    /// mapping out 0.1–0.3 s sooner, but end to end four were no faster on the GPU path and
+    /// slower on the CPU path (docs/PERFORMANCE.md, run Z): the features, which wait for the
+    /// GPU, are the bound. The variable `MELPIPE_MAPPING_THREADS` sets another number (for
+    /// benchmarks).
+    fn threads() -> usize {
+        std::env::var("MELPIPE_MAPPING_THREADS")
             .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        match chosen {
-            Some(n) => n.clamp(1, 64),
-            None if device => {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                (cores / 4).clamp(1, 4)
-            }
-            None => 1,
-        }
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(1, |n| n.clamp(1, 64))
     }
 
     /// Writes the rows: worker threads encode chunks of files and write them at their place
