@@ -688,7 +688,7 @@ fn execute(
             // they claim): every pooled batch beyond those goes at once, with its page-locked
             // registration (about 1 ms each), rather than in the chain that gives the device
             // back after the last task.
-            let (reads_over, needy) = (&reads_over, &needy);
+            let (reads_over, needy, next) = (&reads_over, &needy, &next);
             let drain_lock = &drain_lock;
             let drain_surplus = {
                 let free_rx = free_rx.clone();
@@ -738,10 +738,17 @@ fn execute(
                             break;
                         }
                     }
-                    drop(full_tx);
-                    reads_over.store(true, Ordering::SeqCst);
-                    drain_surplus();
+                    // Only when the claims ran out (a halted run's readers stop with tasks
+                    // left, and leave the batches to the scope's end).
+                    if next.load(Ordering::SeqCst) >= tasks.len() {
+                        reads_over.store(true, Ordering::SeqCst);
+                        drain_surplus();
+                    }
                     readers_left.fetch_sub(1, Ordering::AcqRel);
+                    // Last: idle compute threads end once every reader has dropped its sender,
+                    // and the last to end releases the device, which must find the surplus
+                    // already gone and `readers_left` at zero (to take what is left).
+                    drop(full_tx);
                 });
             }
             drop(full_tx);

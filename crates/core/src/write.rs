@@ -1199,6 +1199,20 @@ struct AheadPlan {
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Sends an error to the mapping thread if the worker holding it panics.
+struct PanicReport(crossbeam_channel::Sender<Result<(usize, Vec<u8>)>>);
+
+impl Drop for PanicReport {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.send(Err(Error::Output {
+                path: PathBuf::from("mapping"),
+                msg: "a mapping writer thread panicked".into(),
+            }));
+        }
+    }
+}
+
 /// About how many bytes of the mapping one thread encodes and writes at a time.
 const AHEAD_CHUNK_BYTES: u64 = 4 << 20;
 
@@ -1246,6 +1260,9 @@ impl AheadPlan {
                 let (pool_rx, done_tx) = (pool_rx.clone(), done_tx.clone());
                 let (next, sink, template) = (&next, &sink, &template);
                 s.spawn(move || {
+                    // A worker that panics says so: the chunk it held would never come, and
+                    // the others would wait for buffers held back for it.
+                    let _report = PanicReport(done_tx.clone());
                     // A buffer first, then a chunk: every chunk taken belongs to a thread that
                     // can finish it, so the chunk the checksum waits for always comes.
                     while let Ok(mut buf) = pool_rx.recv() {

@@ -737,6 +737,11 @@ impl Backend for CudaBackend {
                 msg,
             })
         });
+        if r.is_err() {
+            // A copy from the batch may still be in flight: the pipeline may free the batch
+            // (or hand it to a reader) as soon as this returns.
+            let _ = self.stream.synchronize();
+        }
         r.map_err(|e| melpipe_core::Error::Backend {
             backend: self.name.clone(),
             msg: match e {
