@@ -544,7 +544,7 @@ fn shard_label(s: &Option<ShardInfo>) -> String {
 /// thread (they hold the device's context, which is given back next), and their memory is freed
 /// by a thread of its own. On the H100 machine the registrations took about 0.3 ms a batch and
 /// the frees 1.5–2 ms (unmapping 10.5 MB while 16 threads run), all of it between the last task
-/// and the device's release (docs/PERFORMANCE.md, run Z).
+/// and the device's release (docs/PERFORMANCE.md, runs AA and AB).
 fn retire(mut batches: Vec<AudioBatch>) {
     if batches.is_empty() {
         return;
