@@ -586,7 +586,6 @@ fn execute(
     let progress = &*req.progress;
     let row_starts = &RowStarts::new();
     let readers_left = AtomicUsize::new(knobs.readers);
-    let reads_over = AtomicBool::new(false);
     let needy = AtomicUsize::new(0);
     let drain_lock = Mutex::new(());
     let holders = AtomicUsize::new(0);
@@ -688,7 +687,10 @@ fn execute(
             // they claim): every pooled batch beyond those goes at once, with its page-locked
             // registration (about 1 ms each), rather than in the chain that gives the device
             // back after the last task.
-            let (reads_over, needy, next) = (&reads_over, &needy, &next);
+            let needy = &needy;
+            // Whether the claims ran out: set by the claim that found no task (SeqCst, after
+            // every successful claimer counted itself in `needy`), not by a halt.
+            let claims_over = || next.load(Ordering::SeqCst) >= tasks.len();
             let drain_lock = &drain_lock;
             let drain_surplus = {
                 let free_rx = free_rx.clone();
@@ -740,8 +742,7 @@ fn execute(
                     }
                     // Only when the claims ran out (a halted run's readers stop with tasks
                     // left, and leave the batches to the scope's end).
-                    if next.load(Ordering::SeqCst) >= tasks.len() {
-                        reads_over.store(true, Ordering::SeqCst);
+                    if claims_over() {
                         drain_surplus();
                     }
                     readers_left.fetch_sub(1, Ordering::AcqRel);
@@ -816,7 +817,7 @@ fn execute(
                         // The batch goes back to the readers before the write: a reader may be
                         // waiting for one to read the task whose rows come before these. Once
                         // no reader needs one again, it is dropped instead.
-                        if reads_over.load(Ordering::SeqCst) && needy.load(Ordering::SeqCst) == 0 {
+                        if claims_over() && needy.load(Ordering::SeqCst) == 0 {
                             retire(vec![batch]);
                         } else {
                             let _ = free_tx.send(batch);

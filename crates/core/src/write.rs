@@ -44,12 +44,13 @@ const OWN_WRITEBACK_MIN: usize = 1 << 20;
 /// a size larger than any write leaves all writeback to the in-order [`WRITEBACK_CHUNK`]).
 fn own_writeback_min() -> usize {
     static MIN: OnceLock<usize> = OnceLock::new();
-    *MIN.get_or_init(|| {
-        std::env::var("MELPIPE_OWN_WRITEBACK_MIN")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(OWN_WRITEBACK_MIN)
-    })
+    *MIN.get_or_init(|| env_number("MELPIPE_OWN_WRITEBACK_MIN").unwrap_or(OWN_WRITEBACK_MIN))
+}
+
+/// The number in the environment variable `name` (surrounding blanks ignored), if it is set and
+/// parses.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok()?.trim().parse().ok()
 }
 
 /// Start writeback after this many unsynced bytes, so the final fsync has little left to do.
@@ -207,8 +208,8 @@ impl ArrayFile {
             write_data(&mut self.file, bytes).map_err(|e| Error::io("writing", &self.path, e))?;
             self.hasher.update(bytes);
         } else {
-            // Hash on another thread while this one copies the bytes into the page cache (the
-            // mapping thread's 4 MiB appends, merge's copies). The hash state is kept only if
+            // Hash on another thread while this one copies the bytes into the page cache
+            // (merge's copies). The hash state is kept only if
             // the write succeeded, as in the sequential path.
             let mut hasher = self.hasher.clone();
             let file = &mut self.file;
@@ -312,13 +313,8 @@ impl Sealed {
 /// an initialised `OnceLock`. Tests use it where a size-limited file system cannot be mounted.
 fn fault_budget() -> Option<&'static AtomicU64> {
     static LEFT: OnceLock<Option<AtomicU64>> = OnceLock::new();
-    LEFT.get_or_init(|| {
-        std::env::var("MELPIPE_FAULT_WRITE_AFTER_BYTES")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .map(AtomicU64::new)
-    })
-    .as_ref()
+    LEFT.get_or_init(|| env_number("MELPIPE_FAULT_WRITE_AFTER_BYTES").map(AtomicU64::new))
+        .as_ref()
 }
 
 /// `write_all`, subject to [`fault_budget`].
@@ -1224,10 +1220,7 @@ impl AheadPlan {
     /// GPU, are the bound. The variable `MELPIPE_MAPPING_THREADS` sets another number (for
     /// benchmarks).
     fn threads() -> usize {
-        std::env::var("MELPIPE_MAPPING_THREADS")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map_or(1, |n| n.clamp(1, 64))
+        env_number::<usize>("MELPIPE_MAPPING_THREADS").map_or(1, |n| n.clamp(1, 64))
     }
 
     /// Writes the rows: worker threads encode chunks of files and write them at their place
