@@ -72,6 +72,11 @@ impl Reader {
     }
 
     fn read_file(&mut self, file: &InputFile, batch: &mut AudioBatch) -> FileOutcome {
+        if batch.samples.kind() == SampleKind::I16 && in_place_allowed() {
+            if let Some(outcome) = self.read_pcm16_in_place(file, batch) {
+                return outcome;
+            }
+        }
         let offset = batch.samples.len();
         let failed = |batch: &mut AudioBatch, bytes: u64, reason: String, g: &Geometry| {
             let rows = g.rows(None);
@@ -108,22 +113,7 @@ impl Reader {
             );
         }
         let frames = info.frames;
-        let (len, status) = match self.geometry.length {
-            LengthMode::Fixed => {
-                let clip = self.geometry.clip_samples;
-                let st = match frames.cmp(&clip) {
-                    std::cmp::Ordering::Less => FileStatus::Padded {
-                        missing_samples: (clip - frames) as u64,
-                    },
-                    std::cmp::Ordering::Greater => FileStatus::Truncated {
-                        dropped_samples: (frames - clip) as u64,
-                    },
-                    std::cmp::Ordering::Equal => FileStatus::Ok,
-                };
-                (clip, st)
-            }
-            LengthMode::Natural => (frames, FileStatus::Ok),
-        };
+        let (len, status) = self.fit(frames);
         if batch.samples.kind() == SampleKind::I16 {
             let out = batch.samples.extend_i16(len);
             match wav::decode_i16(&info, &self.buf, self.channel, out) {
@@ -175,6 +165,142 @@ impl Reader {
             rows: rows as u64,
         }
     }
+}
+
+impl Reader {
+    /// The samples a file of `frames` frames takes in the batch, and its status.
+    fn fit(&self, frames: usize) -> (usize, FileStatus) {
+        match self.geometry.length {
+            LengthMode::Fixed => {
+                let clip = self.geometry.clip_samples;
+                let st = match frames.cmp(&clip) {
+                    std::cmp::Ordering::Less => FileStatus::Padded {
+                        missing_samples: (clip - frames) as u64,
+                    },
+                    std::cmp::Ordering::Greater => FileStatus::Truncated {
+                        dropped_samples: (frames - clip) as u64,
+                    },
+                    std::cmp::Ordering::Equal => FileStatus::Ok,
+                };
+                (clip, st)
+            }
+            LengthMode::Natural => (frames, FileStatus::Ok),
+        }
+    }
+
+    /// A PCM16 batch's way to read a mono 16-bit file: its first [`HEAD`] bytes give the
+    /// header ([`wav::parse_head`]), then its samples are read with `pread` straight into the
+    /// batch, which a GPU backend has page-locked. The whole-file way reads the file into the
+    /// reader's buffer, zero-fills the batch's room and copies the samples over one by one:
+    /// three passes over the samples where this makes one.
+    ///
+    /// `None` when the file needs the whole-file way, which then gives its outcome: not a
+    /// regular file, no larger than `HEAD`, a header past `HEAD`, not mono PCM16 at the
+    /// expected rate, any error, or fewer bytes than its size said (it changed meanwhile).
+    /// The batch is then as it was.
+    fn read_pcm16_in_place(
+        &mut self,
+        file: &InputFile,
+        batch: &mut AudioBatch,
+    ) -> Option<FileOutcome> {
+        if !matches!(self.channel, Channel::Mix | Channel::Index(0)) {
+            return None;
+        }
+        let f = open_nonblocking(&file.path).ok()?;
+        let meta = f.metadata().ok()?;
+        let file_len = usize::try_from(meta.len()).ok()?;
+        if !meta.is_file() || file_len <= HEAD {
+            return None;
+        }
+        let mut head = [0u8; HEAD];
+        // SAFETY: `head` holds HEAD writable bytes.
+        if unsafe { read_at(&f, head.as_mut_ptr(), HEAD, 0) } != HEAD {
+            return None;
+        }
+        let info = wav::parse_head(&head, file_len).ok()??;
+        if info.format != wav::SampleFormat::I16
+            || info.channels != 1
+            || info.sample_rate != self.sample_rate
+        {
+            return None;
+        }
+        let frames = info.frames;
+        let (len, status) = self.fit(frames);
+        let want = 2 * frames.min(len);
+        let start = batch.samples.len();
+        // SAFETY: the closure writes only inside the `room` bytes it gets (`want` ≤ 2 × len of
+        // them: the head's copy and the read are both bounded by `want`), and returns the
+        // bytes it wrote from their start.
+        let wrote = unsafe {
+            batch.samples.extend_i16_by(len, |dst, room| {
+                debug_assert!(want <= room);
+                let from_head = HEAD.saturating_sub(info.data_offset).min(want);
+                std::ptr::copy_nonoverlapping(
+                    head.as_ptr().add(info.data_offset.min(HEAD)),
+                    dst,
+                    from_head,
+                );
+                let at = (info.data_offset + from_head) as u64;
+                let read = read_at(&f, dst.add(from_head), want - from_head, at);
+                Ok::<usize, ()>(from_head + read)
+            })
+        };
+        if wrote != Ok(want) {
+            batch.samples.truncate(start);
+            return None;
+        }
+        let rows = self.geometry.rows(Some(len));
+        batch.files.push(BatchFile {
+            offset: start,
+            len,
+            rows,
+            failed: false,
+        });
+        Some(FileOutcome {
+            bytes: file_len as u64,
+            samples: frames as u64,
+            status,
+            rows: rows as u64,
+        })
+    }
+}
+
+/// Whether PCM16 readers may read samples in place: yes unless the environment sets
+/// `MELPIPE_PCM16_IN_PLACE=0`, a benchmark switch that times the whole-file way in the same
+/// binary (docs/PERFORMANCE.md). Both ways give the same batches.
+fn in_place_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED
+        .get_or_init(|| std::env::var("MELPIPE_PCM16_IN_PLACE").map_or(true, |v| v.trim() != "0"))
+}
+
+/// Bytes a PCM16 reader reads first to find a file's samples: the seed's files have a
+/// 44-byte header, files with metadata chunks before the samples a few hundred more.
+const HEAD: usize = 4096;
+
+/// Reads up to `len` bytes at `offset` of `f` into `dst` (retrying short reads and
+/// interruptions); returns the bytes read, fewer at the end of the file or on an error.
+///
+/// # Safety
+/// `dst` must be valid for writes of `len` bytes.
+unsafe fn read_at(f: &std::fs::File, dst: *mut u8, len: usize, offset: u64) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut done = 0;
+    while done < len {
+        let Ok(at) = libc::off_t::try_from(offset + done as u64) else {
+            break;
+        };
+        // SAFETY: the caller gave `len` writable bytes at `dst`; `done < len`, so the range
+        // [dst + done, dst + len) lies inside them. The descriptor is open for the call.
+        let n = unsafe { libc::pread(f.as_raw_fd(), dst.add(done).cast(), len - done, at) };
+        match n {
+            0 => break,
+            n if n > 0 => done += n as usize,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    done
 }
 
 /// Whether the first page of `path` is in the page cache: a one-byte read that may not wait
@@ -260,7 +386,7 @@ fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wav::{encode_pcm16, encode_wav, Samples};
+    use crate::wav::{encode_pcm16, encode_wav, Chunk, Samples, WavBuilder};
 
     fn input(dir: &std::path::Path, name: &str, bytes: &[u8]) -> InputFile {
         let path = dir.join(name);
@@ -450,5 +576,127 @@ mod tests {
         assert_eq!(o16, o32);
         assert_eq!(m16.files, m32.files);
         assert_eq!(m16.samples.f32s().unwrap(), m32.samples.f32s().unwrap());
+    }
+
+    /// Mono PCM16 files whose header lies in their first 4 KiB are read straight into a PCM16
+    /// batch; every other file takes the whole-file way. Both ways give the same outcomes,
+    /// places and values as the f32 reader, in fixed and natural length.
+    #[test]
+    fn pcm16_files_read_in_place_match_the_whole_file_way() {
+        let d = tempfile::tempdir().unwrap();
+        let clip = |n: usize| -> Vec<i16> {
+            (0..n)
+                .map(|i| ((i * 7919 + n) % 65536) as i32 - 32768)
+                .map(|v| v as i16)
+                .collect()
+        };
+        let b = |s: &[i16]| WavBuilder::new(1, 4096, Samples::I16(s));
+        let stereo: Vec<i16> = clip(20000).iter().flat_map(|&x| [x, !x]).collect();
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("seed", encode_pcm16(1, 4096, &clip(40960)), true),
+            ("short", encode_pcm16(1, 4096, &clip(30001)), true),
+            ("long", encode_pcm16(1, 4096, &clip(50000)), true),
+            (
+                "odd_offset",
+                b(&clip(40960))
+                    .layout(vec![
+                        Chunk::other(b"note", *b"odd"),
+                        Chunk::Fmt,
+                        Chunk::Data,
+                    ])
+                    .build(),
+                true,
+            ),
+            (
+                "data_near_head_end",
+                b(&clip(40960))
+                    .layout(vec![
+                        Chunk::Fmt,
+                        Chunk::other(b"bext", vec![b' '; 4096 - 44 - 8]),
+                        Chunk::Data,
+                    ])
+                    .build(),
+                true,
+            ),
+            (
+                "declared_past_end",
+                b(&clip(40000)).declared_data_size(1 << 30).build(),
+                true,
+            ),
+            (
+                "header_past_head",
+                b(&clip(40960))
+                    .layout(vec![
+                        Chunk::Fmt,
+                        Chunk::other(b"bext", vec![b' '; 5000]),
+                        Chunk::Data,
+                    ])
+                    .build(),
+                false,
+            ),
+            ("tiny", encode_pcm16(1, 4096, &clip(1000)), false),
+            ("stereo", encode_pcm16(2, 4096, &stereo), false),
+            ("rate", encode_pcm16(1, 8000, &clip(40960)), false),
+            (
+                "float",
+                encode_wav(1, 4096, Samples::F32(&[0.25; 40960])),
+                false,
+            ),
+            ("garbage", vec![7u8; 9000], false),
+        ];
+        let files: Vec<InputFile> = cases
+            .iter()
+            .map(|(n, bytes, _)| input(d.path(), &format!("{n}.wav"), bytes))
+            .collect();
+        for length in [LengthMode::Fixed, LengthMode::Natural] {
+            let cfg = Config {
+                length,
+                ..Config::default()
+            };
+            // Each file alone: in place exactly when expected, the batch untouched otherwise.
+            for ((name, _, in_place), f) in cases.iter().zip(&files) {
+                let mut batch = AudioBatch::default();
+                let mut r = Reader::with_pcm16(&cfg);
+                batch.clear(SampleKind::I16);
+                batch.samples.extend_i16(3).copy_from_slice(&[1, 2, 3]);
+                let got = r.read_pcm16_in_place(f, &mut batch);
+                assert_eq!(got.is_some(), *in_place, "{name} {length:?}");
+                if !in_place {
+                    assert_eq!(batch.samples.i16s().unwrap(), &[1, 2, 3], "{name}");
+                    assert!(batch.files.is_empty(), "{name}");
+                }
+            }
+            // A task of them all, twice (the second read reuses the batch's memory): the
+            // PCM16 reader turns the batch into f32 at the float file and at the stereo one (a
+            // mix), so read the others alone too.
+            let pcm: Vec<InputFile> = files
+                .iter()
+                .zip(&cases)
+                .filter(|(_, (n, _, _))| !["float", "stereo"].contains(n))
+                .map(|(f, _)| f.clone())
+                .collect();
+            for task in [&files[..], &pcm[..]] {
+                let mut b16 = AudioBatch::default();
+                let mut r16 = Reader::with_pcm16(&cfg);
+                let mut b32 = AudioBatch::default();
+                let o32 = Reader::new(&cfg).read_task(task, &mut b32);
+                for _ in 0..2 {
+                    let o16 = r16.read_task(task, &mut b16);
+                    assert_eq!(o16, o32, "{length:?}");
+                    assert_eq!(b16.files, b32.files, "{length:?}");
+                    let got: Vec<f32> = match b16.samples.view() {
+                        crate::samples::SampleView::I16(v) => {
+                            v.iter().map(|&x| f32::from(x) / 32768.0).collect()
+                        }
+                        crate::samples::SampleView::F32(v) => v.to_vec(),
+                    };
+                    assert_eq!(&got[..], b32.samples.f32s().unwrap(), "{length:?}");
+                }
+                assert_eq!(
+                    b16.samples.kind() == SampleKind::I16,
+                    task.len() == pcm.len()
+                );
+            }
+        }
     }
 }

@@ -188,6 +188,35 @@ impl SampleBuf {
         }
     }
 
+    /// Appends `n` PCM16 samples whose leading bytes `fill` writes in place: it gets the new
+    /// samples' memory (`2n` bytes, not yet initialised, native endianness) and returns how many
+    /// bytes from its start it wrote; the rest are zeroed. A reader can so `pread` a file's
+    /// samples straight into a (page-locked) batch. When `fill` fails nothing is appended.
+    ///
+    /// # Safety
+    /// `fill` may write only inside the `2n` bytes it gets, and must have written every byte
+    /// of the count it returns (a larger count is taken as `2n`).
+    pub unsafe fn extend_i16_by<E>(
+        &mut self,
+        n: usize,
+        fill: impl FnOnce(*mut u8, usize) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        assert_eq!(self.kind, SampleKind::I16, "extend_i16_by on an f32 buffer");
+        let bytes = n
+            .checked_mul(2)
+            .expect("sample buffer size overflows usize");
+        self.reserve(n);
+        let at = self.len;
+        // SAFETY: reserve made room for len + n samples of 2 bytes in the allocation.
+        let p = unsafe { self.ptr.as_ptr().add(at * 2) };
+        let wrote = fill(p, bytes)?.min(bytes);
+        // SAFETY: [wrote, bytes) lies inside the room reserved above; the bytes before it were
+        // written by `fill` (the caller's promise), so all 2n bytes are initialised now.
+        unsafe { std::ptr::write_bytes(p.add(wrote), 0, bytes - wrote) };
+        self.len = at + n;
+        Ok(wrote)
+    }
+
     /// Appends f32 samples (tests, examples). The buffer must hold f32.
     pub fn extend_from_slice(&mut self, values: &[f32]) {
         self.extend_f32(values.len()).copy_from_slice(values);
@@ -351,6 +380,34 @@ mod tests {
         b.clear(SampleKind::I16);
         b.reserve(10);
         assert_eq!(b.region(), Some((ptr, cap)));
+    }
+
+    #[test]
+    fn filled_pcm16_room_keeps_what_was_written_and_zeroes_the_rest() {
+        let mut b = SampleBuf::new();
+        b.clear(SampleKind::I16);
+        b.extend_i16(2).copy_from_slice(&[7, 8]);
+        // Memory that held other values before: the unwritten room must come back zero.
+        b.extend_i16(5000).fill(-1);
+        b.truncate(2);
+        // SAFETY: the closure writes 3 samples' bytes inside the room it gets.
+        let wrote = unsafe {
+            b.extend_i16_by(5000, |p, room| {
+                assert_eq!(room, 10_000);
+                std::ptr::copy_nonoverlapping([1u8, 0, 2, 0, 3, 0].as_ptr(), p, 6);
+                Ok::<usize, ()>(6)
+            })
+        };
+        assert_eq!(wrote, Ok(6));
+        let v = b.i16s().unwrap();
+        assert_eq!(v.len(), 5002);
+        assert_eq!(&v[..5], &[7, 8, 1, 2, 3]);
+        assert!(v[5..].iter().all(|&x| x == 0));
+        // A failing fill appends nothing.
+        // SAFETY: the closure writes nothing.
+        let failed = unsafe { b.extend_i16_by(10, |_, _| Err::<usize, &str>("no")) };
+        assert_eq!(failed, Err("no"));
+        assert_eq!(b.len(), 5002);
     }
 
     #[test]

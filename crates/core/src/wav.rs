@@ -267,8 +267,37 @@ fn parse_fmt(body: &[u8]) -> Result<(SampleFormat, u16, u32), WavError> {
 /// file holds gives the whole frames that are there. RF64/BW64 files are read the same
 /// way, with the `ds64` data size when the `data` chunk's own size is 0xFFFFFFFF.
 pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
-    if bytes.is_empty() {
+    match walk(bytes, bytes.len()) {
+        Ok(Some(info)) => Ok(info),
+        // Never happens: with the whole file at hand, no header lies past `bytes`.
+        Ok(None) => Err(WavError::TruncatedHeader),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses the header of a WAV file of `file_len` bytes from its first bytes, `head`: what
+/// [`parse`] of the whole file would give, or `None` when a header it needs lies past `head`
+/// (the caller then reads the whole file). The samples themselves are never looked at, so a
+/// reader can take this header's word on where they are and read them straight into place.
+/// An error is the one `parse` gives too, but a caller may just as well read the whole file.
+pub fn parse_head(head: &[u8], file_len: usize) -> Result<Option<WavInfo>, WavError> {
+    if head.len() > file_len {
+        return walk(&head[..file_len], file_len);
+    }
+    walk(head, file_len)
+}
+
+/// [`parse`] over the first `bytes.len()` of a file of `file_len` bytes (`bytes.len() <=
+/// file_len`): every size and limit is the file's, and a header that lies past `bytes` gives
+/// `Ok(None)`. With the whole file at hand it never does.
+fn walk(bytes: &[u8], file_len: usize) -> Result<Option<WavInfo>, WavError> {
+    if file_len == 0 {
         return Err(WavError::Empty);
+    }
+    // The bytes of the file from `at` to `end` (clipped to the file) are all in `bytes`.
+    let have = |at: usize, end: usize| end.min(file_len) <= bytes.len() || at >= file_len;
+    if !have(0, 12) {
+        return Ok(None);
     }
     let head = &bytes[..bytes.len().min(12)];
     let magic = &head[..head.len().min(4)];
@@ -294,7 +323,7 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
     let mut pos = 12usize;
     // Every turn moves `pos` forward by at least 8, so the walk is O(chunks).
     while fmt.is_none() || data.is_none() {
-        let remaining = bytes.len() - pos;
+        let remaining = file_len - pos;
         if remaining == 0 {
             break;
         }
@@ -302,12 +331,15 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
             truncated = true;
             break;
         }
+        if !have(pos, pos + 8) {
+            return Ok(None);
+        }
         let (Some(id), Some(size)) = (fourcc_at(bytes, pos), u32_at(bytes, pos + 4)) else {
             truncated = true;
             break;
         };
         let body = pos + 8;
-        let available = bytes.len() - body;
+        let available = file_len - body;
         let size_usize = usize::try_from(size).unwrap_or(usize::MAX);
         match &id {
             b"data" => {
@@ -329,11 +361,19 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
                     break;
                 }
                 if fmt.is_none() {
+                    if !have(body, body + size_usize) {
+                        return Ok(None);
+                    }
                     fmt = Some(parse_fmt(&bytes[body..body + size_usize])?);
                 }
             }
             // riffSize(8) dataSize(8) sampleCount(8) ...
-            b"ds64" if size >= 16 => ds64_data_size = u64_at(bytes, body + 8),
+            b"ds64" if size >= 16 => {
+                if !have(body + 8, body + 16) {
+                    return Ok(None);
+                }
+                ds64_data_size = u64_at(bytes, body + 8);
+            }
             _ => {}
         }
         if size_usize > available {
@@ -341,7 +381,10 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
             break;
         }
         let mut next = body + size_usize;
-        if size % 2 == 1 && next < bytes.len() {
+        if size % 2 == 1 && next < file_len {
+            if !have(next, next + 5) {
+                return Ok(None);
+            }
             // The pad byte; some writers leave it out, then the next chunk id starts
             // right here instead of one byte later.
             if looks_like_fourcc(bytes, next + 1) || !looks_like_fourcc(bytes, next) {
@@ -354,18 +397,18 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
     match (fmt, data) {
         (Some((format, channels, sample_rate)), Some((data_offset, data_len))) => {
             let block_align = format.bytes() * usize::from(channels);
-            Ok(WavInfo {
+            Ok(Some(WavInfo {
                 format,
                 channels,
                 sample_rate,
                 data_offset,
                 data_len,
                 frames: data_len / block_align,
-            })
+            }))
         }
         // A walk that ran out of bytes before the RIFF size says the file ends is a cut
         // file, not one that lacks a chunk.
-        _ if truncated || u64::from(riff_size) + 8 > bytes.len() as u64 => {
+        _ if truncated || u64::from(riff_size) + 8 > file_len as u64 => {
             Err(WavError::TruncatedHeader)
         }
         (None, _) => Err(WavError::NoFmtChunk),

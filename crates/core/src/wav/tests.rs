@@ -348,6 +348,52 @@ fn many_empty_chunks_walk_in_linear_time() {
     assert_eq!(check_layout(&bytes).data_offset, 12 + 1_600_000 + 24 + 8);
 }
 
+#[test]
+fn parse_head_agrees_with_parse_on_every_layout() {
+    let long: Vec<i16> = (0..5000).map(|i| (i * 13) as i16).collect();
+    let files = [
+        encode_pcm16(1, 4096, &long),
+        pcm16(&long)
+            .layout(vec![list_chunk(), Chunk::Fmt, Chunk::Data])
+            .build(),
+        pcm16(&long)
+            .layout(vec![
+                Chunk::Fmt,
+                Chunk::other(b"bext", vec![b' '; 5000]),
+                Chunk::Data,
+            ])
+            .build(),
+        pcm16(&long).layout(vec![Chunk::Data, Chunk::Fmt]).build(),
+        pcm16(&long)
+            .layout(vec![
+                Chunk::Raw(b"note\x03\0\0\0odd".to_vec()),
+                Chunk::Fmt,
+                Chunk::Data,
+            ])
+            .build(),
+        pcm16(&long).declared_data_size(0xFFFF_FFFF).build(),
+        pcm16(&long).declared_data_size(1_000_000).build(),
+        pcm16(&long)
+            .declared_data_size(301)
+            .chunk(list_chunk())
+            .build(),
+        b"RIFF\0\0\0\0WAVEfmt ".to_vec(),
+    ];
+    for bytes in &files {
+        check_heads(bytes);
+    }
+    // The seed's layout: 44 bytes are enough, 43 are not.
+    let seed = &files[0];
+    assert_eq!(parse_head(&seed[..43], seed.len()), Ok(None));
+    assert_eq!(
+        parse_head(&seed[..44], seed.len()),
+        Ok(Some(parse(seed).unwrap()))
+    );
+    // A header past the head: more is needed, however much the head holds.
+    let far = &files[2];
+    assert_eq!(parse_head(&far[..4096], far.len()), Ok(None));
+}
+
 // ---- failures ----
 
 #[test]
@@ -683,7 +729,28 @@ fn decode_rejects_info_that_does_not_fit_bytes() {
 
 /// The invariants that hold for any input: no panic, a parsed file's sizes fit the
 /// bytes, and decode writes exactly min(frames, out.len()) values and nothing else.
+/// [`parse_head`] of any first bytes of a file says what [`parse`] of the whole file says, or
+/// that it needs more; given the whole file (or more than it) it always answers. Prefixes of
+/// every length up to 600 bytes, then every 97th.
+fn check_heads(bytes: &[u8]) {
+    let whole = parse(bytes);
+    let lens = (0..=bytes.len().min(600)).chain((600..=bytes.len()).step_by(97));
+    for k in lens.chain([bytes.len()]) {
+        match parse_head(&bytes[..k], bytes.len()) {
+            Ok(None) => assert!(k < bytes.len(), "the whole file must be enough"),
+            Ok(Some(info)) => assert_eq!(Ok(info), whole, "head of {k} bytes"),
+            Err(e) => assert_eq!(Err(e), whole, "head of {k} bytes"),
+        }
+    }
+    // A head longer than the file is cut to it.
+    let mut longer = bytes.to_vec();
+    longer.extend_from_slice(b"data\xff\xff\xff\xff");
+    let got = parse_head(&longer, bytes.len());
+    assert_eq!(got.map(|i| i.expect("the whole file is there")), whole);
+}
+
 fn check_any(bytes: &[u8]) {
+    check_heads(bytes);
     let Ok(info) = parse(bytes) else { return };
     assert!(info.frames * info.block_align() <= info.data_len);
     assert!(info.data_offset + info.data_len <= bytes.len());
