@@ -72,11 +72,18 @@ impl Reader {
     }
 
     fn read_file(&mut self, file: &InputFile, batch: &mut AudioBatch) -> FileOutcome {
-        if batch.samples.kind() == SampleKind::I16 && in_place_allowed() {
+        if in_place_allowed() {
             if let Some(outcome) = self.read_pcm16_in_place(file, batch) {
                 return outcome;
             }
         }
+        self.read_whole_file(file, batch)
+    }
+
+    /// Reads a whole file into the reader's buffer, then parses and decodes it from there:
+    /// the way for every file [`Self::read_pcm16_in_place`] leaves, and the one that says
+    /// why a file fails.
+    fn read_whole_file(&mut self, file: &InputFile, batch: &mut AudioBatch) -> FileOutcome {
         let offset = batch.samples.len();
         let failed = |batch: &mut AudioBatch, bytes: u64, reason: String, g: &Geometry| {
             let rows = g.rows(None);
@@ -188,11 +195,13 @@ impl Reader {
         }
     }
 
-    /// A PCM16 batch's way to read a mono 16-bit file: its first [`HEAD`] bytes give the
-    /// header ([`wav::parse_head`]), then its samples are read with `pread` straight into the
-    /// batch, which a GPU backend has page-locked. The whole-file way reads the file into the
-    /// reader's buffer, zero-fills the batch's room and copies the samples over one by one:
-    /// three passes over the samples where this makes one.
+    /// The way to read a mono 16-bit file: its first [`HEAD`] bytes give the header
+    /// ([`wav::parse_head`]), then its samples are read with `pread` straight into the batch
+    /// (a PCM16 batch, which a GPU backend has page-locked, keeps them as they are; an f32
+    /// batch gets them in the upper half of their room and scales them in place). The
+    /// whole-file way reads the file into the reader's buffer, zero-fills the batch's room
+    /// and decodes the samples over one by one: three passes over the samples where this
+    /// makes one (two for f32).
     ///
     /// `None` when the file needs the whole-file way, which then gives its outcome: not a
     /// regular file, no larger than `HEAD`, a header past `HEAD`, not mono PCM16 at the
@@ -228,22 +237,30 @@ impl Reader {
         let (len, status) = self.fit(frames);
         let want = 2 * frames.min(len);
         let start = batch.samples.len();
-        // SAFETY: the closure writes only inside the `room` bytes it gets (`want` ≤ 2 × len of
-        // them: the head's copy and the read are both bounded by `want`), and returns the
-        // bytes it wrote from their start.
-        let wrote = unsafe {
-            batch.samples.extend_i16_by(len, |dst, room| {
-                debug_assert!(want <= room);
-                let from_head = HEAD.saturating_sub(info.data_offset).min(want);
+        let fill = |dst: *mut u8, room: usize| {
+            debug_assert!(want <= room);
+            let from_head = HEAD.saturating_sub(info.data_offset).min(want);
+            let at = (info.data_offset + from_head) as u64;
+            // SAFETY: `dst` has `room` ≥ `want` writable bytes; the copy from the head fills
+            // its first `from_head` ≤ `want` of them from inside `head` (data_offset < HEAD
+            // when from_head > 0), the read at most the `want - from_head` after them.
+            let read = unsafe {
                 std::ptr::copy_nonoverlapping(
                     head.as_ptr().add(info.data_offset.min(HEAD)),
                     dst,
                     from_head,
                 );
-                let at = (info.data_offset + from_head) as u64;
-                let read = read_at(&f, dst.add(from_head), want - from_head, at);
-                Ok::<usize, ()>(from_head + read)
-            })
+                read_at(&f, dst.add(from_head), want - from_head, at)
+            };
+            Ok::<usize, ()>(from_head + read)
+        };
+        // SAFETY: `fill` writes only inside the bytes it gets and returns how many it wrote
+        // from their start (the copy's, then the read's, contiguous).
+        let wrote = unsafe {
+            match batch.samples.kind() {
+                SampleKind::I16 => batch.samples.extend_i16_by(len, fill),
+                SampleKind::F32 => batch.samples.extend_f32_from_pcm16_by(len, fill),
+            }
         };
         if wrote != Ok(want) {
             batch.samples.truncate(start);
@@ -653,17 +670,55 @@ mod tests {
                 length,
                 ..Config::default()
             };
-            // Each file alone: in place exactly when expected, the batch untouched otherwise.
-            for ((name, _, in_place), f) in cases.iter().zip(&files) {
-                let mut batch = AudioBatch::default();
-                let mut r = Reader::with_pcm16(&cfg);
-                batch.clear(SampleKind::I16);
-                batch.samples.extend_i16(3).copy_from_slice(&[1, 2, 3]);
-                let got = r.read_pcm16_in_place(f, &mut batch);
-                assert_eq!(got.is_some(), *in_place, "{name} {length:?}");
-                if !in_place {
-                    assert_eq!(batch.samples.i16s().unwrap(), &[1, 2, 3], "{name}");
-                    assert!(batch.files.is_empty(), "{name}");
+            // Each file alone, after three samples already in the batch: in place exactly
+            // when expected, with what the whole-file way gives; the batch untouched otherwise.
+            for pcm16 in [true, false] {
+                let reader = || {
+                    if pcm16 {
+                        Reader::with_pcm16(&cfg)
+                    } else {
+                        Reader::new(&cfg)
+                    }
+                };
+                let start = |b: &mut AudioBatch| {
+                    if pcm16 {
+                        b.clear(SampleKind::I16);
+                        b.samples.extend_i16(3).copy_from_slice(&[1, 2, 3]);
+                    } else {
+                        b.clear(SampleKind::F32);
+                        b.samples.extend_from_slice(&[0.5, 0.25, 0.125]);
+                    }
+                };
+                let bits = |b: &AudioBatch| -> Vec<u32> {
+                    match b.samples.view() {
+                        crate::samples::SampleView::I16(v) => {
+                            v.iter().map(|&x| x as u16 as u32).collect()
+                        }
+                        crate::samples::SampleView::F32(v) => {
+                            v.iter().map(|x| x.to_bits()).collect()
+                        }
+                    }
+                };
+                for ((name, _, in_place), f) in cases.iter().zip(&files) {
+                    let (mut fast, mut whole) = (AudioBatch::default(), AudioBatch::default());
+                    start(&mut fast);
+                    start(&mut whole);
+                    let got = reader().read_pcm16_in_place(f, &mut fast);
+                    assert_eq!(got.is_some(), *in_place, "{name} {length:?} {pcm16}");
+                    let want = reader().read_whole_file(f, &mut whole);
+                    match got {
+                        Some(got) => {
+                            assert_eq!(got, want, "{name}");
+                            assert_eq!(fast.files, whole.files, "{name}");
+                            assert_eq!(bits(&fast), bits(&whole), "{name} {length:?} {pcm16}");
+                        }
+                        None => {
+                            let mut before = AudioBatch::default();
+                            start(&mut before);
+                            assert_eq!(bits(&fast), bits(&before), "{name}");
+                            assert!(fast.files.is_empty(), "{name}");
+                        }
+                    }
                 }
             }
             // A task of them all, twice (the second read reuses the batch's memory): the

@@ -217,6 +217,52 @@ impl SampleBuf {
         Ok(wrote)
     }
 
+    /// Appends `n` f32 samples made from PCM16 values that `fill` writes in place, as
+    /// [`Self::extend_i16_by`] does for a PCM16 buffer: `fill` gets `2n` bytes (the upper half
+    /// of the new samples' memory) for the raw values, which are then scaled (value / 32768,
+    /// as the WAV decoder does) front to back into the whole room; samples past the bytes it
+    /// wrote are zero. When `fill` fails nothing is appended.
+    ///
+    /// # Safety
+    /// As for [`Self::extend_i16_by`].
+    pub unsafe fn extend_f32_from_pcm16_by<E>(
+        &mut self,
+        n: usize,
+        fill: impl FnOnce(*mut u8, usize) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        assert_eq!(
+            self.kind,
+            SampleKind::F32,
+            "extend_f32_from_pcm16_by on a PCM16 buffer"
+        );
+        let bytes = n
+            .checked_mul(2)
+            .expect("sample buffer size overflows usize");
+        self.reserve(n);
+        let at = self.len;
+        // SAFETY: reserve made room for len + n samples of 4 bytes; the raw values go to the
+        // upper 2n of their 4n bytes, 2-aligned (the allocation is page-aligned).
+        let (out, raw) = unsafe {
+            let out = self.ptr.as_ptr().add(at * 4).cast::<f32>();
+            (out, out.cast::<u8>().add(bytes))
+        };
+        let wrote = fill(raw, bytes)?.min(bytes);
+        let values = wrote / 2;
+        for i in 0..values {
+            // SAFETY: value i (bytes 2n + 2i, written by `fill`) is read before f32 i (bytes
+            // 4i..4i + 4) is written, and that write ends at or before the next unread value:
+            // 4i + 4 <= 2n + 2(i + 1) for every i < n.
+            unsafe {
+                let v = raw.cast::<i16>().add(i).read();
+                out.add(i).write(f32::from(v) * (1.0 / 32768.0));
+            }
+        }
+        // SAFETY: samples values..n lie inside the room reserved above.
+        unsafe { std::ptr::write_bytes(out.add(values), 0, n - values) };
+        self.len = at + n;
+        Ok(wrote)
+    }
+
     /// Appends f32 samples (tests, examples). The buffer must hold f32.
     pub fn extend_from_slice(&mut self, values: &[f32]) {
         self.extend_f32(values.len()).copy_from_slice(values);
@@ -408,6 +454,38 @@ mod tests {
         let failed = unsafe { b.extend_i16_by(10, |_, _| Err::<usize, &str>("no")) };
         assert_eq!(failed, Err("no"));
         assert_eq!(b.len(), 5002);
+    }
+
+    #[test]
+    fn pcm16_filled_into_f32_room_scales_like_the_decoder() {
+        let raw: Vec<i16> = (0..70_000)
+            .map(|i| (i * 7919 % 65536 - 32768) as i16)
+            .collect();
+        let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut b = SampleBuf::new();
+        b.extend_f32(3).copy_from_slice(&[0.5, 0.25, -1.0]);
+        // SAFETY: the closure writes `k` bytes inside the room it gets.
+        let k = 2 * 69_999 + 1; // an odd count: the last half-value is dropped
+        let wrote = unsafe {
+            b.extend_f32_from_pcm16_by(70_001, |p, room| {
+                assert_eq!(room, 140_002);
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, k);
+                Ok::<usize, ()>(k)
+            })
+        };
+        assert_eq!(wrote, Ok(k));
+        let v = b.f32s().unwrap();
+        assert_eq!(v.len(), 70_004);
+        assert_eq!(&v[..3], &[0.5, 0.25, -1.0]);
+        for (i, &x) in raw[..69_999].iter().enumerate() {
+            let want = f32::from(x) / 32768.0;
+            assert_eq!(v[3 + i].to_bits(), want.to_bits(), "value {i}");
+        }
+        assert!(v[3 + 69_999..].iter().all(|&x| x.to_bits() == 0));
+        // SAFETY: the closure writes nothing.
+        let failed = unsafe { b.extend_f32_from_pcm16_by(10, |_, _| Err::<usize, ()>(())) };
+        assert_eq!(failed, Err(()));
+        assert_eq!(b.len(), 70_004);
     }
 
     #[test]
