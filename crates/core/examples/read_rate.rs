@@ -3,8 +3,9 @@
 //! page-locking the batches). Page cache warm after the first round.
 //!
 //! ```text
-//! cargo run --release -p melpipe-core --example read_rate -- DIR [THREADS] [FILES] [ROUNDS]
+//! cargo run --release -p melpipe-core --example read_rate -- DIR [THREADS] [FILES] [ROUNDS] [f32]
 //! MELPIPE_PCM16_IN_PLACE=0 read_rate DIR    # the whole-file way, for comparison
+//! read_rate DIR 16 16 5 f32                  # f32 batches, as the CPU path reads them
 //! ```
 
 use melpipe_core::backend::AudioBatch;
@@ -18,11 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(
         args.next()
-            .ok_or("usage: read_rate DIR [THREADS] [FILES] [ROUNDS]")?,
+            .ok_or("usage: read_rate DIR [THREADS] [FILES] [ROUNDS] [f32]")?,
     );
     let threads: usize = args.next().map_or(Ok(16), |s| s.parse())?;
     let per_task: usize = args.next().map_or(Ok(128), |s| s.parse())?;
     let rounds: usize = args.next().map_or(Ok(5), |s| s.parse())?;
+    let f32_batches = args.next().is_some_and(|s| s == "f32");
     let files = discover(&[dir], threads)?;
     let tasks: Vec<_> = files.chunks(per_task).collect();
     let cfg = Config::default();
@@ -33,7 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| {
-                    let mut reader = Reader::with_pcm16(&cfg);
+                    let mut reader = if f32_batches {
+                        Reader::new(&cfg)
+                    } else {
+                        Reader::with_pcm16(&cfg)
+                    };
                     let mut batch = AudioBatch::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
