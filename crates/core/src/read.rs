@@ -1,6 +1,8 @@
 //! The read stage: a task's files from disk into an [`AudioBatch`] of decoded mono samples.
 //!
-//! Files are read with `read(2)` into a reusable buffer, never memory-mapped: a file truncated
+//! A mono 16-bit file, the common case, has its first 4 KiB read for the header and its samples
+//! `pread` straight into the batch; every other file is read whole with `read(2)` into a
+//! reusable buffer and decoded from there. Files are never memory-mapped: a file truncated
 //! while mapped raises SIGBUS and kills the process, a read just returns fewer bytes.
 
 use crate::backend::{AudioBatch, BatchFile};
