@@ -17,7 +17,8 @@ use std::io::Read;
 /// What reading one file gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileOutcome {
-    /// Bytes read.
+    /// Bytes of the file: those read, or its size when its samples were read in place (the
+    /// header and the samples a clip takes are read then, not the rest).
     pub bytes: u64,
     /// Sample frames found in the file.
     pub samples: u64,
@@ -208,7 +209,7 @@ impl Reader {
     /// `None` when the file needs the whole-file way, which then gives its outcome: not a
     /// regular file, no larger than `HEAD`, a header past `HEAD`, not mono PCM16 at the
     /// expected rate, any error, or fewer bytes than its size said (it changed meanwhile).
-    /// The batch is then as it was.
+    /// The batch then holds what it held (its room may have grown).
     fn read_pcm16_in_place(
         &mut self,
         file: &InputFile,
@@ -616,10 +617,11 @@ mod tests {
             ("short", encode_pcm16(1, 4096, &clip(30001)), true),
             ("long", encode_pcm16(1, 4096, &clip(50000)), true),
             (
+                // An odd chunk without its pad byte: the samples start at an odd offset (55).
                 "odd_offset",
                 b(&clip(40960))
                     .layout(vec![
-                        Chunk::other(b"note", *b"odd"),
+                        Chunk::Raw(b"note\x03\0\0\0odd".to_vec()),
                         Chunk::Fmt,
                         Chunk::Data,
                     ])
@@ -635,6 +637,15 @@ mod tests {
                         Chunk::Data,
                     ])
                     .build(),
+                true,
+            ),
+            (
+                "odd_data_length",
+                {
+                    let mut f = b(&clip(40000)).declared_data_size(1 << 30).build();
+                    f.push(0x7f);
+                    f
+                },
                 true,
             ),
             (
@@ -753,6 +764,37 @@ mod tests {
                     b16.samples.kind() == SampleKind::I16,
                     task.len() == pcm.len()
                 );
+            }
+        }
+    }
+
+    /// A picked channel of a mono file: channel 0 is read in place, channel 1 takes the
+    /// whole-file way and fails with its reason.
+    #[test]
+    fn picked_channels_of_a_mono_file() {
+        let d = tempfile::tempdir().unwrap();
+        let clip: Vec<i16> = (0..40960).map(|i| (i % 3000) as i16 - 1500).collect();
+        let f = input(d.path(), "m.wav", &encode_pcm16(1, 4096, &clip));
+        for (channel, in_place) in [(Channel::Index(0), true), (Channel::Index(1), false)] {
+            let cfg = Config {
+                channel,
+                ..Config::default()
+            };
+            for mut r in [Reader::with_pcm16(&cfg), Reader::new(&cfg)] {
+                let mut b = AudioBatch::default();
+                b.clear(r.kind);
+                assert_eq!(r.read_pcm16_in_place(&f, &mut b).is_some(), in_place);
+                let out = r.read_task(std::slice::from_ref(&f), &mut b);
+                if in_place {
+                    assert_eq!(out[0].status, FileStatus::Ok);
+                } else {
+                    assert_eq!(
+                        out[0].status,
+                        FileStatus::Failed {
+                            reason: "channel 1 requested but the file has 1".into()
+                        }
+                    );
+                }
             }
         }
     }

@@ -190,8 +190,10 @@ impl SampleBuf {
 
     /// Appends `n` PCM16 samples whose leading bytes `fill` writes in place: it gets the new
     /// samples' memory (`2n` bytes, not yet initialised, native endianness) and returns how many
-    /// bytes from its start it wrote; the rest are zeroed. A reader can so `pread` a file's
-    /// samples straight into a (page-locked) batch. When `fill` fails nothing is appended.
+    /// bytes from its start it wrote; the rest are zeroed (an odd count keeps the written byte
+    /// of a half-written sample). A reader can so `pread` a file's samples straight into a
+    /// (page-locked) batch. When `fill` fails nothing is appended, though the room stays
+    /// reserved (the memory may have moved, and lost its pin, as any growth does).
     ///
     /// # Safety
     /// `fill` may write only inside the `2n` bytes it gets, and must have written every byte
@@ -221,7 +223,8 @@ impl SampleBuf {
     /// [`Self::extend_i16_by`] does for a PCM16 buffer: `fill` gets `2n` bytes (the upper half
     /// of the new samples' memory) for the raw values, which are then scaled (value / 32768,
     /// as the WAV decoder does) front to back into the whole room; samples past the bytes it
-    /// wrote are zero. When `fill` fails nothing is appended.
+    /// wrote are zero (an odd count drops the half-written sample). When `fill` fails nothing
+    /// is appended, though the room stays reserved.
     ///
     /// # Safety
     /// As for [`Self::extend_i16_by`].

@@ -727,8 +727,6 @@ fn decode_rejects_info_that_does_not_fit_bytes() {
 
 // ---- properties ----
 
-/// The invariants that hold for any input: no panic, a parsed file's sizes fit the
-/// bytes, and decode writes exactly min(frames, out.len()) values and nothing else.
 /// [`parse_head`] of any first bytes of a file says what [`parse`] of the whole file says, or
 /// that it needs more; given the whole file (or more than it) it always answers. Prefixes of
 /// every length up to 600 bytes, then every 97th.
@@ -749,6 +747,9 @@ fn check_heads(bytes: &[u8]) {
     assert_eq!(got.map(|i| i.expect("the whole file is there")), whole);
 }
 
+/// The invariants that hold for any input: no panic, a parsed file's sizes fit the
+/// bytes, decode writes exactly min(frames, out.len()) values and nothing else, and
+/// [`parse_head`] agrees with [`parse`] ([`check_heads`]).
 fn check_any(bytes: &[u8]) {
     check_heads(bytes);
     let Ok(info) = parse(bytes) else { return };
