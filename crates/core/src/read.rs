@@ -75,18 +75,26 @@ impl Reader {
     }
 
     fn read_file(&mut self, file: &InputFile, batch: &mut AudioBatch) -> FileOutcome {
-        if in_place_allowed() {
-            if let Some(outcome) = self.read_pcm16_in_place(file, batch) {
-                return outcome;
+        // Opened and checked once, whichever way reads it.
+        let input = open_input(&file.path);
+        if let Ok((f, len)) = &input {
+            if in_place_allowed() {
+                if let Some(outcome) = self.read_pcm16_in_place(f, *len, batch) {
+                    return outcome;
+                }
             }
         }
-        self.read_whole_file(file, batch)
+        self.read_whole_file(input, batch)
     }
 
     /// Reads a whole file into the reader's buffer, then parses and decodes it from there:
     /// the way for every file [`Self::read_pcm16_in_place`] leaves, and the one that says
     /// why a file fails.
-    fn read_whole_file(&mut self, file: &InputFile, batch: &mut AudioBatch) -> FileOutcome {
+    fn read_whole_file(
+        &mut self,
+        input: std::io::Result<(std::fs::File, u64)>,
+        batch: &mut AudioBatch,
+    ) -> FileOutcome {
         let offset = batch.samples.len();
         let failed = |batch: &mut AudioBatch, bytes: u64, reason: String, g: &Geometry| {
             let rows = g.rows(None);
@@ -103,7 +111,7 @@ impl Reader {
                 rows: rows as u64,
             }
         };
-        if let Err(e) = read_whole(&file.path, &mut self.buf) {
+        if let Err(e) = input.and_then(|(f, len)| read_whole(&f, len, &mut self.buf)) {
             return failed(batch, 0, format!("unreadable: {e}"), &self.geometry);
         }
         let bytes = self.buf.len() as u64;
@@ -206,27 +214,26 @@ impl Reader {
     /// and decodes the samples over one by one: three passes over the samples where this
     /// makes one (two for f32).
     ///
-    /// `None` when the file needs the whole-file way, which then gives its outcome: not a
-    /// regular file, no larger than `HEAD`, a header past `HEAD`, not mono PCM16 at the
+    /// `f` is the file, opened by [`open_input`], of `file_len` bytes. `None` when the file
+    /// needs the whole-file way, which then gives its outcome: no larger than `HEAD`, a header past `HEAD`, not mono PCM16 at the
     /// expected rate, any error, or fewer bytes than its size said (it changed meanwhile).
     /// The batch then holds what it held (its room may have grown).
     fn read_pcm16_in_place(
         &mut self,
-        file: &InputFile,
+        f: &std::fs::File,
+        file_len: u64,
         batch: &mut AudioBatch,
     ) -> Option<FileOutcome> {
         if !matches!(self.channel, Channel::Mix | Channel::Index(0)) {
             return None;
         }
-        let f = open_nonblocking(&file.path).ok()?;
-        let meta = f.metadata().ok()?;
-        let file_len = usize::try_from(meta.len()).ok()?;
-        if !meta.is_file() || file_len <= HEAD {
+        let file_len = usize::try_from(file_len).ok()?;
+        if file_len <= HEAD {
             return None;
         }
         let mut head = [0u8; HEAD];
         // SAFETY: `head` holds HEAD writable bytes.
-        if unsafe { read_at(&f, head.as_mut_ptr(), HEAD, 0) } != HEAD {
+        if unsafe { read_at(f, head.as_mut_ptr(), HEAD, 0) } != HEAD {
             return None;
         }
         let info = wav::parse_head(&head, file_len).ok()??;
@@ -253,7 +260,7 @@ impl Reader {
                     dst,
                     from_head,
                 );
-                read_at(&f, dst.add(from_head), want - from_head, at)
+                read_at(f, dst.add(from_head), want - from_head, at)
             };
             Ok::<usize, ()>(from_head + read)
         };
@@ -383,11 +390,10 @@ fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// Reads a whole regular file into `buf` (cleared first). Anything else named `*.wav`, or
-/// linked to by such a name, is refused: a FIFO would block the reader forever and a device
-/// like /dev/zero would never end.
-fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    buf.clear();
+/// Opens a regular file for reading and gives its size. Anything else named `*.wav`, or linked
+/// to by such a name, is refused: a FIFO would block the reader forever and a device like
+/// /dev/zero would never end.
+fn open_input(path: &std::path::Path) -> std::io::Result<(std::fs::File, u64)> {
     let f = open_nonblocking(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
@@ -396,8 +402,13 @@ fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> 
             "not a regular file",
         ));
     }
-    // Read what the file held when opened: one that keeps growing cannot hold the reader.
-    let len = meta.len();
+    Ok((f, meta.len()))
+}
+
+/// Reads the first `len` bytes of `f`, what the file held when opened ([`open_input`]), into
+/// `buf` (cleared first): one that keeps growing cannot hold the reader.
+fn read_whole(f: &std::fs::File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
     buf.reserve(usize::try_from(len).unwrap_or(0));
     f.take(len).read_to_end(buf)?;
     Ok(())
@@ -716,9 +727,10 @@ mod tests {
                     let (mut fast, mut whole) = (AudioBatch::default(), AudioBatch::default());
                     start(&mut fast);
                     start(&mut whole);
-                    let got = reader().read_pcm16_in_place(f, &mut fast);
+                    let (h, n) = open_input(&f.path).unwrap();
+                    let got = reader().read_pcm16_in_place(&h, n, &mut fast);
                     assert_eq!(got.is_some(), *in_place, "{name} {length:?} {pcm16}");
-                    let want = reader().read_whole_file(f, &mut whole);
+                    let want = reader().read_whole_file(open_input(&f.path), &mut whole);
                     match got {
                         Some(got) => {
                             assert_eq!(got, want, "{name}");
@@ -783,7 +795,8 @@ mod tests {
             for mut r in [Reader::with_pcm16(&cfg), Reader::new(&cfg)] {
                 let mut b = AudioBatch::default();
                 b.clear(r.kind);
-                assert_eq!(r.read_pcm16_in_place(&f, &mut b).is_some(), in_place);
+                let (h, n) = open_input(&f.path).unwrap();
+                assert_eq!(r.read_pcm16_in_place(&h, n, &mut b).is_some(), in_place);
                 let out = r.read_task(std::slice::from_ref(&f), &mut b);
                 if in_place {
                     assert_eq!(out[0].status, FileStatus::Ok);
