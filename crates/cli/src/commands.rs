@@ -114,7 +114,7 @@ fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<S
     if fallback && !nvidia_gpu_visible() {
         return Err("the NVIDIA kernel driver shows no GPU".into());
     }
-    limit_gpu_connections(cfg);
+    limit_gpu_connections();
     let count = match ordinal {
         Some(_) => None,
         None => {
@@ -189,18 +189,21 @@ struct Started {
     uuids: Vec<String>,
 }
 
-/// Gives each GPU context one hardware work queue per compute stream, unless the user chose
+/// Gives each GPU context one hardware work queue, unless the user chose
 /// (`CUDA_DEVICE_MAX_CONNECTIONS`, 1–32, the driver's default 8). Creating a context sets up
-/// every queue, and the context is on the GPU path's critical start: on the H100 machine it
-/// took 0.14–0.17 s with 8 queues, 0.08–0.10 s with 4 (docs/PERFORMANCE.md, run O). The
-/// pipeline's streams are independent, so more queues than streams only cost start-up time.
-fn limit_gpu_connections(cfg: &Config) {
+/// every queue, and both the context's creation and its release are on the GPU path's critical
+/// path: on the H100 machine the context took 0.14–0.17 s with 8 queues, 0.08–0.11 s with 4 and
+/// 0.057–0.072 s with 1, and its release 0.06 s with 4 against 0.03 s with 1 (docs/PERFORMANCE.md,
+/// runs O and AE). One queue serialises the streams' copies and kernels, which costs nothing
+/// measurable once computed tasks wait for the disk on writer threads (the pipeline's tasks
+/// ahead): the seed's workload, `pool none` and a compute-heavy set (n_fft 256, hop 2) were no
+/// slower with it.
+fn limit_gpu_connections() {
     const VAR: &str = "CUDA_DEVICE_MAX_CONNECTIONS";
     if std::env::var_os(VAR).is_none() {
-        let streams = pipeline::Knobs::resolve(cfg, false).streams.clamp(1, 32);
         // Called before the CUDA driver starts and before the run's threads exist (only the
         // signal thread, waiting in sigwait, runs now): nothing reads the environment meanwhile.
-        std::env::set_var(VAR, streams.to_string());
+        std::env::set_var(VAR, "1");
     }
 }
 

@@ -133,13 +133,7 @@ fn plan_tasks<'a>(
     let geometry = Geometry::new(cfg);
     let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
     let estimate = |f: &InputFile| -> u64 {
-        // Fixed mode decodes one clip; natural mode the whole file, at most one sample per
-        // byte (8-bit mono), 4 bytes each as f32.
-        let samples = match cfg.length {
-            LengthMode::Fixed => cfg.clip_samples as u64,
-            LengthMode::Natural => f.size,
-        };
-        let rows = geometry.rows(Some(usize::try_from(samples).unwrap_or(usize::MAX))) as u64;
+        let (samples, rows) = file_estimate(f, cfg, &geometry);
         samples.saturating_mul(4) + rows.saturating_mul(row_bytes)
     };
     let per_task = per_task.max(1);
@@ -159,6 +153,56 @@ fn plan_tasks<'a>(
     tasks
 }
 
+/// A file's estimated samples and rows: fixed mode decodes one clip; natural mode the whole
+/// file, at most one sample per byte (8-bit mono).
+fn file_estimate(f: &InputFile, cfg: &Config, geometry: &Geometry) -> (u64, u64) {
+    let samples = match cfg.length {
+        LengthMode::Fixed => cfg.clip_samples as u64,
+        LengthMode::Natural => f.size,
+    };
+    let rows = geometry.rows(Some(usize::try_from(samples).unwrap_or(usize::MAX))) as u64;
+    (samples, rows)
+}
+
+/// The most estimated feature bytes that computed tasks of a device run may hold past the queue
+/// depth while their rows wait for the disk. With them the device computes its last task while
+/// the disk still has about this much to take, and giving the device back (about 0.1 s of
+/// driver work: the context, then the unified-memory driver's teardown) overlaps those writes
+/// instead of following the last of them (run AE in docs/PERFORMANCE.md).
+const AHEAD_MEMORY: u64 = 192 << 20;
+
+/// How many computed tasks a device run may hold past the queue depth: [`AHEAD_MEMORY`] (or
+/// `MELPIPE_AHEAD_MIB`, for benchmarks; 0 turns it off) over the largest task's estimated
+/// features.
+fn ahead_tasks(tasks: &[&[InputFile]], cfg: &Config) -> usize {
+    let budget = std::env::var("MELPIPE_AHEAD_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(AHEAD_MEMORY, |mib| mib.saturating_mul(1 << 20));
+    ahead_tasks_within(tasks, cfg, budget)
+}
+
+/// How many of the largest of `tasks` fit `budget` bytes of estimated features (at most as many
+/// as there are tasks).
+fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Config, budget: u64) -> usize {
+    let geometry = Geometry::new(cfg);
+    let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
+    let largest = tasks
+        .iter()
+        .map(|t| {
+            t.iter()
+                .map(|f| file_estimate(f, cfg, &geometry).1.saturating_mul(row_bytes))
+                .fold(0u64, u64::saturating_add)
+        })
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    // Never more than there are tasks: the count also sizes a channel.
+    usize::try_from(budget / largest)
+        .unwrap_or(usize::MAX)
+        .min(tasks.len())
+}
+
 /// A run's result.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -174,6 +218,9 @@ struct Done {
     outcomes: Vec<FileOutcome>,
     features: FeatureBuf,
 }
+
+/// A computed task on its way to a writer thread that puts its rows at their place.
+type Computed = (usize, Vec<FileOutcome>, FeatureBuf, Result<()>);
 
 /// Runs a closure once: at [`OnDrop::run`], or when dropped (a thread that ends early).
 struct OnDrop<F: FnOnce()>(Option<F>);
@@ -575,13 +622,20 @@ fn execute(
     let failed_stop = AtomicBool::new(false);
     let halt = || stop.load(Ordering::Relaxed) || failed_stop.load(Ordering::Relaxed);
     let next = AtomicUsize::new(0);
+    // A device run's computed tasks may wait for the disk past the queue depth (writer threads
+    // then write their rows), so that the device is done before the disk.
+    let ahead = if factory.is_cpu() {
+        0
+    } else {
+        ahead_tasks(tasks, cfg)
+    };
     let window = Window {
         written: Mutex::new(0),
         cv: Condvar::new(),
-        depth: knobs.queue_depth,
+        depth: knobs.queue_depth + ahead,
     };
     let (done_tx, done_rx) = bounded::<Result<Done>>(knobs.queue_depth);
-    let (recycle_tx, recycle_rx) = bounded::<FeatureBuf>(knobs.queue_depth + 4);
+    let (recycle_tx, recycle_rx) = bounded::<FeatureBuf>(knobs.queue_depth + ahead + 4);
     let vpr = cfg.values_per_row();
     let progress = &*req.progress;
     let row_starts = &RowStarts::new();
@@ -758,6 +812,32 @@ fn execute(
             // threads wait until the factory knows and end at once if the device started.
             let device_threads = knobs.streams * factory.devices().max(1);
             let compute_threads = device_threads.max(knobs.threads);
+            // With tasks ahead, computed tasks go to as many writer threads as the device has
+            // compute threads: they write the rows at their place and pass the task on in
+            // place of the compute thread, which takes the next batch at once.
+            let (placing_tx, placing_rx) = crossbeam_channel::unbounded::<Computed>();
+            let placing_tx = (ahead > 0).then_some(placing_tx);
+            if ahead > 0 {
+                for _ in 0..device_threads {
+                    let done_tx = done_tx.clone();
+                    let placing_rx = placing_rx.clone();
+                    s.spawn(move || {
+                        for (t, outcomes, features, r) in placing_rx.iter() {
+                            let r = r
+                                .and_then(|_| place(t, &outcomes, &features))
+                                .map(|_| Done {
+                                    task: t,
+                                    outcomes,
+                                    features,
+                                });
+                            if done_tx.send(r).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+            drop(placing_rx);
             // The device is given back as soon as no compute thread needs it, while the last
             // rows are still on their way to the disk: the thread that lets go last drops the
             // pooled batches (their page-locked registrations hold the context) and releases.
@@ -783,6 +863,7 @@ fn execute(
                 let full_rx: Receiver<_> = full_rx.clone();
                 let free_tx: Sender<_> = free_tx.clone();
                 let let_go = let_go.clone();
+                let placing_tx = placing_tx.clone();
                 s.spawn(move || {
                     let mut hold = OnDrop(Some(let_go));
                     if i >= device_threads && !factory.fell_back_to_cpu() {
@@ -828,6 +909,12 @@ fn execute(
                             drop(backend.take());
                             hold.run();
                         }
+                        if let Some(placing) = &placing_tx {
+                            if placing.send((t, outcomes, features, r)).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
                         let r = r
                             .and_then(|_| place(t, &outcomes, &features))
                             .map(|_| Done {
@@ -841,6 +928,8 @@ fn execute(
                     }
                 });
             }
+            // The writer threads end once every compute thread has ended.
+            drop(placing_tx);
         }
         drop(done_tx);
 
@@ -983,6 +1072,40 @@ mod tests {
         // A stopped run does not wait for a task that will never be read.
         let stopped = AtomicBool::new(true);
         assert_eq!(starts.take(9, || stopped.load(Ordering::Relaxed)), None);
+    }
+
+    #[test]
+    fn tasks_ahead_fit_their_budget_of_feature_bytes() {
+        // The seed's shape: 237 rows of 32 f16 values a clip, 128 clips a task (1,941,504
+        // bytes of features): 103 such tasks fit 192 MiB.
+        let cfg = Config::default();
+        let all = files(&[81_964; 128 * 120]);
+        let tasks: Vec<&[InputFile]> = all.chunks(128).collect();
+        let task_bytes = 128 * Geometry::new(&cfg).rows(None) as u64 * 32 * 2;
+        assert_eq!(task_bytes, 1_941_504);
+        assert_eq!(ahead_tasks_within(&tasks, &cfg, AHEAD_MEMORY), 103);
+        assert_eq!(ahead_tasks_within(&tasks, &cfg, task_bytes - 1), 0);
+        assert_eq!(ahead_tasks_within(&tasks, &cfg, 0), 0);
+        assert_eq!(ahead_tasks_within(&tasks, &cfg, 3 * task_bytes), 3);
+        // Never more than there are tasks; the largest task sets the count (here the first,
+        // of 128 clips; the last has 44).
+        let few: Vec<&[InputFile]> = all[..300].chunks(128).collect();
+        assert_eq!(ahead_tasks_within(&few, &cfg, AHEAD_MEMORY), 3);
+        assert_eq!(ahead_tasks_within(&few, &cfg, 2 * task_bytes + 1), 2);
+        // Natural length: the estimate takes one sample per byte of each file, an upper bound.
+        let natural = Config {
+            length: LengthMode::Natural,
+            ..Config::default()
+        };
+        let big = files(&[81_964 * 8; 4 * 100]);
+        let long: Vec<&[InputFile]> = big.chunks(4).collect();
+        let rows = Geometry::new(&natural).rows(Some(81_964 * 8)) as u64;
+        assert_eq!(
+            ahead_tasks_within(&long, &natural, 16 << 20),
+            ((16 << 20) / (4 * rows * 64)) as usize
+        );
+        // No tasks: none ahead.
+        assert_eq!(ahead_tasks_within(&[], &cfg, AHEAD_MEMORY), 0);
     }
 
     #[test]
