@@ -169,7 +169,9 @@ pub struct Params {
     /// Files per task, the unit read, computed and written together (0: automatic). [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub files_per_task: Option<usize>,
-    /// Tasks in flight between reading and writing; bounds memory (0: automatic). [default: 0]
+    /// Tasks in flight between reading and writing; bounds memory (0: automatic). A GPU run
+    /// may also hold computed tasks, up to about 192 MiB of features, waiting for the disk.
+    /// [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub queue_depth: Option<usize>,
     /// Compute streams per GPU (0: automatic). [default: 0]
