@@ -22,7 +22,7 @@ use crate::read::{FileOutcome, Reader};
 use crate::shard::{self, ShardInfo, ShardSpec};
 use crate::trace;
 use crate::write::{self, OutputWriter};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -171,19 +171,30 @@ fn file_estimate(f: &InputFile, cfg: &Config, geometry: &Geometry) -> (u64, u64)
 /// instead of following the last of them (run AE in docs/PERFORMANCE.md).
 const AHEAD_MEMORY: u64 = 192 << 20;
 
+/// The most tasks ahead whatever their size: each costs a little beyond its features (its
+/// outcomes, a channel slot), which the budget does not count.
+const AHEAD_TASKS_MAX: usize = 4096;
+
 /// How many computed tasks a device run may hold past the queue depth: [`AHEAD_MEMORY`] (or
-/// `MELPIPE_AHEAD_MIB`, for benchmarks; 0 turns it off) over the largest task's estimated
-/// features.
+/// `MELPIPE_AHEAD_MIB`, MiB, fractions allowed, for benchmarks and tests; 0 turns it off) over
+/// the largest task's estimated features.
 fn ahead_tasks(tasks: &[&[InputFile]], cfg: &Config) -> usize {
-    let budget = std::env::var("MELPIPE_AHEAD_MIB")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(AHEAD_MEMORY, |mib| mib.saturating_mul(1 << 20));
+    const VAR: &str = "MELPIPE_AHEAD_MIB";
+    let budget = match std::env::var(VAR) {
+        Err(_) => AHEAD_MEMORY,
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(mib) if mib.is_finite() && mib >= 0.0 => (mib * f64::from(1u32 << 20)) as u64,
+            _ => {
+                tracing::warn!("{VAR}={v:?} is not a number of MiB; using the default (192)");
+                AHEAD_MEMORY
+            }
+        },
+    };
     ahead_tasks_within(tasks, cfg, budget)
 }
 
 /// How many of the largest of `tasks` fit `budget` bytes of estimated features (at most as many
-/// as there are tasks).
+/// as there are tasks, and [`AHEAD_TASKS_MAX`]).
 fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Config, budget: u64) -> usize {
     let geometry = Geometry::new(cfg);
     let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
@@ -201,6 +212,7 @@ fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Config, budget: u64) -> usiz
     usize::try_from(budget / largest)
         .unwrap_or(usize::MAX)
         .min(tasks.len())
+        .min(AHEAD_TASKS_MAX)
 }
 
 /// A run's result.
@@ -287,8 +299,8 @@ impl Window {
 
 /// Where each task's rows go: task `t` starts after the rows of tasks `0..t`, known as soon as
 /// those tasks are read (a file's rows follow from its header; in fixed length mode they are the
-/// same for every file). Readers publish each task's row count; a compute thread asks for its
-/// task's first row before writing the rows at their place.
+/// same for every file). Readers publish each task's row count; the thread that writes a task's
+/// rows at their place (a compute or writer thread) asks for its first row first.
 struct RowStarts {
     state: Mutex<RowState>,
     cv: Condvar,
@@ -454,9 +466,12 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         knobs.files_per_task,
         task_memory(knobs.queue_depth),
     );
+    // A device run's computed tasks may wait for the disk past the queue depth (writer threads
+    // then write their rows), so that the device is done before the disk.
+    let ahead = if cpu { 0 } else { ahead_tasks(&tasks, cfg) };
     progress
         .queue_capacity
-        .store(knobs.queue_depth as u64, Ordering::Relaxed);
+        .store((knobs.queue_depth + ahead) as u64, Ordering::Relaxed);
     let init_s = t0.elapsed().as_secs_f64();
 
     let t_run = Instant::now();
@@ -472,6 +487,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             factory,
             &release,
             &knobs,
+            ahead,
             &tasks,
             &header,
             &mut writer,
@@ -606,7 +622,9 @@ fn retire(mut batches: Vec<AudioBatch>) {
     drop(freed);
 }
 
-/// Reads, computes and writes every task; returns the device description.
+/// Reads, computes and writes every task, with up to `ahead` computed tasks past the queue
+/// depth waiting on writer threads (a device run; see [`AHEAD_MEMORY`]); returns the device
+/// description.
 #[allow(clippy::too_many_arguments)]
 fn execute(
     cfg: &Config,
@@ -614,6 +632,7 @@ fn execute(
     factory: &dyn BackendFactory,
     release: &(dyn Fn() + Sync),
     knobs: &Knobs,
+    ahead: usize,
     tasks: &[&[InputFile]],
     header: &JournalHeader,
     writer: &mut OutputWriter,
@@ -622,13 +641,6 @@ fn execute(
     let failed_stop = AtomicBool::new(false);
     let halt = || stop.load(Ordering::Relaxed) || failed_stop.load(Ordering::Relaxed);
     let next = AtomicUsize::new(0);
-    // A device run's computed tasks may wait for the disk past the queue depth (writer threads
-    // then write their rows), so that the device is done before the disk.
-    let ahead = if factory.is_cpu() {
-        0
-    } else {
-        ahead_tasks(tasks, cfg)
-    };
     let window = Window {
         written: Mutex::new(0),
         cv: Condvar::new(),
@@ -645,7 +657,8 @@ fn execute(
     let holders = AtomicUsize::new(0);
     let sink = writer.features_at()?;
     let row_bytes = (vpr * cfg.dtype.size()) as u64;
-    // Writes a computed task's rows at their place (on the compute thread that made them).
+    // Writes a computed task's rows at their place: on the thread that computed them, or on a
+    // writer thread when tasks may be ahead.
     let place = |t: usize, outcomes: &[FileOutcome], features: &FeatureBuf| -> Result<()> {
         let Some(row) = row_starts.take(t, halt) else {
             return Err(Error::Interrupted);
@@ -779,7 +792,14 @@ fn execute(
                             needy.fetch_sub(1, Ordering::SeqCst);
                             break;
                         };
-                        let batch = trace::span("wait-free-batch", t as u64, || free_rx.recv());
+                        // Checked against a stop every 50 ms: a compute thread that stops drops the
+                        // batch it took, which a reader may be waiting for.
+                        let batch = trace::span("wait-free-batch", t as u64, || loop {
+                            match free_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                                Err(RecvTimeoutError::Timeout) if !halt() => continue,
+                                r => break r.map_err(|_| ()),
+                            }
+                        });
                         needy.fetch_sub(1, Ordering::SeqCst);
                         let Ok(mut batch) = batch else {
                             break;
@@ -998,7 +1018,7 @@ fn execute(
                 let _ = recycle_tx.try_send(d.features);
                 next_write += 1;
                 window.advance(next_write);
-                if next_write + knobs.queue_depth >= tasks.len() {
+                if next_write + knobs.queue_depth + ahead >= tasks.len() {
                     progress.set_phase(Phase::Drain);
                 }
             }

@@ -284,3 +284,21 @@ pub fn check_every_pooled_batch_is_gone_when_the_device_is_released() {
         assert!(melpipe_core::verify::verify(&out).intact());
     }
 }
+
+/// A run stopped (Ctrl-C) while it has fewer batches than compute threads ends, whatever moment
+/// the stop comes: a compute thread that stops drops the batch it took, and a reader waiting for
+/// that batch must notice the stop rather than wait for ever.
+pub fn check_a_stopped_run_ends_with_fewer_batches_than_compute_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path(), 60, 0);
+    for (i, after) in [1, 2, 3, 5, 8].into_iter().enumerate() {
+        let cfg = Config {
+            queue_depth: 1,
+            streams: 3,
+            readers: 3,
+            ..small_config()
+        };
+        let device = interrupted_run(&cfg, &data, &tmp.path().join(format!("o{i}")), false, after);
+        assert!(device.released_with_live.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,27 @@
+//! The device pipeline with different budgets of computed tasks ahead of the disk
+//! (`MELPIPE_AHEAD_MIB`): none (compute threads write their own rows, as before run AE), one
+//! or two tasks (the window of tasks in flight still blocks the readers, as with the seed's
+//! 103 tasks ahead of thousands), and the default (every test task fits). Each must give the
+//! CPU pipeline's bytes, give the device back with every batch gone, and stop cleanly. A test
+//! binary of its own, because the variable is read from the process's environment.
+
+mod common;
+
+use melpipe_core::geometry::Geometry;
+
+#[test]
+fn every_budget_of_tasks_ahead_gives_the_same_bytes_and_stops_cleanly() {
+    // One task's features in the shared checks' configurations: at most 4 files of the test
+    // clips' rows, 32 mels, f16.
+    let cfg = common::small_config();
+    let task = (4 * Geometry::new(&cfg).rows(None) * 32 * 2) as f64 / f64::from(1u32 << 20);
+    // The only test of this process: nothing else reads the environment meanwhile.
+    for budget in [0.0, 1.5 * task, 2.5 * task] {
+        std::env::set_var("MELPIPE_AHEAD_MIB", budget.to_string());
+        common::check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline();
+        common::check_every_pooled_batch_is_gone_when_the_device_is_released();
+        common::check_a_stopped_run_ends_with_fewer_batches_than_compute_threads();
+    }
+    std::env::remove_var("MELPIPE_AHEAD_MIB");
+    common::check_a_stopped_run_ends_with_fewer_batches_than_compute_threads();
+}
