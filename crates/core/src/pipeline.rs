@@ -657,15 +657,26 @@ fn execute(
     let holders = AtomicUsize::new(0);
     let sink = writer.features_at()?;
     let row_bytes = (vpr * cfg.dtype.size()) as u64;
-    // Writes a computed task's rows at their place: on the thread that computed them, or on a
-    // writer thread when tasks may be ahead.
-    let place = |t: usize, outcomes: &[FileOutcome], features: &FeatureBuf| -> Result<()> {
+    // Writes a computed task's rows at their place (on the thread that computed them, or on a
+    // writer thread when tasks may be ahead) and hands the task on to the in-order writer; a
+    // task whose computation failed passes its error on instead.
+    let place = |t: usize,
+                 outcomes: Vec<FileOutcome>,
+                 features: FeatureBuf,
+                 computed: Result<()>|
+     -> Result<Done> {
+        computed?;
         let Some(row) = row_starts.take(t, halt) else {
             return Err(Error::Interrupted);
         };
-        write::check_batch_bytes(outcomes, features.as_bytes(), row_bytes, || factory.name())?;
+        write::check_batch_bytes(&outcomes, features.as_bytes(), row_bytes, || factory.name())?;
         trace::span("write-at", t as u64, || {
             sink.write_at(row * row_bytes, features.as_bytes())
+        })?;
+        Ok(Done {
+            task: t,
+            outcomes,
+            features,
         })
     };
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -719,17 +730,12 @@ fn execute(
                         Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
                         row_starts.publish(t, outcomes.iter().map(|o| o.rows).sum());
                         let mut features = feature_buf(batch.rows());
-                        let r = Progress::timed(&progress.compute_ns, || {
+                        let computed = Progress::timed(&progress.compute_ns, || {
                             trace::span("compute", t as u64, || {
                                 backend.compute(&batch, &mut features)
                             })
-                        })
-                        .and_then(|_| place(t, &outcomes, &features))
-                        .map(|_| Done {
-                            task: t,
-                            outcomes,
-                            features,
                         });
+                        let r = place(t, outcomes, features, computed);
                         Progress::add(&progress.queued, 1);
                         if done_tx.send(r).is_err() {
                             break;
@@ -842,15 +848,11 @@ fn execute(
                     let done_tx = done_tx.clone();
                     let placing_rx = placing_rx.clone();
                     s.spawn(move || {
-                        for (t, outcomes, features, r) in placing_rx.iter() {
-                            let r = r
-                                .and_then(|_| place(t, &outcomes, &features))
-                                .map(|_| Done {
-                                    task: t,
-                                    outcomes,
-                                    features,
-                                });
-                            if done_tx.send(r).is_err() {
+                        for (t, outcomes, features, computed) in placing_rx.iter() {
+                            if done_tx
+                                .send(place(t, outcomes, features, computed))
+                                .is_err()
+                            {
                                 break;
                             }
                         }
@@ -935,14 +937,7 @@ fn execute(
                             }
                             continue;
                         }
-                        let r = r
-                            .and_then(|_| place(t, &outcomes, &features))
-                            .map(|_| Done {
-                                task: t,
-                                outcomes,
-                                features,
-                            });
-                        if done_tx.send(r).is_err() {
+                        if done_tx.send(place(t, outcomes, features, r)).is_err() {
                             break;
                         }
                     }
