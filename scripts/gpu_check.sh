@@ -5,7 +5,10 @@
 #   2. GPU vs torchaudio (float64) on the golden cases, within SPEC §3's tolerance;
 #   3. `melpipe verify` accepts every output; the README's PyTorch snippet runs on real output;
 #   4. device selection (auto, fallback, --device cuda without a device); Ctrl-C at 8 moments of a
-#      GPU run exits 130 and the resume is byte-identical.
+#      GPU run exits 130 and the resume is byte-identical;
+#   5. a GPU run's CPU head (its first files computed on the CPU while the GPU starts): exactly
+#      the CPU run's rows there, exactly the headless GPU run's rows after.
+# The GPU-vs-CPU comparisons run with --cpu-head 0, so that the GPU computes every file.
 # usage: MELPIPE=.carry/melpipe WORK=/tmp/mp scripts/gpu_check.sh [files]
 set -euo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -15,15 +18,31 @@ FILES=${1:-39563}
 mkdir -p "$W"
 [ -d "$W/data" ] || "$M" generate "$W/data" --files "$FILES" --corrupt 17
 echo "== full dataset: GPU vs CPU"
-"$M" run "$W/data" -o "$W/gpu" --device cuda --force
+"$M" run "$W/data" -o "$W/gpu0" --device cuda --cpu-head 0 --force
 "$M" run "$W/data" -o "$W/cpu" --device cpu --force -q
-"$M" verify "$W/gpu"
+"$M" verify "$W/gpu0"
 "$M" verify "$W/cpu"
-python3 scripts/compare_outputs.py "$W/gpu" "$W/cpu"
+python3 scripts/compare_outputs.py "$W/gpu0" "$W/cpu"
+echo "== full dataset: a GPU run with its default CPU head"
+"$M" run "$W/data" -o "$W/gpu" --device cuda --force
+"$M" verify "$W/gpu"
+python3 - "$W" <<'PY'
+import json, sys
+import numpy as np
+w = sys.argv[1]
+m = json.load(open(f"{w}/gpu/manifest.json"))
+head = m.get("cpu_head_files", 0)
+assert head > 0, "no CPU head in a default GPU run"
+rows = m["files"][head]["first_row"] if head < len(m["files"]) else m["rows"]
+f = {k: np.load(f"{w}/{k}/features.npy", mmap_mode="r").view(np.uint16) for k in ("gpu", "gpu0", "cpu")}
+assert np.array_equal(f["gpu"][:rows], f["cpu"][:rows]), "head rows differ from the CPU run's"
+assert np.array_equal(f["gpu"][rows:], f["gpu0"][rows:]), "rows after the head differ from the GPU run's"
+print(f"CPU head: {head} files, {rows} rows equal to the CPU run's; the other rows equal to --cpu-head 0")
+PY
 echo "== pool none, f32, top_db 60 on a slice: GPU vs CPU"
 mkdir -p "$W/slice" && find "$W/data" -name '*.wav' | sort > "$W/slice/all.txt"
 head -500 "$W/slice/all.txt" > "$W/slice/list.txt"
-"$M" run "@$W/slice/list.txt" -o "$W/gpu_none" --device cuda --pool none --dtype f32 --top-db 60 --force -q
+"$M" run "@$W/slice/list.txt" -o "$W/gpu_none" --device cuda --cpu-head 0 --pool none --dtype f32 --top-db 60 --force -q
 "$M" run "@$W/slice/list.txt" -o "$W/cpu_none" --device cpu --pool none --dtype f32 --top-db 60 --force -q
 python3 scripts/compare_outputs.py "$W/gpu_none" "$W/cpu_none"
 echo "== golden cases (torchaudio float64) on the GPU"

@@ -177,6 +177,13 @@ pub struct Params {
     /// Compute streams per GPU (0: automatic). [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub streams: Option<usize>,
+    /// GPU runs: how many of the first files CPU threads compute while the GPU starts, so that
+    /// rows reach the disk from the first moment (0: none). Automatic: what half the CPU
+    /// threads compute in about 0.15 s, from the parameters and the thread count, never from
+    /// timing, so the same machine always splits the same way. The two backends agree to
+    /// rounding; the manifest records the number, and a resume keeps it.
+    #[arg(long, help_heading = "Pipeline")]
+    pub cpu_head: Option<usize>,
 }
 
 impl Params {
@@ -217,6 +224,9 @@ impl Params {
         }
         if let Some(v) = self.top_db {
             cfg.top_db = Some(v);
+        }
+        if let Some(v) = self.cpu_head {
+            cfg.cpu_head = Some(v);
         }
     }
 }

@@ -450,8 +450,16 @@ fn print_summary(s: &RunSummary, quiet: bool) {
         t.checkpoint_s
     );
     if !quiet {
+        let head = if m.cpu_head_files > 0 {
+            format!(
+                " (the first {} files on the CPU while it started)",
+                m.cpu_head_files
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "done: {} files → {} rows × {} × {} ({}) on {} in {:.2}s",
+            "done: {} files → {} rows × {} × {} ({}) on {}{head} in {:.2}s",
             c.total(),
             m.rows,
             m.geometry.n_mels,
@@ -523,6 +531,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             "geometry": m.geometry,
             "counts": m.counts,
             "device": m.device,
+            "cpu_head_files": m.cpu_head_files,
             "timings": m.timings,
             "shard": m.shard,
             "values": {

@@ -239,6 +239,10 @@ pub struct Config {
     pub queue_depth: usize,
     /// CUDA streams per GPU.
     pub streams: usize,
+    /// A GPU run's first files computed by CPU threads while the GPU starts (none: sized from
+    /// the machine and the parameters; 0: none). The output records the number used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_head: Option<usize>,
 }
 
 impl Default for Config {
@@ -272,6 +276,7 @@ impl Default for Config {
             files_per_task: 0,
             queue_depth: 0,
             streams: 0,
+            cpu_head: None,
         }
     }
 }

@@ -60,6 +60,14 @@ pub struct JournalHeader {
     /// The shard, for `run --shard` (absent in journals of whole runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::ShardInfo>,
+    /// How many of the run's first files the CPU computes in a GPU run (`cpu_head`): a resume
+    /// keeps the split, so that its rows are those of an uninterrupted run whatever the machine.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cpu_head_files: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// One committed prefix of the output.
@@ -88,6 +96,7 @@ pub fn output_config(cfg: &Config) -> Config {
         files_per_task: 0,
         queue_depth: 0,
         streams: 0,
+        cpu_head: None,
         ..cfg.clone()
     }
 }

@@ -197,6 +197,10 @@ pub struct Manifest {
     pub counts: StatusCounts,
     /// The device that computed the features.
     pub device: String,
+    /// In a GPU run, how many of the first files the CPU computed while the GPU started (their
+    /// rows agree with the GPU's to rounding; `config.cpu_head`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cpu_head_files: u64,
     /// Mel filters that are all zero (torchaudio warns about them too).
     pub empty_mel_filters: Vec<usize>,
     /// Wall time by phase.
@@ -226,6 +230,10 @@ impl Manifest {
         }
         Ok(m)
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[cfg(test)]

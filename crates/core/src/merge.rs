@@ -160,6 +160,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
             devices.iter().cloned().collect::<Vec<_>>().join(" + "),
             shards.len()
         ),
+        cpu_head_files: shards.iter().map(|s| s.manifest.cpu_head_files).sum(),
         empty_mel_filters: first.empty_mel_filters.clone(),
         timings: Timings {
             init_s,

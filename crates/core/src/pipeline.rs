@@ -215,6 +215,52 @@ fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Config, budget: u64) -> usiz
         .min(AHEAD_TASKS_MAX)
 }
 
+/// Seconds of CPU work a GPU run's head is sized for: its GPU computes nothing for the first
+/// 0.17 s (back to back) to 0.27 s (after a pause) while the driver and the context start
+/// (docs/PERFORMANCE.md, runs AE-AF), and the head's rows reach the disk meanwhile.
+const HEAD_SECONDS: f64 = 0.15;
+
+/// CPU nanoseconds per sample of the head's threads at the reference STFT work
+/// ([`stft_work`] = 24: n_fft 64, hop 16), with the readers running beside them: 140 µs per
+/// 40,960-sample seed clip on the H100 machine's cores (run AF's traces).
+const HEAD_NS_PER_SAMPLE: f64 = 3.4;
+
+/// CPU threads of a GPU run's head: half the compute threads (at least one), so that the
+/// readers and the driver's start keep cores (all 16 slowed the GPU's start by 0.08 s).
+fn head_threads(knobs: &Knobs) -> usize {
+    (knobs.threads / 2).max(1)
+}
+
+/// Relative CPU work per sample of the STFT and what follows it: n_fft log2(n_fft) per hop,
+/// four times that without pooling (the mel projection and the logarithm run per frame).
+fn stft_work(cfg: &Config) -> f64 {
+    let n = cfg.n_fft.max(2) as f64;
+    let per_sample = n * n.log2() / cfg.hop_length.max(1) as f64;
+    if cfg.pool == crate::config::Pool::None {
+        4.0 * per_sample
+    } else {
+        per_sample
+    }
+}
+
+/// How many of a GPU run's first files its head computes on the CPU while the GPU starts: as
+/// many as [`head_threads`] compute in [`HEAD_SECONDS`] by the estimate above. A function of the
+/// files, the parameters and the thread count only, never of timing, so that a run on the same
+/// machine always splits the same way (the two backends agree only to rounding); the journal
+/// keeps the split for a resume.
+fn cpu_head_files(files: &[InputFile], cfg: &Config, knobs: &Knobs) -> usize {
+    let geometry = Geometry::new(cfg);
+    let ns_per_sample = HEAD_NS_PER_SAMPLE * stft_work(cfg) / 24.0;
+    let mut budget = HEAD_SECONDS * 1e9 * head_threads(knobs) as f64;
+    files
+        .iter()
+        .take_while(|f| {
+            budget -= file_estimate(f, cfg, &geometry).0 as f64 * ns_per_sample;
+            budget >= 0.0
+        })
+        .count()
+}
+
 /// A run's result.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -405,12 +451,21 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         }
     }
     Progress::add(&progress.files_total, files.len() as u64);
+    let head_files = if cpu {
+        0
+    } else {
+        match cfg.cpu_head {
+            Some(n) => n.min(files.len()),
+            None => cpu_head_files(&files, cfg, &knobs),
+        }
+    };
     let header = JournalHeader {
         format: "melpipe-journal/1".into(),
         config: journal::output_config(cfg),
         backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
         inputs: InputsFingerprint::of(&files),
         shard: shard.clone(),
+        cpu_head_files: head_files as u64,
     };
     let partial = req.out.join(write::PARTIAL_DIR);
     // A journal without its header line means the killed run committed nothing.
@@ -423,6 +478,10 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     } else {
         None
     };
+    // A resume splits the files as the interrupted run did.
+    let head_files = loaded
+        .as_ref()
+        .map_or(head_files, |l| l.header.cpu_head_files as usize);
     // What --force discards is deleted in the background while the run works.
     let mut discard = write::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
@@ -460,12 +519,22 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     };
     Progress::add(&progress.files_done, done as u64);
     Progress::add(&progress.rows_done, writer.rows());
-    let tasks = plan_tasks(
-        &files[done..],
+    // A device run's first files go to the CPU while the device starts (see `cpu_head_files`):
+    // they form tasks of their own, so that no task mixes the two backends.
+    let split = head_files.clamp(done, files.len());
+    let mut tasks = plan_tasks(
+        &files[done..split],
         cfg,
         knobs.files_per_task,
         task_memory(knobs.queue_depth),
     );
+    let head_tasks = tasks.len();
+    tasks.extend(plan_tasks(
+        &files[split..],
+        cfg,
+        knobs.files_per_task,
+        task_memory(knobs.queue_depth),
+    ));
     // A device run's computed tasks may wait for the disk past the queue depth (writer threads
     // then write their rows), so that the device is done before the disk.
     let ahead = if cpu { 0 } else { ahead_tasks(&tasks, cfg) };
@@ -488,6 +557,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             &release,
             &knobs,
             ahead,
+            head_tasks,
             &tasks,
             &header,
             &mut writer,
@@ -520,6 +590,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         mapping: None,
         counts: Default::default(),
         device,
+        cpu_head_files: head_files as u64,
         empty_mel_filters: empty,
         timings: Timings {
             init_s,
@@ -633,6 +704,7 @@ fn execute(
     release: &(dyn Fn() + Sync),
     knobs: &Knobs,
     ahead: usize,
+    head_tasks: usize,
     tasks: &[&[InputFile]],
     header: &JournalHeader,
     writer: &mut OutputWriter,
@@ -711,6 +783,20 @@ fn execute(
         b
     };
 
+    // Whether the journal names the backend that computes: a device factory may fall back to
+    // the CPU (`--device auto`), which it knows once its first backend is made. The head's
+    // tasks come first and are computed on the CPU either way, so the question waits for the
+    // first device task or the first checkpoint, whichever comes first (a checkpoint then waits
+    // until the device has started or failed).
+    let mut settled = factory.is_cpu();
+    let settle = |writer: &mut OutputWriter, settled: &mut bool| -> Result<()> {
+        if !std::mem::replace(settled, true) && factory.fell_back_to_cpu() {
+            let mut h = header.clone();
+            h.backend_kind = "cpu".into();
+            writer.change_backend(&h, &factory.name())?;
+        }
+        Ok(())
+    };
     std::thread::scope(|s| -> Result<()> {
         if factory.is_cpu() {
             for _ in 0..knobs.threads {
@@ -751,6 +837,9 @@ fn execute(
             for _ in 0..knobs.queue_depth {
                 let _ = free_tx.send(AudioBatch::default());
             }
+            // The head's tasks go to CPU threads instead.
+            let (head_tx, head_rx) =
+                bounded::<(usize, Vec<FileOutcome>, AudioBatch)>(knobs.queue_depth);
             let pcm16 = factory.accepts_i16();
             // Readers still able to send a task: once none is and the queue is empty, no
             // compute thread will get another task.
@@ -784,6 +873,7 @@ fn execute(
             };
             for _ in 0..knobs.readers {
                 let full_tx = full_tx.clone();
+                let head_tx = head_tx.clone();
                 let free_rx = free_rx.clone();
                 let drain_surplus = drain_surplus.clone();
                 s.spawn(move || {
@@ -816,7 +906,8 @@ fn execute(
                         Progress::add(&progress.bytes_read, outcomes.iter().map(|o| o.bytes).sum());
                         row_starts.publish(t, outcomes.iter().map(|o| o.rows).sum());
                         Progress::add(&progress.queued, 1);
-                        if full_tx.send((t, outcomes, batch)).is_err() {
+                        let to = if t < head_tasks { &head_tx } else { &full_tx };
+                        if to.send((t, outcomes, batch)).is_err() {
                             break;
                         }
                     }
@@ -830,9 +921,11 @@ fn execute(
                     // and the last to end releases the device, which must find the surplus
                     // already gone and `readers_left` at zero (to take what is left).
                     drop(full_tx);
+                    drop(head_tx);
                 });
             }
             drop(full_tx);
+            drop(head_tx);
             // One compute thread per stream; a factory that falls back to the CPU (`--device
             // auto` when the GPU does not start) gets as many as a CPU run has: the spare
             // threads wait until the factory knows and end at once if the device started.
@@ -863,7 +956,14 @@ fn execute(
             // The device is given back as soon as no compute thread needs it, while the last
             // rows are still on their way to the disk: the thread that lets go last drops the
             // pooled batches (their page-locked registrations hold the context) and releases.
-            holders.store(compute_threads, Ordering::Relaxed);
+            let head_threads = if head_tasks > 0 {
+                head_threads(knobs)
+            } else {
+                0
+            };
+            // The head's threads hold the device too: a batch that the device pinned may come
+            // back to them, and its registration must go before the context does.
+            holders.store(compute_threads + head_threads, Ordering::Relaxed);
             let holders = &holders;
             let let_go = {
                 let free_pool = free_rx.clone();
@@ -880,6 +980,48 @@ fn execute(
                     }
                 }
             };
+            for _ in 0..head_threads {
+                let done_tx = done_tx.clone();
+                let head_rx = head_rx.clone();
+                let free_tx: Sender<_> = free_tx.clone();
+                let let_go = let_go.clone();
+                let placing_tx = placing_tx.clone();
+                s.spawn(move || {
+                    let _hold = OnDrop(Some(let_go));
+                    let mut backend = match crate::dsp::CpuBackendFactory.create(cfg) {
+                        Ok(b) => b,
+                        Err(e) => return record_error(e),
+                    };
+                    for (t, outcomes, batch) in head_rx.iter() {
+                        if halt() {
+                            break;
+                        }
+                        let mut features = feature_buf(batch.rows());
+                        let r = Progress::timed(&progress.compute_ns, || {
+                            trace::span("compute-head", t as u64, || {
+                                backend.compute(&batch, &mut features)
+                            })
+                        });
+                        if claims_over() && needy.load(Ordering::SeqCst) == 0 {
+                            retire(vec![batch]);
+                        } else {
+                            let _ = free_tx.send(batch);
+                        }
+                        // As a compute thread: with tasks ahead, waiting for the rows before
+                        // these would keep this thread from the tasks that hold the batches.
+                        if let Some(placing) = &placing_tx {
+                            if placing.send((t, outcomes, features, r)).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        if done_tx.send(place(t, outcomes, features, r)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(head_rx);
             for i in 0..compute_threads {
                 let done_tx = done_tx.clone();
                 let full_rx: Receiver<_> = full_rx.clone();
@@ -960,16 +1102,12 @@ fn execute(
                     break;
                 }
             };
-            if next_write == 0 && pending.is_empty() {
-                // The first result: a backend has been made, so a device factory has decided
-                // whether it fell back.
-                if !factory.is_cpu() && factory.fell_back_to_cpu() {
-                    let mut h = header.clone();
-                    h.backend_kind = "cpu".into();
-                    if let Err(e) = writer.change_backend(&h, &factory.name()) {
-                        record_error(e);
-                        break;
-                    }
+            // The first device task: a backend has been made, so a device factory has decided
+            // whether it fell back.
+            if d.task >= head_tasks {
+                if let Err(e) = settle(writer, &mut settled) {
+                    record_error(e);
+                    break;
                 }
             }
             pending.insert(d.task, d);
@@ -998,6 +1136,9 @@ fn execute(
                     })
                 });
                 if let Err(e) = appended.and_then(|_| {
+                    if writer.checkpoint_due() {
+                        settle(writer, &mut settled)?;
+                    }
                     Progress::timed(&progress.checkpoint_ns, || writer.maybe_checkpoint())
                 }) {
                     record_error(e);
@@ -1031,7 +1172,7 @@ fn execute(
     let first_error = first_error.into_inner().unwrap_or_else(|p| p.into_inner());
     if first_error.is_some() || stop.load(Ordering::Relaxed) {
         // Keep what was written resumable; a failure here (disk full) changes nothing.
-        if let Err(e) = writer.checkpoint() {
+        if let Err(e) = settle(writer, &mut settled).and_then(|_| writer.checkpoint()) {
             tracing::debug!("final checkpoint failed: {e}");
         }
     }
@@ -1087,6 +1228,53 @@ mod tests {
         // A stopped run does not wait for a task that will never be read.
         let stopped = AtomicBool::new(true);
         assert_eq!(starts.take(9, || stopped.load(Ordering::Relaxed)), None);
+    }
+
+    #[test]
+    fn a_cpu_head_is_what_half_the_threads_compute_in_its_seconds() {
+        let cfg = Config::default();
+        let knobs = |threads| Knobs {
+            readers: 16,
+            threads,
+            files_per_task: 128,
+            queue_depth: 26,
+            streams: 4,
+        };
+        let seed = files(&vec![81_964; 40_000]);
+        // 8 of 16 threads, 0.15 s, 3.4 ns per sample of 40,960-sample clips: 8,617 clips.
+        let n = cpu_head_files(&seed, &cfg, &knobs(16));
+        assert_eq!(n, (0.15e9 * 8.0 / (40_960.0 * 3.4)) as usize);
+        // One thread of two; never more files than there are.
+        assert_eq!(cpu_head_files(&seed, &cfg, &knobs(2)), n / 8);
+        assert_eq!(cpu_head_files(&seed[..100], &cfg, &knobs(16)), 100);
+        // Costlier parameters get a smaller head: no pooling, a larger FFT, a shorter hop.
+        for heavier in [
+            Config {
+                pool: crate::config::Pool::None,
+                ..Config::default()
+            },
+            Config {
+                n_fft: 256,
+                win_length: 256,
+                ..Config::default()
+            },
+            Config {
+                hop_length: 4,
+                ..Config::default()
+            },
+        ] {
+            assert!(cpu_head_files(&seed, &heavier, &knobs(16)) <= n / 4);
+        }
+        // A file that alone exceeds the budget ends the head at once (natural length: its
+        // samples follow its size).
+        let natural = Config {
+            length: LengthMode::Natural,
+            ..Config::default()
+        };
+        assert_eq!(
+            cpu_head_files(&files(&[1 << 40, 100]), &natural, &knobs(16)),
+            0
+        );
     }
 
     #[test]

@@ -750,6 +750,12 @@ impl OutputWriter {
         Ok(())
     }
 
+    /// Whether [`Self::maybe_checkpoint`] would checkpoint now.
+    pub fn checkpoint_due(&self) -> bool {
+        self.journaled_files < self.files.len()
+            && self.last_checkpoint.elapsed() >= self.checkpoint_every
+    }
+
     /// [`Self::checkpoint`] when the interval has passed.
     pub fn maybe_checkpoint(&mut self) -> Result<()> {
         if self.last_checkpoint.elapsed() >= self.checkpoint_every {

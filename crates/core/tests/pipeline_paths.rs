@@ -83,7 +83,7 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
 
 #[test]
 fn device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
-    check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline();
+    check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(0);
 }
 
 #[test]
@@ -112,5 +112,86 @@ fn a_device_that_fell_back_computes_with_a_cpu_runs_threads_and_is_released_afte
 
 #[test]
 fn every_pooled_batch_is_gone_when_the_device_is_released() {
-    check_every_pooled_batch_is_gone_when_the_device_is_released();
+    check_every_pooled_batch_is_gone_when_the_device_is_released(0);
+}
+
+#[test]
+fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path(), 120, 0);
+    let cfg = Config {
+        cpu_head: Some(30),
+        ..small_config()
+    };
+    // The CPU threads take the first 30 files (8 tasks of at most 4: the head's tasks end at
+    // its last file), the device the other 90 (23 tasks).
+    let device = Device::new(false);
+    let whole = tmp.path().join("whole");
+    let m = run_into(&cfg, &data, &whole, &device);
+    assert_eq!(m.cpu_head_files, 30);
+    assert_eq!(device.computed.load(Ordering::SeqCst), 23);
+    assert!(melpipe_core::verify::verify(&whole).intact());
+    // More files than there are: all on the CPU, and the device is still given back.
+    let all = Config {
+        cpu_head: Some(500),
+        ..small_config()
+    };
+    let device = Device::new(false);
+    let m = run_into(&all, &data, &tmp.path().join("all"), &device);
+    assert_eq!(m.cpu_head_files, 120);
+    assert_eq!(device.computed.load(Ordering::SeqCst), 0);
+    assert_eq!(*device.released_with_live.lock().unwrap(), vec![0]);
+
+    // Interrupted after 5 device batches, then resumed with another head: the journal's split
+    // holds, so the rows are those of the uninterrupted run.
+    let out = tmp.path().join("out");
+    interrupted_run(&cfg, &data, &out, false, 5);
+    let partial = out.join(melpipe_core::write::PARTIAL_DIR);
+    let header = melpipe_core::journal::load(&partial).unwrap().header;
+    assert_eq!(
+        (header.backend_kind.as_str(), header.cpu_head_files),
+        ("cuda", 30)
+    );
+    let other = Config {
+        cpu_head: Some(70),
+        ..small_config()
+    };
+    let m = run(
+        &other,
+        &request(&data, &out, true, Arc::default()),
+        &Device::new(false),
+    )
+    .unwrap()
+    .manifest;
+    assert_eq!(m.cpu_head_files, 30);
+    for name in ["features.npy", "mapping.npy"] {
+        assert!(
+            std::fs::read(out.join(name)).unwrap() == std::fs::read(whole.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_device_that_fell_back_behind_a_cpu_head_journals_cpu() {
+    // The head's rows come first, before the device has said whether it started: the journal's
+    // backend is settled at the first device task or the first checkpoint, whichever is first.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path(), 120, 0);
+    let cfg = Config {
+        cpu_head: Some(30),
+        ..small_config()
+    };
+    let out = tmp.path().join("out");
+    interrupted_run(&cfg, &data, &out, true, 5);
+    let loaded = melpipe_core::journal::load(&out.join(melpipe_core::write::PARTIAL_DIR)).unwrap();
+    assert_eq!(loaded.header.backend_kind, "cpu");
+    assert!(!loaded.records.is_empty());
+    run(
+        &cfg,
+        &request(&data, &out, true, Arc::default()),
+        &CpuBackendFactory,
+    )
+    .unwrap();
+    assert!(melpipe_core::verify::verify(&out).intact());
 }

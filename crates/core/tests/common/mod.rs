@@ -209,13 +209,15 @@ pub fn small_config() -> Config {
         readers: 3,
         streams: 2,
         queue_depth: 4,
+        // The device computes every task unless a test asks for a head.
+        cpu_head: Some(0),
         ..Config::default()
     }
 }
 
 /// The device pipeline gives the CPU pipeline's bytes (fixed and natural length, failed
 /// files among the inputs, tasks finishing out of order).
-pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
+pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(cpu_head: usize) {
     let tmp = tempfile::tempdir().unwrap();
     // Short clips, a few unusual and malformed files among them (failed files keep their rows
     // in fixed mode; in natural mode rows follow each file's length).
@@ -229,6 +231,7 @@ pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
             threads: 3,
             streams: 3,
             queue_depth: 5,
+            cpu_head: Some(cpu_head),
             ..Config::default()
         };
         let cpu = tmp.path().join(format!("cpu_{length:?}"));
@@ -255,7 +258,7 @@ pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
 }
 
 /// Every pooled batch is unpinned by the time the device is given back.
-pub fn check_every_pooled_batch_is_gone_when_the_device_is_released() {
+pub fn check_every_pooled_batch_is_gone_when_the_device_is_released(cpu_head: usize) {
     // The device's context is held by the batches' page-locked registrations: it is given back
     // only once all are dropped, whatever order tasks finish in (readers that end early drop
     // the pool's surplus while others still wait for a batch).
@@ -265,6 +268,7 @@ pub fn check_every_pooled_batch_is_gone_when_the_device_is_released() {
         let cfg = Config {
             readers,
             queue_depth: depth,
+            cpu_head: Some(cpu_head),
             ..small_config()
         };
         let device = Device::new(false).shuffled(seed);
@@ -288,7 +292,7 @@ pub fn check_every_pooled_batch_is_gone_when_the_device_is_released() {
 /// A run stopped (Ctrl-C) while it has fewer batches than compute threads ends, whatever moment
 /// the stop comes: a compute thread that stops drops the batch it took, and a reader waiting for
 /// that batch must notice the stop rather than wait for ever.
-pub fn check_a_stopped_run_ends_with_fewer_batches_than_compute_threads() {
+pub fn check_a_stopped_run_ends_with_fewer_batches_than_compute_threads(cpu_head: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 60, 0);
     for (i, after) in [1, 2, 3, 5, 8].into_iter().enumerate() {
@@ -296,6 +300,7 @@ pub fn check_a_stopped_run_ends_with_fewer_batches_than_compute_threads() {
             queue_depth: 1,
             streams: 3,
             readers: 3,
+            cpu_head: Some(cpu_head),
             ..small_config()
         };
         let device = interrupted_run(&cfg, &data, &tmp.path().join(format!("o{i}")), false, after);
