@@ -7,7 +7,8 @@
 //! feature array (a task's first row is known once the tasks before it are read: `RowStarts`),
 //! and a single writer takes the results back in task order to checksum them, record the files
 //! and journal. Memory is bounded by the number of tasks allowed in flight (`queue_depth`),
-//! whatever the dataset size.
+//! whatever the dataset size. A GPU run's first files (the CPU head, `cpu_head`) form tasks of
+//! their own that CPU threads compute while the GPU starts.
 
 use crate::backend::{AudioBatch, BackendFactory, FeatureBuf};
 use crate::config::{Config, LengthMode, MappingKind};
