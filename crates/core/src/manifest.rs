@@ -198,7 +198,8 @@ pub struct Manifest {
     /// The device that computed the features.
     pub device: String,
     /// In a GPU run, how many of the first files the CPU computed while the GPU started (their
-    /// rows agree with the GPU's to rounding; `config.cpu_head`).
+    /// rows agree with the GPU's to rounding; `config.cpu_head`; a resume keeps the interrupted
+    /// run's). In a merged output, the sum over its shards, each of which had its own head.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cpu_head_files: u64,
     /// Mel filters that are all zero (torchaudio warns about them too).

@@ -479,10 +479,12 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     } else {
         None
     };
-    // A resume splits the files as the interrupted run did.
-    let head_files = loaded
-        .as_ref()
-        .map_or(head_files, |l| l.header.cpu_head_files as usize);
+    // A resume splits the files as the interrupted run did (a CPU run has no head: a journal
+    // of a run that fell back may name one, whose rows were the CPU's either way).
+    let head_files = match &loaded {
+        Some(l) if !cpu => l.header.cpu_head_files as usize,
+        _ => head_files,
+    };
     // What --force discards is deleted in the background while the run works.
     let mut discard = write::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
@@ -591,7 +593,12 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         mapping: None,
         counts: Default::default(),
         device,
-        cpu_head_files: head_files as u64,
+        // A run that fell back computed every file on the CPU: no head to speak of.
+        cpu_head_files: if factory.fell_back_to_cpu() {
+            0
+        } else {
+            head_files as u64
+        },
         empty_mel_filters: empty,
         timings: Timings {
             init_s,
@@ -1136,11 +1143,14 @@ fn execute(
                         writer.append_written(tasks[d.task], &d.outcomes, d.features.as_bytes())
                     })
                 });
+                // Decided once: a checkpoint that fell due between two looks at the clock must
+                // not journal before the backend is settled.
                 if let Err(e) = appended.and_then(|_| {
-                    if writer.checkpoint_due() {
-                        settle(writer, &mut settled)?;
+                    if !writer.checkpoint_due() {
+                        return Ok(());
                     }
-                    Progress::timed(&progress.checkpoint_ns, || writer.maybe_checkpoint())
+                    settle(writer, &mut settled)?;
+                    Progress::timed(&progress.checkpoint_ns, || writer.checkpoint())
                 }) {
                     record_error(e);
                     break;

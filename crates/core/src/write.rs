@@ -750,18 +750,11 @@ impl OutputWriter {
         Ok(())
     }
 
-    /// Whether [`Self::maybe_checkpoint`] would checkpoint now.
+    /// Whether a [`Self::checkpoint`] is due: files appended since the last one, and its
+    /// interval passed. The caller decides once and checkpoints on that answer.
     pub fn checkpoint_due(&self) -> bool {
         self.journaled_files < self.files.len()
             && self.last_checkpoint.elapsed() >= self.checkpoint_every
-    }
-
-    /// [`Self::checkpoint`] when the interval has passed.
-    pub fn maybe_checkpoint(&mut self) -> Result<()> {
-        if self.last_checkpoint.elapsed() >= self.checkpoint_every {
-            self.checkpoint()?;
-        }
-        Ok(())
     }
 
     /// Rows written so far.

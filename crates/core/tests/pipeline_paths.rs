@@ -187,11 +187,16 @@ fn a_device_that_fell_back_behind_a_cpu_head_journals_cpu() {
     let loaded = melpipe_core::journal::load(&out.join(melpipe_core::write::PARTIAL_DIR)).unwrap();
     assert_eq!(loaded.header.backend_kind, "cpu");
     assert!(!loaded.records.is_empty());
-    run(
+    // Every file was the CPU's: the manifest names no head.
+    let m = run(
         &cfg,
         &request(&data, &out, true, Arc::default()),
         &CpuBackendFactory,
     )
-    .unwrap();
+    .unwrap()
+    .manifest;
+    assert_eq!(m.cpu_head_files, 0);
     assert!(melpipe_core::verify::verify(&out).intact());
+    let m = run_into(&cfg, &data, &tmp.path().join("whole"), &Device::new(true));
+    assert_eq!(m.cpu_head_files, 0);
 }
