@@ -10,14 +10,10 @@ DATA=$1; DEV=$2; REPS=$3; shift 3
 OUTD=${AB_OUT:-/tmp/melpipe-ab}
 mkdir -p "$OUTD"
 LOG="$OUTD/ab.txt"; : > "$LOG"
+. "$(dirname "$0")/ab_run.sh"
 for _ in $(seq "$REPS"); do
     for v in "$@"; do
-        bin=${v%%:*}; args=(); [ "$bin" != "$v" ] && IFS=, read -r -a args <<< "${v#*:}"
-        rm -rf "$OUTD/o"; sync
-        t0=$(date +%s%N)
-        "$bin" run "$DATA" -o "$OUTD/o" --device "$DEV" -q "${args[@]}" 2>>"$OUTD/stderr.log" || echo "FAILED $v" >&2
-        t1=$(date +%s%N)
-        echo "$DEV $v $(( (t1 - t0) / 1000000 ))" >> "$LOG"
+        echo "$DEV $v $(run_variant "$v")" >> "$LOG"
     done
 done
 python3 - "$LOG" <<'PY'

@@ -24,15 +24,11 @@ best, v = bench.write_floor(sys.argv[1], [int(s) for s in sys.argv[2].split(",")
 print("%.3f" % best)
 PY
 }
+. "$(dirname "$0")/ab_run.sh"
 for r in $(seq "$REPS"); do
     for v in "$@"; do
-        bin=${v%%:*}; args=(); [ "$bin" != "$v" ] && IFS=, read -r -a args <<< "${v#*:}"
         f=$(floor); sleep 1
-        rm -rf "$OUTD/o"; sync
-        t0=$(date +%s%N)
-        "$bin" run "$DATA" -o "$OUTD/o" --device "$DEV" -q "${args[@]}" 2>>"$OUTD/stderr.log" || echo "FAILED $v" >&2
-        t1=$(date +%s%N)
-        echo "$r $v $(( (t1 - t0) / 1000000 )) $f" >> "$LOG"
+        echo "$r $v $(run_variant "$v") $f" >> "$LOG"
     done
 done
 python3 - "$LOG" <<'PY'

@@ -988,6 +988,31 @@ fn execute(
                     }
                 }
             };
+            // A computed task's batch goes back to the readers before the task's rows are
+            // written: a reader may be waiting for one to read the task whose rows come before
+            // these. Once no reader needs one again, it is dropped instead.
+            let give_back = move |free_tx: &Sender<AudioBatch>, batch: AudioBatch| {
+                if claims_over() && needy.load(Ordering::SeqCst) == 0 {
+                    retire(vec![batch]);
+                } else {
+                    let _ = free_tx.send(batch);
+                }
+            };
+            // Then the task goes on: with tasks ahead to the writer threads (a thread that
+            // waited for the rows before these would keep from the tasks that hold the
+            // batches), else its rows are written here. False once results are no longer taken.
+            let hand_on = |placing_tx: &Option<Sender<Computed>>,
+                           done_tx: &Sender<Result<Done>>,
+                           computed: Computed|
+             -> bool {
+                match placing_tx {
+                    Some(placing) => placing.send(computed).is_ok(),
+                    None => {
+                        let (t, outcomes, features, r) = computed;
+                        done_tx.send(place(t, outcomes, features, r)).is_ok()
+                    }
+                }
+            };
             for _ in 0..head_threads {
                 let done_tx = done_tx.clone();
                 let head_rx = head_rx.clone();
@@ -1010,20 +1035,8 @@ fn execute(
                                 backend.compute(&batch, &mut features)
                             })
                         });
-                        if claims_over() && needy.load(Ordering::SeqCst) == 0 {
-                            retire(vec![batch]);
-                        } else {
-                            let _ = free_tx.send(batch);
-                        }
-                        // As a compute thread: with tasks ahead, waiting for the rows before
-                        // these would keep this thread from the tasks that hold the batches.
-                        if let Some(placing) = &placing_tx {
-                            if placing.send((t, outcomes, features, r)).is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                        if done_tx.send(place(t, outcomes, features, r)).is_err() {
+                        give_back(&free_tx, batch);
+                        if !hand_on(&placing_tx, &done_tx, (t, outcomes, features, r)) {
                             break;
                         }
                     }
@@ -1067,27 +1080,14 @@ fn execute(
                                 backend_ref.compute(&batch, &mut features)
                             })
                         });
-                        // The batch goes back to the readers before the write: a reader may be
-                        // waiting for one to read the task whose rows come before these. Once
-                        // no reader needs one again, it is dropped instead.
-                        if claims_over() && needy.load(Ordering::SeqCst) == 0 {
-                            retire(vec![batch]);
-                        } else {
-                            let _ = free_tx.send(batch);
-                        }
+                        give_back(&free_tx, batch);
                         if readers_left.load(Ordering::Acquire) == 0 && full_rx.is_empty() {
                             // No task is left for any thread: done with the device before
                             // this task's rows are written.
                             drop(backend.take());
                             hold.run();
                         }
-                        if let Some(placing) = &placing_tx {
-                            if placing.send((t, outcomes, features, r)).is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                        if done_tx.send(place(t, outcomes, features, r)).is_err() {
+                        if !hand_on(&placing_tx, &done_tx, (t, outcomes, features, r)) {
                             break;
                         }
                     }
