@@ -62,12 +62,8 @@ pub struct JournalHeader {
     pub shard: Option<crate::shard::ShardInfo>,
     /// How many of the run's first files the CPU computes in a GPU run (`cpu_head`): a resume
     /// keeps the split, so that its rows are those of an uninterrupted run whatever the machine.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::manifest::is_zero")]
     pub cpu_head_files: u64,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
 }
 
 /// One committed prefix of the output.

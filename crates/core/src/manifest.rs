@@ -233,7 +233,8 @@ impl Manifest {
     }
 }
 
-fn is_zero(v: &u64) -> bool {
+/// For `skip_serializing_if`: a count that is zero is left out (the manifest and the journal).
+pub(crate) fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
