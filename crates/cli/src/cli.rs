@@ -62,8 +62,9 @@ pub struct RunArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Replace the output of another run in OUT (moved aside at once, deleted in the background
-    /// while the run works) or discard an interrupted run's partial output.
+    /// Replace the output of another melpipe run in OUT (it stays in place until the new output
+    /// commits, then is deleted) or discard an interrupted run's partial output. Files that
+    /// melpipe did not write are never replaced or deleted.
     #[arg(long)]
     pub force: bool,
     /// Continue an interrupted run in OUT from its last committed batch (same parameters and
@@ -261,6 +262,11 @@ pub struct GenerateArgs {
     /// Random seed (the same seed gives the same files).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Write into a folder that already holds files. Without it, such a folder is refused
+    /// (it may hold your own clips); with it, files of the generated names are overwritten
+    /// and every other file is kept.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `melpipe inspect`.
@@ -290,7 +296,8 @@ pub struct MergeArgs {
     /// Output folder of the merged dataset.
     #[arg(short, long)]
     pub out: PathBuf,
-    /// Replace an existing output (or an interrupted run's or merge's partial output) in OUT.
+    /// Replace an existing melpipe output in OUT (kept until the merge commits) or discard an
+    /// interrupted run's or merge's partial output.
     #[arg(long)]
     pub force: bool,
 }

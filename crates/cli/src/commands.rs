@@ -759,6 +759,7 @@ fn generate(a: GenerateArgs) -> Result<Exit> {
         files: a.files,
         corrupt: a.corrupt,
         seed: a.seed,
+        overwrite: a.force,
         ..GenerateOptions::default()
     };
     let r = generate(&a.out, &opts)?;

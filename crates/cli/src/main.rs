@@ -122,6 +122,8 @@ fn main() -> ExitCode {
     melpipe_core::trace::start();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    melpipe_core::read::raise_open_files_limit();
+    let resumable = matches!(cli.command, cli::Command::Run(_));
     let r = commands::dispatch(cli);
     timeline("command finished, resources released");
     if let Err(e) = melpipe_core::trace::dump() {
@@ -143,7 +145,7 @@ fn main() -> ExitCode {
                 eprintln!("melpipe: interrupted; progress is kept in OUT/.melpipe-partial: run the same command with --resume to continue");
             } else {
                 eprintln!("melpipe: error: {}", message(&e));
-                if let Some(hint) = hint(&e) {
+                if let Some(hint) = hint(&e, resumable) {
                     eprintln!("  hint: {hint}");
                 }
             }
@@ -169,9 +171,13 @@ fn message(e: &anyhow::Error) -> String {
     out
 }
 
-/// What to do about an error, where there is something to say.
-fn hint(e: &anyhow::Error) -> Option<&'static str> {
+/// What to do about an error, where there is something to say. `resumable`: the command keeps
+/// its progress for `--resume` (`run`); others (`merge`) are run again.
+fn hint(e: &anyhow::Error, resumable: bool) -> Option<&'static str> {
+    use melpipe_core::read::ErrorSource;
     use melpipe_core::Error as E;
+    let again =
+        |resume: &'static str, rerun: &'static str| Some(if resumable { resume } else { rerun });
     match e.downcast_ref::<E>()? {
         E::Config(_) => Some(
             "`melpipe run --print-config` shows every option; `melpipe run --help` explains them",
@@ -179,11 +185,25 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         E::StrictFailure { .. } => {
             Some("without --strict, failed files are recorded in the manifest and the run goes on")
         }
-        E::Io { source, .. }
-            if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
-        {
-            Some("the disk holding OUT is full: free space (or give OUT more room), then run the same command with --resume to continue from the last committed batch")
-        }
+        E::Io { source, .. } => match source.raw_os_error()? {
+            libc::ENOSPC | libc::EDQUOT => again(
+                "the disk holding OUT is full: free space (or give OUT more room), then run the same command with --resume to continue from the last committed batch",
+                "the disk holding OUT is full: free space (or give OUT more room), then run the same command again",
+            ),
+            libc::EMFILE | libc::ENFILE => again(
+                "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit or pass fewer --readers, then run the same command with --resume; no input was recorded as failed for it",
+                "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit, then run the same command again",
+            ),
+            libc::ENOMEM | libc::ENOBUFS => again(
+                "the system ran out of memory: free some (or lower --queue-depth and --readers), then run the same command with --resume; no input was recorded as failed for it",
+                "the system ran out of memory: free some, then run the same command again",
+            ),
+            code if ErrorSource::of_errno(code) == ErrorSource::Machine => again(
+                "this error says nothing about the file itself (the machine or its storage), so it was not recorded as a failed input: fix the cause, then run the same command with --resume",
+                "fix the cause (the machine or its storage), then run the same command again",
+            ),
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -27,6 +27,9 @@ pub struct GenerateOptions {
     pub samples: usize,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Write into a folder that already holds files (files of the generated names are
+    /// overwritten); without it such a folder is refused, so a user's clips are never lost.
+    pub overwrite: bool,
 }
 
 impl Default for GenerateOptions {
@@ -37,6 +40,32 @@ impl Default for GenerateOptions {
             sample_rate: 4096,
             samples: 40960,
             seed: 0x006d_656c_7069_7065, // "melpipe"
+            overwrite: false,
+        }
+    }
+}
+
+/// An error unless `dir` is missing or an empty folder.
+fn refuse_nonempty(dir: &Path) -> Result<()> {
+    let err = |msg: String| Error::Output {
+        path: dir.to_path_buf(),
+        msg,
+    };
+    if std::fs::symlink_metadata(dir).is_err() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(err("exists and is not a folder".into()));
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io("reading", dir, e))?;
+    match entries.next() {
+        None => Ok(()),
+        Some(first) => {
+            let name = first.map_or_else(|_| "?".into(), |e| e.file_name());
+            Err(err(format!(
+                "already holds files ({} among them): generate writes into a new or empty folder; pass --force to write into this one anyway (files with the generated names are overwritten, others are kept)",
+                Path::new(&name).display()
+            )))
         }
     }
 }
@@ -225,14 +254,18 @@ struct Plan {
     expected: FileStatus,
 }
 
-/// Writes the dataset described by `opts` into `dir` (created if missing; files of the
-/// same names are overwritten), in parallel, and reports every file.
+/// Writes the dataset described by `opts` into `dir` (created if missing; a folder that
+/// holds anything is refused unless `opts.overwrite`, and then files of the same names are
+/// overwritten), in parallel, and reports every file.
 pub fn generate(dir: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
     if opts.sample_rate < 64 || opts.samples < 64 {
         return Err(Error::Config(format!(
             "generate needs sample_rate ≥ 64 Hz and samples ≥ 64, got {} Hz and {}",
             opts.sample_rate, opts.samples
         )));
+    }
+    if !opts.overwrite {
+        refuse_nonempty(dir)?;
     }
     let plans = plan(opts);
 
@@ -863,6 +896,7 @@ mod tests {
             sample_rate: 4096,
             samples: 4096,
             seed: 7,
+            overwrite: false,
         }
     }
 

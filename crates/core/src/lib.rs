@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod mel;
 pub mod merge;
 pub mod npy;
+pub mod outdir;
 pub mod pipeline;
 pub mod progress;
 pub mod read;

@@ -13,6 +13,7 @@ use crate::config::{Config, Layout, MappingKind};
 use crate::error::{Error, Result};
 use crate::journal;
 use crate::manifest::{ArrayInfo, FileEntry, Manifest, StatusCounts, Timings};
+use crate::outdir;
 use crate::shard::{ShardInfo, ShardSpec};
 use crate::verify;
 use crate::write::{self, ArrayFile};
@@ -59,6 +60,15 @@ pub struct MergeSummary {
     pub bytes: u64,
 }
 
+/// Removes the partial folder of a merge that failed before its manifest was in place, so
+/// that the same merge can simply run again; kept if it still holds a previous output that
+/// could not be put back.
+fn drop_partial(partial: &Path) {
+    if !partial.join(outdir::REPLACED_DIR).exists() {
+        let _ = std::fs::remove_dir_all(partial);
+    }
+}
+
 /// Joins the shard outputs in `dirs` (any order) into `out`. `force` replaces an existing
 /// output or an interrupted run's partial output in `out`.
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> {
@@ -100,6 +110,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
         );
     }
 
+    outdir::create(out)?;
+    // Held until the merge returns: no run or other merge writes into OUT meanwhile.
+    let _lock = outdir::OutLock::acquire(out)?;
     if out.join(write::PARTIAL_DIR).exists() && !force {
         return Err(Error::Output {
             path: out.to_path_buf(),
@@ -109,7 +122,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
             ),
         });
     }
-    let discard = write::prepare_output(out, force, false)?;
+    let discard = outdir::prepare(
+        out,
+        outdir::Allow {
+            replace: force,
+            discard_partial: force,
+        },
+    )?;
     let partial = out.join(write::PARTIAL_DIR);
     std::fs::create_dir_all(&partial).map_err(|e| Error::io("creating", &partial, e))?;
     let init_s = t0.elapsed().as_secs_f64();
@@ -118,8 +137,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
     let (features, mapping, bytes) = match copied {
         Ok(c) => c,
         Err(e) => {
-            // Nothing of this merge is in OUT yet; leave no partial folder to trip the next try.
-            let _ = std::fs::remove_dir_all(&partial);
+            drop_partial(&partial);
             return Err(e);
         }
     };
@@ -173,7 +191,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
     // As for runs, the stored times run up to the manifest's own write.
     manifest.timings.commit_s = t_commit.elapsed().as_secs_f64();
     manifest.timings.total_s = t0.elapsed().as_secs_f64();
-    write::commit_into(&partial, out, &manifest)?;
+    if let Err(e) = write::commit_into(&partial, out, &manifest) {
+        drop_partial(&partial);
+        return Err(e);
+    }
     std::fs::remove_dir(&partial).map_err(|e| Error::io("removing", &partial, e))?;
     write::sync_dir(out)?;
     discard.wait();

@@ -18,6 +18,7 @@ use crate::geometry::Geometry;
 use crate::journal::{self, InputsFingerprint, JournalHeader, JournalRecord};
 use crate::manifest::{GeometryInfo, Manifest, Timings};
 use crate::mel::MelFilterbank;
+use crate::outdir;
 use crate::progress::{Phase, Progress};
 use crate::read::{FileOutcome, Reader};
 use crate::shard::{self, ShardInfo, ShardSpec};
@@ -469,9 +470,14 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         cpu_head_files: head_files as u64,
     };
     let partial = req.out.join(write::PARTIAL_DIR);
-    // A journal without its header line means the killed run committed nothing.
+    outdir::create(&req.out)?;
+    // Held until the run returns: no other run or merge writes into OUT meanwhile.
+    let _lock = outdir::OutLock::acquire(&req.out)?;
+    // A journal without its header line, or without a record, means the killed run committed
+    // nothing (it may have stopped before its arrays existed): it starts again.
     let loaded = if req.resume && partial.join(journal::FILE_NAME).exists() {
         match journal::load(&partial) {
+            Ok(l) if l.records.is_empty() => None,
             Ok(l) => Some(l),
             Err(Error::Output { msg, .. }) if msg.contains("no header") => None,
             Err(e) => return Err(e),
@@ -479,6 +485,24 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     } else {
         None
     };
+    if req.resume && req.out.join(crate::manifest::FILE_NAME).exists() {
+        // A commit killed after its manifest was in place leaves its partial folder behind
+        // (the journal, and the output it replaced): the output is complete.
+        if partial.exists() && outdir::Previous::find(&req.out, false).foreign.is_empty() {
+            outdir::prepare(
+                &req.out,
+                outdir::Allow {
+                    replace: true,
+                    discard_partial: true,
+                },
+            )?
+            .wait();
+        }
+        return Err(Error::Output {
+            path: req.out.clone(),
+            msg: "holds a complete run: nothing to resume (`melpipe verify` checks it)".into(),
+        });
+    }
     // A resume splits the files as the interrupted run did (a CPU run has no head: a journal
     // of a run that fell back may name one, whose rows were the CPU's either way).
     let head_files = match &loaded {
@@ -486,7 +510,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         _ => head_files,
     };
     // What --force discards is deleted in the background while the run works.
-    let mut discard = write::Discard::default();
+    let mut discard = outdir::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         check_resumable(&loaded.header, &header, &files, &loaded.records)?;
         let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, files.len())?;
@@ -498,22 +522,21 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         (w, done)
     } else {
         if req.resume {
-            if req.out.join(crate::manifest::FILE_NAME).exists() {
-                return Err(Error::Output {
-                    path: req.out.clone(),
-                    msg: "holds a complete run: nothing to resume".into(),
-                });
-            }
             tracing::info!(
                 "nothing to resume in {}: starting a new run",
                 req.out.display()
             );
         }
-        // With --resume, a partial folder without a usable journal holds nothing committed.
-        discard = write::prepare_output(
+        // A previous output is replaced at commit (--force). A partial folder without a
+        // usable journal holds nothing committed and goes with --resume too; it exists only
+        // if the interrupted run was allowed to replace what OUT holds, and so is its resume.
+        let resumed_partial = req.resume && partial.exists();
+        discard = outdir::prepare(
             &req.out,
-            req.force || (req.resume && partial.exists()),
-            false,
+            outdir::Allow {
+                replace: req.force || resumed_partial,
+                discard_partial: req.force || req.resume,
+            },
         )?;
         (
             OutputWriter::create(&req.out, cfg, &header, files.len())?,
@@ -1121,6 +1144,21 @@ fn execute(
             pending.insert(d.task, d);
             while let Some(d) = pending.remove(&next_write) {
                 Progress::add(&progress.queued, 0u64.wrapping_sub(1));
+                // An error of the machine (no descriptors left, a lost mount) says nothing
+                // about the file: stop before its task, resumable, instead of committing a
+                // good file as failed.
+                if let Some((f, code)) = tasks[d.task]
+                    .iter()
+                    .zip(&d.outcomes)
+                    .find_map(|(f, o)| Some((f, o.machine_error?)))
+                {
+                    record_error(Error::io(
+                        "reading",
+                        &f.path,
+                        std::io::Error::from_raw_os_error(code),
+                    ));
+                    break;
+                }
                 if cfg.strict {
                     if let Some((f, o)) = tasks[d.task]
                         .iter()

@@ -26,6 +26,74 @@ pub struct FileOutcome {
     pub status: FileStatus,
     /// Rows it contributes.
     pub rows: u64,
+    /// The OS error that kept the file from being read when it says nothing about the file
+    /// but about the machine ([`ErrorSource::Machine`]: no descriptors or memory left, a lost
+    /// mount, a failing disk). The run must then stop, resumable, rather than record a good
+    /// file as failed; `status` is `failed` with the error's text meanwhile.
+    pub machine_error: Option<i32>,
+}
+
+/// Raises the process's soft limit on open files to its hard limit: readers, prefetching and
+/// the output hold many descriptors at once, and the usual soft limit of 1024 is far below
+/// what the system allows. Nothing happens where the limit cannot be read or raised.
+pub fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one rlimit value that lives on the stack.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Whose fault an error that kept an input from being read is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// This file: it is missing, not permitted, not a regular file, too large. Another run
+    /// over the same inputs meets the same error: the file is recorded as `failed`.
+    File,
+    /// The machine or its storage: the same file may read fine once the cause is gone (open
+    /// files or memory ran out, a network mount went away, the disk reports an I/O error).
+    /// Recording the file as failed would commit wrong output, so the run stops, resumable.
+    Machine,
+}
+
+impl ErrorSource {
+    /// Classifies an error met while opening or reading an input. Errors without an OS code
+    /// come from melpipe's own checks on the file (not a regular file). Every OS error not
+    /// known to be about the file counts as the machine's: an unknown cause stops the run
+    /// rather than commit a good file as failed.
+    pub fn of(e: &std::io::Error) -> ErrorSource {
+        match e.raw_os_error() {
+            None => ErrorSource::File,
+            Some(code) => Self::of_errno(code),
+        }
+    }
+
+    /// [`Self::of`] for an OS error number.
+    pub fn of_errno(code: i32) -> ErrorSource {
+        match code {
+            libc::ENOENT
+            | libc::ENOTDIR
+            | libc::EISDIR
+            | libc::EACCES
+            | libc::EPERM
+            | libc::ELOOP
+            | libc::ENAMETOOLONG
+            | libc::ENXIO
+            | libc::ENODEV
+            | libc::EINVAL
+            | libc::EFBIG
+            | libc::EOVERFLOW
+            | libc::ETXTBSY
+            | libc::EILSEQ => ErrorSource::File,
+            _ => ErrorSource::Machine,
+        }
+    }
 }
 
 /// Reads and decodes files; one per reader thread (owns its I/O buffer).
@@ -109,10 +177,15 @@ impl Reader {
                 samples: 0,
                 status: FileStatus::Failed { reason },
                 rows: rows as u64,
+                machine_error: None,
             }
         };
         if let Err(e) = input.and_then(|(f, len)| read_whole(&f, len, &mut self.buf)) {
-            return failed(batch, 0, format!("unreadable: {e}"), &self.geometry);
+            let mut outcome = failed(batch, 0, format!("unreadable: {e}"), &self.geometry);
+            if ErrorSource::of(&e) == ErrorSource::Machine {
+                outcome.machine_error = e.raw_os_error();
+            }
+            return outcome;
         }
         let bytes = self.buf.len() as u64;
         let info = match wav::parse(&self.buf) {
@@ -181,6 +254,7 @@ impl Reader {
             samples: frames as u64,
             status,
             rows: rows as u64,
+            machine_error: None,
         }
     }
 }
@@ -288,6 +362,7 @@ impl Reader {
             samples: frames as u64,
             status,
             rows: rows as u64,
+            machine_error: None,
         })
     }
 }
