@@ -47,12 +47,31 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
     if inputs.is_empty() {
         return Err(Error::Input("no INPUT given".into()));
     }
+    let folders = nested_inputs(inputs)?;
     let mut files = Vec::new();
     let prefix_needed = inputs.len() > 1;
     for input in inputs {
         let s = input.as_os_str().as_bytes();
         if let Some(list) = s.strip_prefix(b"@") {
-            files.extend(read_list(Path::new(OsStr::from_bytes(list)))?);
+            let list = Path::new(OsStr::from_bytes(list));
+            let listed = read_list(list)?;
+            // Only when folders are given too: a list alone costs no extra system call.
+            if !folders.is_empty() {
+                for f in &listed {
+                    let Ok(real) = std::fs::canonicalize(&f.path) else {
+                        continue;
+                    };
+                    if let Some((folder, _)) = folders.iter().find(|(_, d)| real.starts_with(d)) {
+                        return Err(Error::Input(format!(
+                            "{} names {}, which is inside the INPUT folder {} too: its files would be processed twice; give the folder or the list, not both",
+                            list.display(),
+                            f.path.display(),
+                            folder.display()
+                        )));
+                    }
+                }
+            }
+            files.extend(listed);
             continue;
         }
         let meta = std::fs::metadata(input).map_err(|e| Error::io("reading input", input, e))?;
@@ -107,6 +126,50 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
     Ok(files)
 }
 
+/// The INPUT folders (as given, and resolved), after checking that no INPUT is one of them
+/// or lies inside one: each file would otherwise be processed twice under two names (`DATA` and
+/// `DATA/sub` give `DATA/sub/x.wav` and `sub/x.wav`). An INPUT that cannot be resolved is
+/// left to the error that reading it gives.
+fn nested_inputs(inputs: &[PathBuf]) -> Result<Vec<(&PathBuf, PathBuf)>> {
+    let resolved: Vec<(&PathBuf, PathBuf)> = inputs
+        .iter()
+        .filter(|p| !p.as_os_str().as_bytes().starts_with(b"@"))
+        .filter_map(|p| Some((p, std::fs::canonicalize(p).ok()?)))
+        .collect();
+    let folders: Vec<(&PathBuf, PathBuf)> = resolved
+        .iter()
+        .filter(|(_, real)| real.is_dir())
+        .cloned()
+        .collect();
+    for (i, (input, real)) in resolved.iter().enumerate() {
+        for (folder, dir) in &folders {
+            if std::ptr::eq(*input, *folder) || !real.starts_with(dir) {
+                continue;
+            }
+            // The same folder twice is named once, by the first of the two.
+            if real == dir && resolved.iter().position(|(p, _)| std::ptr::eq(*p, *folder)) > Some(i)
+            {
+                continue;
+            }
+            let how = if real == dir {
+                "is the same folder as"
+            } else {
+                "is inside"
+            };
+            return Err(Error::Input(format!(
+                "INPUT {} {how} INPUT {}: its files would be processed twice; give only {}",
+                input.display(),
+                folder.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(folders)
+}
+
+/// The files a list names, one path per line. A path that cannot be read is kept, so that it
+/// becomes a failed file with its reason, like any other unreadable input, rather than
+/// stopping the run.
 fn read_list(list: &Path) -> Result<Vec<InputFile>> {
     let text = std::fs::read(list).map_err(|e| Error::io("reading file list", list, e))?;
     let mut out = Vec::new();
@@ -116,13 +179,12 @@ fn read_list(list: &Path) -> Result<Vec<InputFile>> {
             continue;
         }
         let path = PathBuf::from(OsStr::from_bytes(line));
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| Error::io("reading a file named in the list", path.clone(), e))?;
+        let (size, mtime) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), mtime_ns(&m)));
         out.push(InputFile {
             rel: path.clone(),
             path,
-            size: meta.len(),
-            mtime_ns: mtime_ns(&meta),
+            size,
+            mtime_ns: mtime,
         });
     }
     Ok(out)
