@@ -824,12 +824,10 @@ fn write_png(path: &Path, png: &[u8]) -> Result<()> {
     use std::io::{Read, Write};
     const SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
     let refuse = |why: &str| -> anyhow::Error {
-        melpipe_core::Error::Output {
-            path: path.to_path_buf(),
-            msg: format!(
-                "{why}; plot writes only new files or over earlier PNG files: choose another -o"
-            ),
-        }
+        crate::UsageError(format!(
+            "-o {}: {why}; plot writes only new files or over earlier PNG files: choose another -o",
+            path.display()
+        ))
         .into()
     };
     match std::fs::metadata(path) {

@@ -28,10 +28,25 @@ pub enum Exit {
     Interrupted = 130,
 }
 
+/// A usage error found by the CLI itself, outside the library (exit 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 impl Exit {
     /// The exit code a library error maps to.
     pub fn of(e: &anyhow::Error) -> Exit {
         use melpipe_core::Error as E;
+        if e.downcast_ref::<UsageError>().is_some() {
+            return Exit::Usage;
+        }
         match e.downcast_ref::<E>() {
             Some(E::Config(_) | E::Input(_) | E::Output { .. }) => Exit::Usage,
             Some(E::Io { .. } | E::Backend { .. }) => Exit::Io,
