@@ -346,6 +346,11 @@ fn hostile_environment_values_never_panic() {
             }
         }
     }
+    // MELPIPE_TRACE names a file, which need not be UTF-8.
+    assert!(t
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+        .is_file());
 }
 
 /// Item 16: a folder given with a file or folder inside it is refused, as duplicates are.
