@@ -5,6 +5,7 @@
 //! walk, the file system or the thread count.
 
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -61,7 +62,7 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
                     let Ok(real) = std::fs::canonicalize(&f.path) else {
                         continue;
                     };
-                    if let Some((folder, _)) = folders.iter().find(|(_, d)| real.starts_with(d)) {
+                    if let Some(folder) = folder_holding(&folders, &real) {
                         return Err(Error::Input(format!(
                             "{} names {}, which is inside the INPUT folder {} too: its files would be processed twice; give the folder or the list, not both",
                             list.display(),
@@ -126,32 +127,32 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
     Ok(files)
 }
 
-/// The INPUT folders (as given, and resolved), after checking that no INPUT is one of them
-/// or lies inside one: each file would otherwise be processed twice under two names (`DATA` and
-/// `DATA/sub` give `DATA/sub/x.wav` and `sub/x.wav`). An INPUT that cannot be resolved is
-/// left to the error that reading it gives.
-fn nested_inputs(inputs: &[PathBuf]) -> Result<Vec<(&PathBuf, PathBuf)>> {
+/// The INPUT folders, resolved, each to the INPUT that first named it; after checking that no
+/// INPUT is one of them or lies inside one: each file would otherwise be processed twice under
+/// two names (`DATA` and `DATA/sub` give `DATA/sub/x.wav` and `sub/x.wav`). An INPUT that
+/// cannot be resolved is left to the error that reading it gives. Each INPUT's ancestors are
+/// looked up, so thousands of INPUTs cost thousands of look-ups, not their square.
+fn nested_inputs(inputs: &[PathBuf]) -> Result<HashMap<PathBuf, &PathBuf>> {
     let resolved: Vec<(&PathBuf, PathBuf)> = inputs
         .iter()
         .filter(|p| !p.as_os_str().as_bytes().starts_with(b"@"))
         .filter_map(|p| Some((p, std::fs::canonicalize(p).ok()?)))
         .collect();
-    let folders: Vec<(&PathBuf, PathBuf)> = resolved
-        .iter()
-        .filter(|(_, real)| real.is_dir())
-        .cloned()
-        .collect();
-    for (i, (input, real)) in resolved.iter().enumerate() {
-        for (folder, dir) in &folders {
-            if std::ptr::eq(*input, *folder) || !real.starts_with(dir) {
+    let mut folders: HashMap<PathBuf, &PathBuf> = HashMap::new();
+    for (input, real) in &resolved {
+        if real.is_dir() {
+            folders.entry(real.clone()).or_insert(input);
+        }
+    }
+    for (input, real) in &resolved {
+        for (depth, ancestor) in real.ancestors().enumerate() {
+            let Some(&folder) = folders.get(ancestor) else {
+                continue;
+            };
+            if std::ptr::eq(folder, *input) {
                 continue;
             }
-            // The same folder twice is named once, by the first of the two.
-            if real == dir && resolved.iter().position(|(p, _)| std::ptr::eq(*p, *folder)) > Some(i)
-            {
-                continue;
-            }
-            let how = if real == dir {
+            let how = if depth == 0 {
                 "is the same folder as"
             } else {
                 "is inside"
@@ -165,6 +166,11 @@ fn nested_inputs(inputs: &[PathBuf]) -> Result<Vec<(&PathBuf, PathBuf)>> {
         }
     }
     Ok(folders)
+}
+
+/// The INPUT folder that holds `real` (a resolved path), if any.
+fn folder_holding<'a>(folders: &HashMap<PathBuf, &'a PathBuf>, real: &Path) -> Option<&'a PathBuf> {
+    real.ancestors().find_map(|a| folders.get(a).copied())
 }
 
 /// The files a list names, one path per line. A path that cannot be read is kept, so that it
