@@ -108,8 +108,15 @@ fn usage_errors_exit_1_and_help_exits_0() {
         vec![
             "run", "DATA", "-o", o_flag, "--n-mels", "40", "--n-mels", "64",
         ],
+        // A mistyped INPUT or list (neither exists here) is a usage error too.
+        vec!["run", "DATA", "-o", o_flag, "--device", "cpu"],
+        vec!["run", "@no-such-list.txt", "-o", o_flag, "--device", "cpu"],
     ] {
-        let o = melpipe().args(&args).output().unwrap();
+        let o = melpipe()
+            .args(&args)
+            .current_dir(t.path())
+            .output()
+            .unwrap();
         assert_eq!(
             o.status.code(),
             Some(1),

@@ -75,7 +75,7 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
             files.extend(listed);
             continue;
         }
-        let meta = std::fs::metadata(input).map_err(|e| Error::io("reading input", input, e))?;
+        let meta = std::fs::metadata(input).map_err(|e| missing_or_io("INPUT", input, e))?;
         let prefix = if prefix_needed {
             input
                 .file_name()
@@ -173,11 +173,29 @@ fn folder_holding<'a>(folders: &HashMap<PathBuf, &'a PathBuf>, real: &Path) -> O
     real.ancestors().find_map(|a| folders.get(a).copied())
 }
 
+/// An INPUT or list that does not exist is a usage error (a mistyped path, exit 1); any other
+/// failure to read it is an I/O error.
+fn missing_or_io(what: &'static str, path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::Input(format!("{what} {} does not exist", path.display()))
+    } else {
+        Error::io(
+            if what == "INPUT" {
+                "reading input"
+            } else {
+                "reading file list"
+            },
+            path,
+            e,
+        )
+    }
+}
+
 /// The files a list names, one path per line. A path that cannot be read is kept, so that it
 /// becomes a failed file with its reason, like any other unreadable input, rather than
 /// stopping the run.
 fn read_list(list: &Path) -> Result<Vec<InputFile>> {
-    let text = std::fs::read(list).map_err(|e| Error::io("reading file list", list, e))?;
+    let text = std::fs::read(list).map_err(|e| missing_or_io("file list", list, e))?;
     let mut out = Vec::new();
     for line in text.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
