@@ -7,6 +7,12 @@ use melpipe_core::config::{
 use melpipe_core::Config;
 use std::path::PathBuf;
 
+/// The exit codes, shown after `melpipe --help` and `melpipe run --help` (README's table).
+const EXIT_CODES: &str = "Exit codes: 0 success (failed input files possible without --strict); \
+1 usage or configuration error (bad option or value, no INPUT, OUT holds another run); 2 I/O or \
+device error, or `verify`: not intact; 3 --strict: an input file failed; 130 interrupted by \
+Ctrl-C, SIGTERM or SIGHUP (progress kept for --resume; a second signal exits at once).";
+
 /// melpipe: log-mel-spectrogram features of large collections of short WAV clips, on an NVIDIA
 /// GPU when there is one and on the CPU otherwise, written as NumPy arrays with a manifest.
 #[derive(Parser, Debug)]
@@ -14,7 +20,8 @@ use std::path::PathBuf;
     name = "melpipe",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// More log output (-v: debug, -vv: trace). Also PIPELINE_LOG_LEVEL or MELPIPE_LOG
@@ -49,8 +56,11 @@ pub enum Command {
 
 /// `melpipe run`.
 #[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
 pub struct RunArgs {
-    /// Input folders (walked recursively for *.wav, any case), files, or @list.txt (one path per line).
+    /// Input folders (walked recursively for *.wav, any case), files, or @list.txt (one path per
+    /// line; a listed path that cannot be read is recorded as a failed file). An INPUT inside
+    /// another INPUT folder is refused: its files would be processed twice.
     #[arg(required_unless_present = "print_config")]
     pub inputs: Vec<PathBuf>,
     /// Output folder (features.npy, mapping.npy, manifest.json).
@@ -100,7 +110,8 @@ pub struct Params {
     /// Sample rate every input must have, Hz. [default: 4096]
     #[arg(long, help_heading = "Signal")]
     pub sample_rate: Option<u32>,
-    /// Samples per clip in fixed mode (shorter files zero-padded, longer truncated). [default: 40960]
+    /// Samples per clip in fixed mode (shorter files zero-padded, longer truncated; at most
+    /// 2^28, and one clip's samples and features within 1 GiB). [default: 40960]
     #[arg(long, help_heading = "Signal")]
     pub clip_samples: Option<usize>,
     /// fixed: every file gives the same rows; natural: rows only where the file has samples. [default: fixed]
@@ -160,22 +171,22 @@ pub struct Params {
     /// seed: write PIPELINE_FEATURES.DAT (raw) and PIPELINE_MEMMAP.npy instead. [default: default]
     #[arg(long, help_heading = "Output")]
     pub layout: Option<Layout>,
-    /// Reader threads (0: automatic). [default: 0]
+    /// Reader threads (0: automatic; at most 1024). [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub readers: Option<usize>,
-    /// CPU compute threads, also when `--device auto` falls back to the CPU (0: one per core).
-    /// [default: 0]
+    /// CPU compute threads, also when `--device auto` falls back to the CPU (0: one per core;
+    /// at most 1024). [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub threads: Option<usize>,
     /// Files per task, the unit read, computed and written together (0: automatic). [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub files_per_task: Option<usize>,
-    /// Tasks in flight between reading and writing; bounds memory (0: automatic). A GPU run
-    /// may also hold computed tasks, up to about 192 MiB of features, waiting for the disk.
-    /// [default: 0]
+    /// Tasks in flight between reading and writing; bounds memory (0: automatic; at most
+    /// 65536, and never more than the run has tasks). A GPU run may also hold computed tasks,
+    /// up to about 192 MiB of features, waiting for the disk. [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub queue_depth: Option<usize>,
-    /// Compute streams per GPU (0: automatic). [default: 0]
+    /// Compute streams per GPU (0: automatic; at most 64). [default: 0]
     #[arg(long, help_heading = "Pipeline")]
     pub streams: Option<usize>,
     /// GPU runs: how many of the first files CPU threads compute while the GPU starts, so that
@@ -310,7 +321,7 @@ pub struct PlotArgs {
     /// Source file, as recorded in the manifest (relative path; a unique suffix is enough).
     #[arg(long)]
     pub file: String,
-    /// PNG to write.
+    /// PNG to write. An existing file is replaced only if it is a PNG (an earlier plot).
     #[arg(short = 'o', long = "output")]
     pub png: PathBuf,
 }

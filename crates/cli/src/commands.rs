@@ -4,6 +4,7 @@ use crate::cli::{
     Cli, Command, DemoArgs, GenerateArgs, InspectArgs, MergeArgs, Params, PlotArgs, RunArgs,
     VerifyArgs,
 };
+use crate::output::{errln, outln};
 use crate::status;
 use crate::Exit;
 use anyhow::{Context, Result};
@@ -37,8 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
 fn effective_config(config: Option<&Path>, params: &Params, strict: bool) -> Result<Config> {
     let mut cfg = match config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| melpipe_core::Error::io("reading config", p, e))?;
+            let text = read_config(p)?;
             Config::from_toml(&text).with_context(|| format!("in {}", p.display()))?
         }
         None => Config::default(),
@@ -46,6 +46,34 @@ fn effective_config(config: Option<&Path>, params: &Params, strict: bool) -> Res
     params.apply(&mut cfg);
     cfg.strict |= strict;
     Ok(cfg)
+}
+
+/// The most bytes a `--config` file may have: every key with a long comment is a few KiB.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of a `--config` file. Whatever is wrong with it is a configuration error (exit 1):
+/// a folder, a file that is not UTF-8, or one larger than [`MAX_CONFIG_BYTES`] (`/dev/zero`
+/// used to be read until memory ran out). Pipes are read (`--config <(…)`).
+fn read_config(p: &Path) -> Result<String> {
+    use std::io::Read;
+    let bad = |why: String| -> anyhow::Error {
+        melpipe_core::Error::Config(format!("--config {}: {why}", p.display())).into()
+    };
+    let meta = std::fs::metadata(p).map_err(|e| bad(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(bad("is a folder, not a TOML file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(bad(format!(
+            "is larger than {} KiB, which no melpipe configuration is",
+            MAX_CONFIG_BYTES >> 10
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text (a TOML file is)".into()))
 }
 
 /// A chosen backend and, for GPUs, what the status line shows of them.
@@ -347,11 +375,13 @@ impl BackendFactory for SharedLazy {
 
 fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
     let cfg = effective_config(a.config.as_deref(), &a.params, a.strict)?;
+    // Validated first: printing a configuration that no run accepts, with exit 0, would
+    // only move the error to the next command.
+    cfg.validate()?;
     if a.print_config {
-        print!("{}", cfg.to_toml());
+        crate::output::out_text(&cfg.to_toml());
         return Ok(Exit::Success);
     }
-    cfg.validate()?;
     let out = a.out.clone().context("--out is required")?;
     let shard = shard_of(&a, &ShardEnv::from_process())?;
     let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, shard, quiet)?;
@@ -402,7 +432,7 @@ pub fn execute(
     } = select_backend(cfg)?;
     crate::timeline("backend selected");
     let stop = Arc::new(AtomicBool::new(false));
-    // Ctrl-C or SIGTERM stops the run cleanly; a second one exits at once with 130.
+    // Ctrl-C, SIGTERM or SIGHUP stops the run cleanly; a second one exits at once with 130.
     crate::signals::on_stop(&stop);
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
@@ -442,6 +472,24 @@ fn print_summary(s: &RunSummary, quiet: bool) {
             .as_ref()
             .map_or(0, |a| a.header_bytes + a.data_bytes);
     let c = &m.counts;
+    // Natural mode: a file shorter than one long window has no segment, so it gives no row.
+    let rowless = m
+        .files
+        .iter()
+        .filter(|f| f.rows == 0 && !f.status.is_failed())
+        .count();
+    if rowless > 0 {
+        tracing::warn!(
+            "{rowless} of {} files are shorter than long_win ({} samples) and gave no rows{}",
+            c.total(),
+            m.config.long_win,
+            if m.rows == 0 {
+                ": the output has 0 rows (lower --long-win, or use --length fixed to pad them)"
+            } else {
+                ""
+            }
+        );
+    }
     tracing::debug!(
         "busy: read {:.2} thread-s, compute {:.2} thread-s, write {:.2}s, checkpoints {:.2}s",
         t.read_busy_s,
@@ -458,7 +506,7 @@ fn print_summary(s: &RunSummary, quiet: bool) {
         } else {
             String::new()
         };
-        eprintln!(
+        errln!(
             "done: {} files → {} rows × {} × {} ({}) on {}{head} in {:.2}s",
             c.total(),
             m.rows,
@@ -468,7 +516,7 @@ fn print_summary(s: &RunSummary, quiet: bool) {
             m.device,
             t.total_s
         );
-        eprintln!(
+        errln!(
             "  time: init {:.2}s, run {:.2}s, commit {:.2}s | {:.2} M rows/s, read {:.2} GB/s, wrote {:.2} GB",
             t.init_s,
             t.run_s,
@@ -477,7 +525,7 @@ fn print_summary(s: &RunSummary, quiet: bool) {
             read as f64 / t.total_s.max(1e-9) / 1e9,
             written as f64 / 1e9
         );
-        eprintln!(
+        errln!(
             "  memory: peak anonymous {:.0} MB (sampled), peak resident {:.0} MB | knobs: threads {}, readers {}, files/task {}, queue {}",
             peak_anon as f64 / 1e6,
             mem.hwm as f64 / 1e6,
@@ -486,9 +534,17 @@ fn print_summary(s: &RunSummary, quiet: bool) {
             s.knobs.files_per_task,
             s.knobs.queue_depth
         );
-        eprintln!(
-            "  files: {} ok, {} padded, {} truncated, {} failed",
-            c.ok, c.padded, c.truncated, c.failed
+        errln!(
+            "  files: {} ok, {} padded, {} truncated, {} failed{}",
+            c.ok,
+            c.padded,
+            c.truncated,
+            c.failed,
+            if rowless > 0 {
+                format!(" ({rowless} too short for one long window: no rows)")
+            } else {
+                String::new()
+            }
         );
     }
     print_failures(m, 10);
@@ -506,12 +562,12 @@ fn print_failures(m: &Manifest, limit: usize) {
     if failed.is_empty() {
         return;
     }
-    eprintln!("  failed files (their rows are NaN in fixed mode, absent in natural mode):");
+    errln!("  failed files (their rows are NaN in fixed mode, absent in natural mode):");
     for (p, r) in failed.iter().take(limit) {
-        eprintln!("    {p}: {r}");
+        errln!("    {p}: {r}");
     }
     if failed.len() > limit {
-        eprintln!(
+        errln!(
             "    ... and {} more: see manifest.json or `melpipe inspect`",
             failed.len() - limit
         );
@@ -541,12 +597,12 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             },
             "failed": failed,
         });
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        outln!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(Exit::Success);
     }
     let c = &m.config;
-    println!("{}", a.out.display());
-    println!(
+    outln!("{}", a.out.display());
+    outln!(
         "  features  {}  {:?} {}  ({:.1} MB)",
         m.features.file,
         m.features.shape,
@@ -554,18 +610,20 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         m.features.data_bytes as f64 / 1e6
     );
     match &m.mapping {
-        Some(a) => println!(
+        Some(a) => outln!(
             "  mapping   {}  {:?} {}  (idx, file_idx, long_idx, short_idx, start_sample, end_sample)",
             a.file, a.shape, a.descr
         ),
-        None => println!("  mapping   none (rows follow from each file's first_row and rows)"),
+        None => outln!("  mapping   none (rows follow from each file's first_row and rows)"),
     }
-    println!(
+    outln!(
         "  made by   melpipe {} on {} in {:.2}s",
-        m.melpipe_version, m.device, m.timings.total_s
+        m.melpipe_version,
+        m.device,
+        m.timings.total_s
     );
     if let Some(sh) = &m.shard {
-        println!(
+        outln!(
             "  shard     {}/{}: files {}..{} of {} (join the shards with `melpipe merge`)",
             sh.index,
             sh.count,
@@ -574,11 +632,14 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             sh.files_total
         );
     }
-    println!(
+    outln!(
         "  signal    {} Hz, length {} ({} samples), channel {}",
-        c.sample_rate, c.length, c.clip_samples, c.channel
+        c.sample_rate,
+        c.length,
+        c.clip_samples,
+        c.channel
     );
-    println!(
+    outln!(
         "  segments  long {}/{} short {}/{} → {} per long window{}",
         c.long_win,
         c.long_hop,
@@ -590,7 +651,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             .map(|r| format!(", {r} rows per file"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "  mel       n_fft {} win {} hop {}, {} mels {}–{} Hz ({}, norm {}), pool {}, top_db {}",
         c.n_fft,
         c.win_length,
@@ -604,13 +665,13 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         c.top_db.map_or("none".into(), |t| t.to_string())
     );
     if !m.empty_mel_filters.is_empty() {
-        println!(
+        outln!(
             "  note      mel filters {:?} are all zero",
             m.empty_mel_filters
         );
     }
     let k = &m.counts;
-    println!(
+    outln!(
         "  files     {} ok, {} padded, {} truncated, {} failed ({} total)",
         k.ok,
         k.padded,
@@ -618,7 +679,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         k.failed,
         k.total()
     );
-    println!(
+    outln!(
         "  values    min {:.2} dB, max {:.2} dB, mean {:.2}, std {:.2}; {} NaN, {} inf, {} at the -100 dB floor",
         stats.min, stats.max, stats.mean, stats.std, stats.nan, stats.inf, stats.at_floor
     );
@@ -629,17 +690,17 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
 fn verify_cmd(a: VerifyArgs) -> Result<Exit> {
     let r = verify::verify(&a.out);
     for n in &r.notes {
-        eprintln!("note: {n}");
+        errln!("note: {n}");
     }
     if r.intact() {
         let m = r.manifest.as_ref().map_or(0, |m| m.rows);
-        println!("{}: intact ({m} rows, checksums match)", a.out.display());
+        outln!("{}: intact ({m} rows, checksums match)", a.out.display());
         Ok(Exit::Success)
     } else {
         for p in &r.problems {
-            println!("{}: {p}", a.out.display());
+            outln!("{}: {p}", a.out.display());
         }
-        eprintln!(
+        errln!(
             "melpipe: {} is not intact ({} problem(s))",
             a.out.display(),
             r.problems.len()
@@ -653,7 +714,7 @@ fn merge(a: MergeArgs, quiet: bool) -> Result<Exit> {
     let m = &s.manifest;
     if !quiet {
         let c = &m.counts;
-        eprintln!(
+        errln!(
             "merged {} shards → {}: {} files, {} rows × {} × {} ({}) in {:.2}s ({:.2} GB copied)",
             s.shards,
             a.out.display(),
@@ -665,9 +726,12 @@ fn merge(a: MergeArgs, quiet: bool) -> Result<Exit> {
             m.timings.total_s,
             s.bytes as f64 / 1e9
         );
-        eprintln!(
+        errln!(
             "  files: {} ok, {} padded, {} truncated, {} failed",
-            c.ok, c.padded, c.truncated, c.failed
+            c.ok,
+            c.padded,
+            c.truncated,
+            c.failed
         );
     }
     Ok(Exit::Success)
@@ -741,8 +805,8 @@ fn plot(a: PlotArgs) -> Result<Exit> {
         colorbar_label: "dB",
     })
     .map_err(|e| anyhow::anyhow!("drawing {}: {e}", f.path))?;
-    std::fs::write(&a.png, png).map_err(|e| melpipe_core::Error::io("writing", &a.png, e))?;
-    println!(
+    write_png(&a.png, &png)?;
+    outln!(
         "{}: {} rows of {} drawn to {}",
         a.out.display(),
         rows,
@@ -750,6 +814,55 @@ fn plot(a: PlotArgs) -> Result<Exit> {
         a.png.display()
     );
     Ok(Exit::Success)
+}
+
+/// Writes a plot to `path`, never over a file that is not a PNG: `-o OUT/features.npy`, a WAV
+/// input or a manifest typed by mistake is refused, while a PNG (an earlier plot) is replaced.
+/// The picture goes to a temporary file beside `path`, then is renamed over it, so a failure
+/// leaves the earlier file as it was.
+fn write_png(path: &Path, png: &[u8]) -> Result<()> {
+    use std::io::{Read, Write};
+    const SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
+    let refuse = |why: &str| -> anyhow::Error {
+        crate::UsageError(format!(
+            "-o {}: {why}; plot writes only new files or over earlier PNG files: choose another -o",
+            path.display()
+        ))
+        .into()
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(refuse("is a folder")),
+        Ok(m) if !m.is_file() => return Err(refuse("exists and is not a regular file")),
+        Ok(_) => {
+            let mut head = [0u8; 8];
+            let is_png = std::fs::File::open(path)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .is_ok()
+                && &head == SIGNATURE;
+            if !is_png {
+                return Err(refuse("exists and is not a PNG file"));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(melpipe_core::Error::io("checking", path, e).into()),
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".melpipe-plot-")
+        .suffix(".png")
+        // As a plain create would make it (the umask applies), not tempfile's 0600.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| melpipe_core::Error::io("creating a temporary file in", dir, e))?;
+    tmp.write_all(png)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| melpipe_core::Error::io("writing", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| melpipe_core::Error::io("writing", path, e.error))?;
+    Ok(())
 }
 
 fn generate(a: GenerateArgs) -> Result<Exit> {
@@ -763,7 +876,7 @@ fn generate(a: GenerateArgs) -> Result<Exit> {
         ..GenerateOptions::default()
     };
     let r = generate(&a.out, &opts)?;
-    eprintln!(
+    errln!(
         "wrote {} files ({:.2} GB) to {} in {:.1}s ({} valid seed-shaped clips, {} unusual or malformed)",
         r.files.len(),
         r.bytes as f64 / 1e9,
@@ -796,7 +909,7 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<Exit> {
     };
     let r = generate(&data, &opts)?;
     if !quiet {
-        eprintln!(
+        errln!(
             "demo: generated {} synthetic clips ({:.0} MB) in {:.1}s under {}",
             r.files.len(),
             r.bytes as f64 / 1e6,
@@ -823,14 +936,14 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<Exit> {
     }
     if a.keep {
         let kept = dir.keep();
-        eprintln!(
+        errln!(
             "kept: dataset {} and output {} (try `melpipe inspect {}`)",
             kept.join("data").display(),
             kept.join("out").display(),
             kept.join("out").display()
         );
     } else if !quiet {
-        eprintln!("demo: output verified; temporary files removed (--keep keeps them)");
+        errln!("demo: output verified; temporary files removed (--keep keeps them)");
     }
     Ok(Exit::Success)
 }

@@ -3,11 +3,13 @@
 
 mod cli;
 mod commands;
+mod output;
 mod plot;
 mod signals;
 mod status;
 
 use clap::Parser;
+use output::errln;
 use std::process::ExitCode;
 
 /// Exit codes (SPEC §1).
@@ -26,10 +28,25 @@ pub enum Exit {
     Interrupted = 130,
 }
 
+/// A usage error found by the CLI itself, outside the library (exit 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 impl Exit {
     /// The exit code a library error maps to.
     pub fn of(e: &anyhow::Error) -> Exit {
         use melpipe_core::Error as E;
+        if e.downcast_ref::<UsageError>().is_some() {
+            return Exit::Usage;
+        }
         match e.downcast_ref::<E>() {
             Some(E::Config(_) | E::Input(_) | E::Output { .. }) => Exit::Usage,
             Some(E::Io { .. } | E::Backend { .. }) => Exit::Io,
@@ -92,8 +109,8 @@ impl Drop for BarLine {
         let text = String::from_utf8_lossy(&self.0);
         let text = text.trim_end();
         match status::BAR.get() {
-            Some(b) if !b.is_finished() => b.suspend(|| eprintln!("{text}")),
-            _ => eprintln!("{text}"),
+            Some(b) if !b.is_finished() => b.suspend(|| errln!("{text}")),
+            _ => errln!("{text}"),
         }
     }
 }
@@ -120,14 +137,22 @@ fn main() -> ExitCode {
     let _ = START.set(std::time::Instant::now());
     signals::block();
     melpipe_core::trace::start();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_logging(cli.verbose, cli.quiet);
     melpipe_core::read::raise_open_files_limit();
     let resumable = matches!(cli.command, cli::Command::Run(_));
-    let r = commands::dispatch(cli);
+    let mut r = commands::dispatch(cli);
     timeline("command finished, resources released");
+    if let Some(e) = output::stdout_failure() {
+        if matches!(r, Ok(Exit::Success)) {
+            r = Err(anyhow::anyhow!("writing to stdout: {e}"));
+        }
+    }
     if let Err(e) = melpipe_core::trace::dump() {
-        eprintln!("melpipe: warning: could not write the MELPIPE_TRACE file: {e}");
+        errln!("melpipe: warning: could not write the MELPIPE_TRACE file: {e}");
     }
     match r {
         Ok(code) if fast_exit() => {
@@ -142,15 +167,28 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = Exit::of(&e);
             if code == Exit::Interrupted {
-                eprintln!("melpipe: interrupted; progress is kept in OUT/.melpipe-partial: run the same command with --resume to continue");
+                errln!("melpipe: interrupted; progress is kept in OUT/.melpipe-partial: run the same command with --resume to continue");
             } else {
-                eprintln!("melpipe: error: {}", message(&e));
+                errln!("melpipe: error: {}", message(&e));
                 if let Some(hint) = hint(&e, resumable) {
-                    eprintln!("  hint: {hint}");
+                    errln!("  hint: {hint}");
                 }
             }
             ExitCode::from(code as u8)
         }
+    }
+}
+
+/// Prints what clap has to say: `--help` and `--version` exit 0, a usage error (unknown flag,
+/// bad value, missing argument) exits 1 as the exit-code table says, not clap's 2, which
+/// melpipe keeps for I/O errors.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // A closed or full stream must not turn `--help | head -1` into a panic.
+    let _ = e.print();
+    if e.exit_code() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(Exit::Usage as u8)
     }
 }
 

@@ -1,12 +1,19 @@
-//! Ctrl-C and SIGTERM, taken by one thread with `sigwait`.
+//! Ctrl-C, SIGTERM and SIGHUP, taken by one thread with `sigwait`.
 //!
 //! [`block`] runs first in `main`, before any thread exists, so every thread melpipe or a
-//! library starts inherits a mask that blocks both signals: no handler ever runs in the middle
+//! library starts inherits a mask that blocks these signals: no handler ever runs in the middle
 //! of someone else's code. That matters for NVRTC, which installs LLVM's signal handlers while
 //! it compiles: a Ctrl-C that landed in the compile (about 0.15 s into a GPU run on the H100
 //! machine) crashed the process (SIGSEGV in libnvrtc, or exit code 4) instead of stopping it.
 //! The watcher thread then sets the run's stop flag on the first signal and exits with 130 on a
 //! second; with no run registered, the signal ends the process as it would by default.
+//!
+//! SIGHUP (the terminal went away, or a supervisor's stop) gets the same graceful stop as
+//! SIGTERM: the run keeps what it committed for `--resume`, instead of dying mid-batch. A signal
+//! that the parent set to be ignored stays ignored (`nohup melpipe run …`, or SIGINT of a
+//! background job in a script): a blocked signal is delivered even when ignored, so it is left
+//! out of the set. SIGPIPE is ignored from the start (Rust does this for every program), so a
+//! closed stdout or stderr shows up as a failed write, which the CLI drops (`output.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,18 +21,26 @@ use std::sync::{Arc, Mutex};
 /// The stop flag of the run in progress, if any.
 static STOP: Mutex<Option<Arc<AtomicBool>>> = Mutex::new(None);
 
+/// SIGINT, SIGTERM and SIGHUP, less those this process inherited as ignored.
 fn stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+    // SAFETY: sigset_t and sigaction are plain data, initialised by sigemptyset and sigaction
+    // before use; a null new action makes sigaction only read the current one.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            let ignored = libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN;
+            if !ignored {
+                libc::sigaddset(&mut set, sig);
+            }
+        }
         set
     }
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (and so in every thread started after) and starts
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and so in every thread started after) and starts
 /// the thread that waits for them.
 pub fn block() {
     let set = stop_signals();
@@ -62,7 +77,7 @@ pub fn block() {
         });
 }
 
-/// Makes the next SIGINT or SIGTERM set `stop` (a second one exits with 130).
+/// Makes the next SIGINT, SIGTERM or SIGHUP set `stop` (a second one exits with 130).
 pub fn on_stop(stop: &Arc<AtomicBool>) {
     *STOP.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(stop));
 }

@@ -1,6 +1,7 @@
 //! The status line (SPEC §6): every second on stderr, a progress bar on a terminal, plain lines
 //! otherwise; and the process's own CPU and memory figures, read from /proc.
 
+use crate::output::errln;
 use indicatif::{ProgressBar, ProgressStyle};
 use melpipe_core::progress::{Phase, Progress};
 use std::io::IsTerminal;
@@ -140,7 +141,7 @@ pub fn spawn(
                     b.set_position(Progress::get(&progress.files_done));
                     b.set_message(l);
                 }
-                None if !quiet => eprintln!("{l}"),
+                None if !quiet => errln!("{l}"),
                 None => {}
             }
             if progress.phase() == Phase::Done {

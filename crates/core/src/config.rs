@@ -362,6 +362,34 @@ impl Config {
                 return err(format!("{name} must be > 0"));
             }
         }
+        for (name, v) in [
+            ("clip_samples", self.clip_samples),
+            ("long_win", self.long_win),
+            ("long_hop", self.long_hop),
+            ("short_win", self.short_win),
+            ("short_hop", self.short_hop),
+            ("hop_length", self.hop_length),
+        ] {
+            if v > MAX_SAMPLES {
+                return err(format!(
+                    "{name} ({v}) is above the limit of {MAX_SAMPLES} samples (2^28: {:.1} hours at {} Hz)",
+                    MAX_SAMPLES as f64 / f64::from(self.sample_rate) / 3600.0,
+                    self.sample_rate
+                ));
+            }
+        }
+        for (name, v, max) in [
+            ("readers", self.readers, MAX_THREADS),
+            ("threads", self.threads, MAX_THREADS),
+            ("streams", self.streams, MAX_STREAMS),
+            ("queue_depth", self.queue_depth, MAX_QUEUE_DEPTH),
+        ] {
+            if v > max {
+                return err(format!(
+                    "{name} ({v}) is above the limit of {max} (0 chooses it from the machine)"
+                ));
+            }
+        }
         if self.short_win > self.long_win {
             return err(format!(
                 "short_win ({}) must not exceed long_win ({})",
@@ -414,10 +442,54 @@ impl Config {
         if self.n_mels > 4096 || self.n_fft > 1 << 16 {
             return err("n_mels ≤ 4096 and n_fft ≤ 65536 are supported".into());
         }
+        // Every size is bounded now: n_mels × frames × 4 fits in u64; rows × row_bytes may not.
+        let row_bytes = (self.values_per_row() * 4) as u64;
+        if row_bytes > MAX_CLIP_MEMORY {
+            return err(format!(
+                "one row of features would take {} MiB as f32 (n_mels {} × {} STFT frames with pool none), above the limit of {} MiB: raise hop_length or use pool mean",
+                row_bytes >> 20,
+                self.n_mels,
+                self.stft_frames(),
+                MAX_CLIP_MEMORY >> 20
+            ));
+        }
+        if self.length == LengthMode::Fixed {
+            let geometry = crate::geometry::Geometry::new(self);
+            let rows = geometry.rows(None) as u64;
+            let clip =
+                (self.clip_samples as u64 * 4).saturating_add(rows.saturating_mul(row_bytes));
+            if clip > MAX_CLIP_MEMORY {
+                return err(format!(
+                    "one clip of clip_samples {} would take {} MiB in memory (its samples as f32 and {rows} rows of features), above the limit of {} MiB: lower clip_samples, or use length natural",
+                    self.clip_samples,
+                    clip >> 20,
+                    MAX_CLIP_MEMORY >> 20
+                ));
+            }
+        }
         parse_device(&self.device)?;
         Ok(())
     }
 }
+
+/// The most samples of a clip, window or hop: 2^28 (18 hours at 4096 Hz, 93 minutes at
+/// 48 kHz). Larger values are typing mistakes; they used to pass validation and abort the
+/// process on an allocation of hundreds of gigabytes.
+pub const MAX_SAMPLES: usize = 1 << 28;
+
+/// The most memory one clip of fixed mode (its samples as f32 and its rows of features) or one
+/// row of features may take: 1 GiB. Tasks hold at least one clip each, and several tasks are in
+/// flight, so a larger clip could not keep the run within memory.
+pub const MAX_CLIP_MEMORY: u64 = 1 << 30;
+
+/// The most reader or compute threads.
+pub const MAX_THREADS: usize = 1024;
+
+/// The most compute streams per GPU.
+pub const MAX_STREAMS: usize = 64;
+
+/// The largest `queue_depth`. A run also caps it at the number of tasks it has.
+pub const MAX_QUEUE_DEPTH: usize = 1 << 16;
 
 /// A parsed `device` setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -477,6 +549,75 @@ mod tests {
         assert!(e.contains("n_melz"), "{e}");
         let c = Config::from_toml("channel = \"mix\"\nmel_scale = \"slaney\"").unwrap();
         assert_eq!(c.mel_scale, MelScale::Slaney);
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_with_the_limit() {
+        let check = |c: Config, name: &str, limit: &str| {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(limit), "{e}");
+        };
+        let huge = 1_000_000_000_000;
+        check(
+            Config {
+                clip_samples: huge,
+                ..Config::default()
+            },
+            "clip_samples",
+            "268435456",
+        );
+        check(
+            Config {
+                length: LengthMode::Natural,
+                long_win: huge,
+                ..Config::default()
+            },
+            "long_win",
+            "268435456",
+        );
+        check(
+            Config {
+                queue_depth: 1_000_000_000,
+                ..Config::default()
+            },
+            "queue_depth",
+            "65536",
+        );
+        check(
+            Config {
+                threads: 1_000_000,
+                ..Config::default()
+            },
+            "threads",
+            "1024",
+        );
+        // Within the sample limit but over the memory of one clip: 2^28 samples of f32 is 1 GiB.
+        check(
+            Config {
+                clip_samples: MAX_SAMPLES,
+                ..Config::default()
+            },
+            "clip_samples",
+            "1024 MiB",
+        );
+        check(
+            Config {
+                pool: Pool::None,
+                length: LengthMode::Natural,
+                long_win: MAX_SAMPLES,
+                short_win: MAX_SAMPLES,
+                hop_length: 1,
+                n_mels: 4096,
+                ..Config::default()
+            },
+            "one row",
+            "1024 MiB",
+        );
+        let ok = Config {
+            clip_samples: 10_000_000,
+            ..Config::default()
+        };
+        ok.validate().unwrap();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! walk, the file system or the thread count.
 
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -47,15 +48,34 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
     if inputs.is_empty() {
         return Err(Error::Input("no INPUT given".into()));
     }
+    let folders = nested_inputs(inputs)?;
     let mut files = Vec::new();
     let prefix_needed = inputs.len() > 1;
     for input in inputs {
         let s = input.as_os_str().as_bytes();
         if let Some(list) = s.strip_prefix(b"@") {
-            files.extend(read_list(Path::new(OsStr::from_bytes(list)))?);
+            let list = Path::new(OsStr::from_bytes(list));
+            let listed = read_list(list)?;
+            // Only when folders are given too: a list alone costs no extra system call.
+            if !folders.is_empty() {
+                for f in &listed {
+                    let Ok(real) = std::fs::canonicalize(&f.path) else {
+                        continue;
+                    };
+                    if let Some(folder) = folder_holding(&folders, &real) {
+                        return Err(Error::Input(format!(
+                            "{} names {}, which is inside the INPUT folder {} too: its files would be processed twice; give the folder or the list, not both",
+                            list.display(),
+                            f.path.display(),
+                            folder.display()
+                        )));
+                    }
+                }
+            }
+            files.extend(listed);
             continue;
         }
-        let meta = std::fs::metadata(input).map_err(|e| Error::io("reading input", input, e))?;
+        let meta = std::fs::metadata(input).map_err(|e| missing_or_io("INPUT", input, e))?;
         let prefix = if prefix_needed {
             input
                 .file_name()
@@ -107,8 +127,75 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
     Ok(files)
 }
 
+/// The INPUT folders, resolved, each to the INPUT that first named it; after checking that no
+/// INPUT is one of them or lies inside one: each file would otherwise be processed twice under
+/// two names (`DATA` and `DATA/sub` give `DATA/sub/x.wav` and `sub/x.wav`). An INPUT that
+/// cannot be resolved is left to the error that reading it gives. Each INPUT's ancestors are
+/// looked up, so thousands of INPUTs cost thousands of look-ups, not their square.
+fn nested_inputs(inputs: &[PathBuf]) -> Result<HashMap<PathBuf, &PathBuf>> {
+    let resolved: Vec<(&PathBuf, PathBuf)> = inputs
+        .iter()
+        .filter(|p| !p.as_os_str().as_bytes().starts_with(b"@"))
+        .filter_map(|p| Some((p, std::fs::canonicalize(p).ok()?)))
+        .collect();
+    let mut folders: HashMap<PathBuf, &PathBuf> = HashMap::new();
+    for (input, real) in &resolved {
+        if real.is_dir() {
+            folders.entry(real.clone()).or_insert(input);
+        }
+    }
+    for (input, real) in &resolved {
+        for (depth, ancestor) in real.ancestors().enumerate() {
+            let Some(&folder) = folders.get(ancestor) else {
+                continue;
+            };
+            if std::ptr::eq(folder, *input) {
+                continue;
+            }
+            let how = if depth == 0 {
+                "is the same folder as"
+            } else {
+                "is inside"
+            };
+            return Err(Error::Input(format!(
+                "INPUT {} {how} INPUT {}: its files would be processed twice; give only {}",
+                input.display(),
+                folder.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(folders)
+}
+
+/// The INPUT folder that holds `real` (a resolved path), if any.
+fn folder_holding<'a>(folders: &HashMap<PathBuf, &'a PathBuf>, real: &Path) -> Option<&'a PathBuf> {
+    real.ancestors().find_map(|a| folders.get(a).copied())
+}
+
+/// An INPUT or list that does not exist is a usage error (a mistyped path, exit 1); any other
+/// failure to read it is an I/O error.
+fn missing_or_io(what: &'static str, path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::Input(format!("{what} {} does not exist", path.display()))
+    } else {
+        Error::io(
+            if what == "INPUT" {
+                "reading input"
+            } else {
+                "reading file list"
+            },
+            path,
+            e,
+        )
+    }
+}
+
+/// The files a list names, one path per line. A path that cannot be read is kept, so that it
+/// becomes a failed file with its reason, like any other unreadable input, rather than
+/// stopping the run.
 fn read_list(list: &Path) -> Result<Vec<InputFile>> {
-    let text = std::fs::read(list).map_err(|e| Error::io("reading file list", list, e))?;
+    let text = std::fs::read(list).map_err(|e| missing_or_io("file list", list, e))?;
     let mut out = Vec::new();
     for line in text.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -116,13 +203,12 @@ fn read_list(list: &Path) -> Result<Vec<InputFile>> {
             continue;
         }
         let path = PathBuf::from(OsStr::from_bytes(line));
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| Error::io("reading a file named in the list", path.clone(), e))?;
+        let (size, mtime) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), mtime_ns(&m)));
         out.push(InputFile {
             rel: path.clone(),
             path,
-            size: meta.len(),
-            mtime_ns: mtime_ns(&meta),
+            size,
+            mtime_ns: mtime,
         });
     }
     Ok(out)

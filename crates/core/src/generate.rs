@@ -254,6 +254,10 @@ struct Plan {
     expected: FileStatus,
 }
 
+/// The most files [`generate`] writes (valid and malformed together): 10 million seed clips
+/// are 0.8 TB. A count typed with too many digits used to abort on its plan's allocation.
+pub const MAX_FILES: usize = 10_000_000;
+
 /// Writes the dataset described by `opts` into `dir` (created if missing; a folder that
 /// holds anything is refused unless `opts.overwrite`, and then files of the same names are
 /// overwritten), in parallel, and reports every file.
@@ -263,6 +267,15 @@ pub fn generate(dir: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
             "generate needs sample_rate ≥ 64 Hz and samples ≥ 64, got {} Hz and {}",
             opts.sample_rate, opts.samples
         )));
+    }
+    match opts.files.checked_add(opts.corrupt) {
+        Some(n) if n <= MAX_FILES => {}
+        _ => {
+            return Err(Error::Config(format!(
+                "generate writes at most {MAX_FILES} files ({} + {} asked for)",
+                opts.files, opts.corrupt
+            )))
+        }
     }
     if !opts.overwrite {
         refuse_nonempty(dir)?;

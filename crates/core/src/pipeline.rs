@@ -155,6 +155,48 @@ fn plan_tasks<'a>(
     tasks
 }
 
+/// Refuses a queue depth whose tasks in flight could not fit in the machine's memory: each
+/// task holds at least one file, so `queue_depth` times the largest file's estimate (decoded
+/// samples and features) is needed at worst. Only a depth the user chose is checked (automatic
+/// ones are a few per core); this catches a
+/// `--queue-depth` typed with too many digits before any work, instead of the kernel's OOM
+/// killer in the middle of the run.
+fn check_in_flight_memory(files: &[InputFile], cfg: &Config, queue_depth: usize) -> Result<()> {
+    let geometry = Geometry::new(cfg);
+    let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
+    let largest = files
+        .iter()
+        .map(|f| {
+            let (samples, rows) = file_estimate(f, cfg, &geometry);
+            samples
+                .saturating_mul(4)
+                .saturating_add(rows.saturating_mul(row_bytes))
+        })
+        .max()
+        .unwrap_or(0);
+    let need = largest.saturating_mul(queue_depth as u64);
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let physical = u64::try_from(pages)
+        .ok()
+        .zip(u64::try_from(page).ok())
+        .map_or(u64::MAX, |(n, p)| n.saturating_mul(p));
+    if cfg.queue_depth > 0 && need > physical && queue_depth > 1 {
+        return Err(Error::Config(format!(
+            "queue_depth {queue_depth} would hold up to {:.1} GB of samples and features in flight ({queue_depth} tasks of at least one file of up to {:.1} MB), more than this machine's {:.1} GB of memory: lower --queue-depth (0 chooses it from the machine)",
+            need as f64 / 1e9,
+            largest as f64 / 1e6,
+            physical as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
 /// A file's estimated samples and rows: fixed mode decodes one clip; natural mode the whole
 /// file, at most one sample per byte (8-bit mono).
 fn file_estimate(f: &InputFile, cfg: &Config, geometry: &Geometry) -> (u64, u64) {
@@ -452,6 +494,11 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             )));
         }
     }
+    // Memory follows the work that exists: a queue slot is allocated up front, so there are
+    // never more tasks in flight than files (and, once planned, than tasks).
+    let mut knobs = knobs;
+    knobs.queue_depth = knobs.queue_depth.min(files.len()).max(1);
+    check_in_flight_memory(&files, cfg, knobs.queue_depth)?;
     Progress::add(&progress.files_total, files.len() as u64);
     let head_files = if cpu {
         0
@@ -461,7 +508,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             None => cpu_head_files(&files, cfg, &knobs),
         }
     };
-    let header = JournalHeader {
+    let mut header = JournalHeader {
         format: "melpipe-journal/1".into(),
         config: journal::output_config(cfg),
         backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
@@ -474,10 +521,15 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     // Held until the run returns: no other run or merge writes into OUT meanwhile.
     let _lock = outdir::OutLock::acquire(&req.out)?;
     // A journal without its header line, or without a record, means the killed run committed
-    // nothing (it may have stopped before its arrays existed): it starts again.
+    // nothing (it may have stopped before its arrays existed): it starts again, keeping the
+    // split of a header it has.
+    let mut kept_head = None;
     let loaded = if req.resume && partial.join(journal::FILE_NAME).exists() {
         match journal::load(&partial) {
-            Ok(l) if l.records.is_empty() => None,
+            Ok(l) if l.records.is_empty() => {
+                kept_head = Some(l.header.cpu_head_files as usize);
+                None
+            }
             Ok(l) => Some(l),
             Err(Error::Output { msg, .. }) if msg.contains("no header") => None,
             Err(e) => return Err(e),
@@ -505,10 +557,12 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     }
     // A resume splits the files as the interrupted run did (a CPU run has no head: a journal
     // of a run that fell back may name one, whose rows were the CPU's either way).
-    let head_files = match &loaded {
-        Some(l) if !cpu => l.header.cpu_head_files as usize,
+    let head_files = match (&loaded, kept_head) {
+        (Some(l), _) if !cpu => l.header.cpu_head_files as usize,
+        (None, Some(kept)) if !cpu => kept.min(files.len()),
         _ => head_files,
     };
+    header.cpu_head_files = head_files as u64;
     // What --force discards is deleted in the background while the run works.
     let mut discard = outdir::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
@@ -561,6 +615,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         knobs.files_per_task,
         task_memory(knobs.queue_depth),
     ));
+    knobs.queue_depth = knobs.queue_depth.min(tasks.len()).max(1);
     // A device run's computed tasks may wait for the disk past the queue depth (writer threads
     // then write their rows), so that the device is done before the disk.
     let ahead = if cpu { 0 } else { ahead_tasks(&tasks, cfg) };

@@ -86,9 +86,10 @@ pub struct ShardEnv {
 }
 
 impl ShardEnv {
-    /// Reads the variables from the environment of this process.
+    /// Reads the variables from the environment of this process. A value that is not UTF-8 is
+    /// kept (lossily), so that it is refused as a bad number rather than taken as unset.
     pub fn from_process() -> Self {
-        let get = |k: &str| std::env::var(k).ok();
+        let get = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
         ShardEnv {
             slurm_task_id: get("SLURM_ARRAY_TASK_ID"),
             slurm_task_count: get("SLURM_ARRAY_TASK_COUNT"),
@@ -166,7 +167,7 @@ pub fn detect(
         );
         if let Some(max) = &env.slurm_task_max {
             let max_n = env_number("SLURM_ARRAY_TASK_MAX", max)?;
-            if max_n < min_n || max_n - min_n + 1 != count_n {
+            if max_n.checked_sub(min_n).and_then(|d| d.checked_add(1)) != Some(count_n) {
                 return Err(Error::Config(format!(
                     "the Slurm array's indices are not contiguous ({vars}, SLURM_ARRAY_TASK_MAX={max}): submit with --array=0-{} (N tasks, no step or list), or pass --shard K/N",
                     count_n.saturating_sub(1)

@@ -20,20 +20,20 @@ struct Span {
 }
 
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
-static SPANS: OnceLock<Option<(String, Mutex<Vec<Span>>)>> = OnceLock::new();
+static SPANS: OnceLock<Option<(std::path::PathBuf, Mutex<Vec<Span>>)>> = OnceLock::new();
 
 /// Sets the trace's time origin (call first thing in `main`; otherwise the first span sets it).
 pub fn start() {
     let _ = ORIGIN.get_or_init(Instant::now);
 }
 
-fn sink() -> Option<&'static (String, Mutex<Vec<Span>>)> {
+fn sink() -> Option<&'static (std::path::PathBuf, Mutex<Vec<Span>>)> {
     SPANS
         .get_or_init(|| {
-            std::env::var("MELPIPE_TRACE")
-                .ok()
+            // A path, not text: a name that is not UTF-8 is still a file name.
+            std::env::var_os("MELPIPE_TRACE")
                 .filter(|p| !p.is_empty())
-                .map(|p| (p, Mutex::new(Vec::with_capacity(1 << 16))))
+                .map(|p| (p.into(), Mutex::new(Vec::with_capacity(1 << 16))))
         })
         .as_ref()
 }

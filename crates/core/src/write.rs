@@ -464,13 +464,19 @@ struct Committed {
 }
 
 /// How often progress is committed to the journal (fsync of the arrays, then a journal line).
-/// `MELPIPE_CHECKPOINT_SECS` overrides it (tests use small values).
+/// `MELPIPE_CHECKPOINT_SECS` overrides it (tests use small values); a value too large for a
+/// `Duration` (`1e300`, `inf`) means no checkpoint before the commit, anything that is not a
+/// number ≥ 0 the default.
 fn checkpoint_interval() -> Duration {
-    std::env::var("MELPIPE_CHECKPOINT_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map_or(Duration::from_secs(1), Duration::from_secs_f64)
+    checkpoint_interval_of(std::env::var("MELPIPE_CHECKPOINT_SECS").ok().as_deref())
+}
+
+/// [`checkpoint_interval`] for the variable's value.
+fn checkpoint_interval_of(value: Option<&str>) -> Duration {
+    match value.and_then(|v| v.trim().parse::<f64>().ok()) {
+        Some(v) if v >= 0.0 => Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX),
+        _ => Duration::from_secs(1),
+    }
 }
 
 impl OutputWriter {
@@ -1275,6 +1281,23 @@ fn publish(partial: &Path, out: &Path, m: &manifest::Manifest) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_checkpoint_setting_gives_an_interval() {
+        let one = Duration::from_secs(1);
+        assert_eq!(checkpoint_interval_of(None), one);
+        assert_eq!(
+            checkpoint_interval_of(Some("0.25")),
+            Duration::from_millis(250)
+        );
+        assert_eq!(checkpoint_interval_of(Some(" 2 ")), Duration::from_secs(2));
+        for huge in ["1e20", "1e300", "inf", "18446744073709551616"] {
+            assert_eq!(checkpoint_interval_of(Some(huge)), Duration::MAX, "{huge}");
+        }
+        for bad in ["-1", "NaN", "-inf", "", "x", "1s"] {
+            assert_eq!(checkpoint_interval_of(Some(bad)), one, "{bad}");
+        }
+    }
 
     #[test]
     fn the_mapping_template_encodes_the_same_bytes_as_each_segment_derived() {
