@@ -49,7 +49,7 @@ impl Exit {
         }
         match e.downcast_ref::<E>() {
             Some(E::Config(_) | E::Input(_) | E::Output { .. }) => Exit::Usage,
-            Some(E::Io { .. } | E::Backend { .. }) => Exit::Io,
+            Some(E::Io { .. } | E::Machine { .. } | E::Backend { .. }) => Exit::Io,
             Some(E::StrictFailure { .. }) => Exit::FilesFailed,
             Some(E::Interrupted) => Exit::Interrupted,
             None => Exit::Io,
@@ -212,7 +212,6 @@ fn message(e: &anyhow::Error) -> String {
 /// What to do about an error, where there is something to say. `resumable`: the command keeps
 /// its progress for `--resume` (`run`); others (`merge`) are run again.
 fn hint(e: &anyhow::Error, resumable: bool) -> Option<&'static str> {
-    use melpipe_core::read::ErrorSource;
     use melpipe_core::Error as E;
     let again =
         |resume: &'static str, rerun: &'static str| Some(if resumable { resume } else { rerun });
@@ -228,20 +227,22 @@ fn hint(e: &anyhow::Error, resumable: bool) -> Option<&'static str> {
                 "the disk holding OUT is full: free space (or give OUT more room), then run the same command with --resume to continue from the last committed batch",
                 "the disk holding OUT is full: free space (or give OUT more room), then run the same command again",
             ),
-            libc::EMFILE | libc::ENFILE => again(
-                "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit or pass fewer --readers, then run the same command with --resume; no input was recorded as failed for it",
-                "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit, then run the same command again",
-            ),
-            libc::ENOMEM | libc::ENOBUFS => again(
-                "the system ran out of memory: free some (or lower --queue-depth and --readers), then run the same command with --resume; no input was recorded as failed for it",
-                "the system ran out of memory: free some, then run the same command again",
-            ),
-            code if ErrorSource::of_errno(code) == ErrorSource::Machine => again(
-                "this error says nothing about the file itself (the machine or its storage), so it was not recorded as a failed input: fix the cause, then run the same command with --resume",
-                "fix the cause (the machine or its storage), then run the same command again",
-            ),
-            _ => None,
+            code => exhausted(code, resumable),
         },
+        E::Machine { error, .. } => exhausted(error.raw_os_error()?, true).or(Some(
+            "the error says nothing about the file itself, so it was not recorded as a failed input: fix the cause (the machine or its storage), then run the same command with --resume",
+        )),
         _ => None,
     }
+}
+
+/// The hint for a resource of the machine that ran out (open files, memory), if `code` is one.
+fn exhausted(code: i32, resumable: bool) -> Option<&'static str> {
+    Some(match (code, resumable) {
+        (libc::EMFILE | libc::ENFILE, true) => "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit or pass fewer --readers, then run the same command with --resume; no input was recorded as failed for it",
+        (libc::EMFILE | libc::ENFILE, false) => "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit, then run the same command again",
+        (libc::ENOMEM | libc::ENOBUFS, true) => "the system ran out of memory: free some (or lower --queue-depth and --readers), then run the same command with --resume; no input was recorded as failed for it",
+        (libc::ENOMEM | libc::ENOBUFS, false) => "the system ran out of memory: free some, then run the same command again",
+        _ => return None,
+    })
 }

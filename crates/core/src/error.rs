@@ -22,6 +22,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An input could not be read for a reason of the machine, not of the file (open files or
+    /// memory ran out, a lost mount, a disk I/O error: [`crate::read::ErrorSource::Machine`]).
+    /// The run stops, resumable, instead of recording a good file as failed.
+    #[error("reading {}: {error} (an error of the machine or its storage, not of this file)", path.display())]
+    Machine {
+        /// The input that could not be read.
+        path: PathBuf,
+        /// The operating system's error (in the message, not a cause of its own).
+        error: std::io::Error,
+    },
     /// The output folder is not usable (holds another run, is not a folder, ...).
     #[error("output folder {}: {msg}", path.display())]
     Output {

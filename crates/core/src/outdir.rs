@@ -86,12 +86,17 @@ impl OutLock {
                 let e = std::io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::EWOULDBLOCK) => {
-                        let mut text = String::new();
-                        let _ = file.read_to_string(&mut text);
-                        let holder = text
-                            .lines()
-                            .next()
-                            .and_then(|l| l.trim().parse::<u32>().ok())
+                        // A holder that has just locked writes its id a moment later.
+                        let holder = (0..20)
+                            .find_map(|i| {
+                                if i > 0 {
+                                    std::thread::sleep(std::time::Duration::from_millis(5));
+                                }
+                                let mut text = String::new();
+                                file.rewind().ok()?;
+                                file.read_to_string(&mut text).ok()?;
+                                text.lines().next()?.trim().parse::<u32>().ok()
+                            })
                             .map_or("another process".to_string(), |p| format!("process {p}"));
                         return Err(Error::Output {
                             path: out.to_path_buf(),
@@ -386,6 +391,10 @@ pub fn prepare(out: &Path, allow: Allow) -> Result<Discard> {
         });
     }
     let trash = out.join(DISCARD_DIR);
+    if std::fs::symlink_metadata(&trash).is_ok_and(|m| !m.is_dir()) {
+        // Not a folder melpipe made: a name of melpipe's own, so it goes.
+        std::fs::remove_file(&trash).map_err(|e| Error::io("removing", &trash, e))?;
+    }
     if has_partial {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1207,11 +1207,10 @@ fn execute(
                     .zip(&d.outcomes)
                     .find_map(|(f, o)| Some((f, o.machine_error?)))
                 {
-                    record_error(Error::io(
-                        "reading",
-                        &f.path,
-                        std::io::Error::from_raw_os_error(code),
-                    ));
+                    record_error(Error::Machine {
+                        path: f.path.clone(),
+                        error: std::io::Error::from_raw_os_error(code),
+                    });
                     break;
                 }
                 if cfg.strict {

@@ -550,6 +550,99 @@ mod tests {
     /// Inputs that change between discovery and reading, or are not files at all: each one
     /// ends with a status and a reason, none blocks or stops the task.
     #[test]
+    fn every_reader_error_is_of_the_file_or_of_the_machine() {
+        use std::io::Error as E;
+        let file = [
+            libc::ENOENT,
+            libc::EACCES,
+            libc::EPERM,
+            libc::ENOTDIR,
+            libc::EISDIR,
+            libc::ELOOP,
+            libc::ENAMETOOLONG,
+            libc::ENXIO,
+            libc::ENODEV,
+            libc::EINVAL,
+            libc::EFBIG,
+            libc::EOVERFLOW,
+            libc::ETXTBSY,
+            libc::EILSEQ,
+        ];
+        for code in file {
+            assert_eq!(
+                ErrorSource::of(&E::from_raw_os_error(code)),
+                ErrorSource::File,
+                "{}",
+                E::from_raw_os_error(code)
+            );
+        }
+        let machine = [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOMEM,
+            libc::ENOBUFS,
+            libc::EIO,
+            libc::EAGAIN,
+            libc::ESTALE,
+            libc::ENOTCONN,
+            libc::ETIMEDOUT,
+            libc::EHOSTDOWN,
+            libc::ENOLINK,
+            libc::EREMOTEIO,
+            libc::EINTR,
+        ];
+        for code in machine {
+            assert_eq!(
+                ErrorSource::of(&E::from_raw_os_error(code)),
+                ErrorSource::Machine,
+                "{}",
+                E::from_raw_os_error(code)
+            );
+        }
+        // melpipe's own refusals (not a regular file) are about the file.
+        let own = E::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        assert_eq!(ErrorSource::of(&own), ErrorSource::File);
+        // Every OS error number is one or the other, and what is not known to be the file's
+        // is the machine's.
+        let known: std::collections::BTreeSet<i32> = file.into_iter().collect();
+        for code in 1..200 {
+            let want = if known.contains(&code) {
+                ErrorSource::File
+            } else {
+                ErrorSource::Machine
+            };
+            assert_eq!(ErrorSource::of_errno(code), want, "errno {code}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_for_a_reason_of_the_machine_says_so() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let files = [
+            InputFile {
+                path: t.path().join("missing.wav"),
+                rel: "missing.wav".into(),
+                size: 0,
+                mtime_ns: 0,
+            },
+            InputFile {
+                path: t.path().join("a/b.wav"),
+                rel: "a/b.wav".into(),
+                size: 0,
+                mtime_ns: 0,
+            },
+        ];
+        // Deleted or a path through a file: the file's fault, no machine error.
+        std::fs::write(t.path().join("a"), b"x").unwrap();
+        let mut batch = AudioBatch::default();
+        let out = Reader::new(&cfg).read_task(&files, &mut batch);
+        assert!(out
+            .iter()
+            .all(|o| o.status.is_failed() && o.machine_error.is_none()));
+    }
+
+    #[test]
     fn files_changed_or_special_after_discovery() {
         let d = tempfile::tempdir().unwrap();
         let cfg = Config::default();
