@@ -309,7 +309,8 @@ fn a_kill_at_any_moment_of_start_up_or_commit_leads_to_a_working_resume() {
         std::thread::sleep(Duration::from_micros(span * i / kills));
         let _ = child.kill();
         killed += usize::from(!child.wait().unwrap().success());
-        // The folder verifies as the old output or the new one, or not at all (mid-commit).
+        // The folder verifies as the old output or the new one; it may verify as neither only
+        // in the middle of the commit, once the new manifest is written in the partial folder.
         if verifies(&out) {
             let n_mels = manifest(&out)["config"]["n_mels"].clone();
             if n_mels == 64 {
@@ -317,6 +318,11 @@ fn a_kill_at_any_moment_of_start_up_or_commit_leads_to_a_working_resume() {
             } else {
                 same_output(&out, &full);
             }
+        } else {
+            assert!(
+                out.join(".melpipe-partial/manifest.json").exists(),
+                "kill {i}: the old output was lost before the new one was committing"
+            );
         }
         let forced = t.path().join(format!("forced-{i}"));
         copy_tree(&out, &forced);
