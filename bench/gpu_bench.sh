@@ -23,7 +23,7 @@ if [ -n "${GPU_PARITY:-}" ]; then
     "$GPU_PARITY" "$W/parity" --no-time 2>&1 | tee "$LOG/gpu_parity.log"
     python3 scripts/gpu_parity.py "$W/parity" 2>&1 | tee -a "$LOG/gpu_parity.log"
 fi
-"$M" generate "$W/seed" --files 39563 2>&1 | tail -1
+[ -d "$W/seed" ] || "$M" generate "$W/seed" --files 39563 2>&1 | tail -1
 python3 bench/bench.py --data "$W/seed" --out "$W/bench" --melpipe "$M" --devices cuda,cpu \
     --torchaudio --cold --repeat 3 --json "$LOG/bench.json" 2>&1 | tee "$LOG/bench.log"
 if [ "${SWEEP:-1}" = 1 ]; then

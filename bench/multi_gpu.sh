@@ -13,7 +13,7 @@ mkdir -p "$W"
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv | tee "$LOG/machine.txt"
 nvidia-smi topo -m >> "$LOG/machine.txt" 2>&1
 nproc >> "$LOG/machine.txt"
-"$M" generate "$W/seed" --files 39563 2>&1 | tail -1
+[ -d "$W/seed" ] || "$M" generate "$W/seed" --files 39563 2>&1 | tail -1
 echo "== seed parameters"
 python3 bench/bench.py --data "$W/seed" --out "$W/b1" --melpipe "$M" --devices cuda:0,cuda:all,cpu \
     --repeat 3 --json "$LOG/seed.json" 2>&1 | grep -v WARN | tee "$LOG/seed.log"
