@@ -124,7 +124,19 @@ impl MappingKind {
             MappingKind::None => None,
         }
     }
+    /// NumPy `descr` string, `None` when no mapping file is written.
+    pub fn descr(self) -> Option<&'static str> {
+        match self {
+            MappingKind::I64 => Some("<i8"),
+            MappingKind::I32 => Some("<i4"),
+            MappingKind::None => None,
+        }
+    }
 }
+
+/// The largest sample count or window length accepted (2^40 samples: 8.5 years at 4096 Hz), so
+/// that sizes derived from them (values per row, bytes per row) cannot overflow.
+pub const MAX_SAMPLES: usize = 1 << 40;
 
 /// Which channel of a multi-channel file is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -360,6 +372,18 @@ impl Config {
         ] {
             if v == 0 {
                 return err(format!("{name} must be > 0"));
+            }
+        }
+        for (name, v) in [
+            ("clip_samples", self.clip_samples),
+            ("long_win", self.long_win),
+            ("long_hop", self.long_hop),
+            ("short_win", self.short_win),
+            ("short_hop", self.short_hop),
+            ("hop_length", self.hop_length),
+        ] {
+            if v > MAX_SAMPLES {
+                return err(format!("{name} ({v}) must be at most {MAX_SAMPLES}"));
             }
         }
         if self.short_win > self.long_win {

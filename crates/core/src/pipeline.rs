@@ -461,7 +461,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         }
     };
     let header = JournalHeader {
-        format: "melpipe-journal/1".into(),
+        format: journal::FORMAT.into(),
         config: journal::output_config(cfg),
         backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
         inputs: InputsFingerprint::of(&files),
@@ -471,9 +471,9 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     let partial = req.out.join(write::PARTIAL_DIR);
     // A journal without its header line means the killed run committed nothing.
     let loaded = if req.resume && partial.join(journal::FILE_NAME).exists() {
-        match journal::load(&partial) {
+        match journal::load(&partial, files.len()) {
             Ok(l) => Some(l),
-            Err(Error::Output { msg, .. }) if msg.contains("no header") => None,
+            Err(Error::Output { msg, .. }) if msg == journal::NO_HEADER => None,
             Err(e) => return Err(e),
         }
     } else {
@@ -489,7 +489,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     let mut discard = write::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         check_resumable(&loaded.header, &header, &files, &loaded.records)?;
-        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, files.len())?;
+        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, &files)?;
         tracing::info!(
             "resuming: {done} of {} files were committed ({} rows)",
             files.len(),
@@ -579,15 +579,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         config: cfg.clone(),
-        geometry: GeometryInfo {
-            n_short: geometry.n_short as u64,
-            n_long: (cfg.length == LengthMode::Fixed)
-                .then(|| geometry.n_long(cfg.clip_samples) as u64),
-            rows_per_file: (cfg.length == LengthMode::Fixed).then(|| geometry.rows(None) as u64),
-            stft_frames: cfg.stft_frames() as u64,
-            out_frames: cfg.out_frames() as u64,
-            n_mels: cfg.n_mels as u64,
-        },
+        geometry: GeometryInfo::of(cfg),
         rows: 0,
         features: Default::default(),
         mapping: None,
@@ -612,6 +604,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         },
         files: Vec::new(),
         shard,
+        manifest_xxh3_64: String::new(),
     };
     let mut manifest = trace::span("commit", 0, || writer.commit(manifest, t0, t_commit))?;
     trace::span("wait-discard", 0, || discard.wait());
