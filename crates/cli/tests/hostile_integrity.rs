@@ -471,16 +471,31 @@ fn a_manifest_without_its_own_checksum_verifies_with_a_note() {
     let o = v.as_object_mut().unwrap();
     o.remove("manifest_xxh3_64");
     o.insert("format".into(), Value::from("melpipe-manifest/1"));
-    std::fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    let o = check_ok(&["verify"], melpipe().args(["verify", s(&out)]).output().unwrap());
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&v).unwrap(),
+    )
+    .unwrap();
+    let o = check_ok(
+        &["verify"],
+        melpipe().args(["verify", s(&out)]).output().unwrap(),
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("without a checksum of its own"), "{err}");
     // Still checked for consistency: a row count that does not add up is refused.
     v["rows"] = Value::from(1);
-    std::fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&v).unwrap(),
+    )
+    .unwrap();
     refused(&["verify", s(&out)], 2, &["account for"]);
     // A second-format manifest without its checksum is not.
     v["format"] = Value::from("melpipe-manifest/2");
-    std::fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&v).unwrap(),
+    )
+    .unwrap();
     refused(&["verify", s(&out)], 2, &["must carry manifest_xxh3_64"]);
 }

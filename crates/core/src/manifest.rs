@@ -615,4 +615,53 @@ mod tests {
         assert_eq!(b.1.as_deref(), Some("642f6261645ffe2e776176"));
         assert_eq!(entry_path(Path::new("d/é.wav")), ("d/é.wav".into(), None));
     }
+
+    #[test]
+    fn file_lists_must_be_sorted_unique_and_add_up() {
+        use std::ffi::OsStr;
+        let cfg = Config::default();
+        let entry = |rel: &[u8], first_row: u64| {
+            let (path, path_bytes_hex) = entry_path(Path::new(OsStr::from_bytes(rel)));
+            FileEntry {
+                path,
+                path_bytes_hex,
+                bytes: 1,
+                samples: 40960,
+                status: FileStatus::Ok,
+                first_row,
+                rows: 237,
+            }
+        };
+        // Byte order, non-UTF-8 names by their bytes: `bad_\xfe` before `bad_\xff`.
+        let files = vec![
+            entry(b"a/b.wav", 0),
+            entry(b"a/bad_\xfe.wav", 237),
+            entry(b"a/bad_\xff.wav", 474),
+        ];
+        assert_eq!(check_files(&cfg, &files), Ok(711));
+        let refused = |files: &[FileEntry], words: &str| {
+            let e = check_files(&cfg, files).unwrap_err();
+            assert!(e.contains(words), "{e}");
+        };
+        let mut f = files.clone();
+        f.swap(1, 2);
+        (f[1].first_row, f[2].first_row) = (237, 474);
+        refused(&f, "unique and sorted");
+        let mut f = files.clone();
+        f[2].path_bytes_hex = f[1].path_bytes_hex.clone();
+        refused(&f, "unique and sorted");
+        f[2].path_bytes_hex = Some("zz".into());
+        refused(&f, "path_bytes_hex is not hex");
+        f[2].path_bytes_hex = Some("612e776176".into());
+        refused(&f, "path_bytes_hex does not match path");
+        let mut f = files.clone();
+        f[1].first_row = 238;
+        refused(&f, "starts at row 238, expected 237");
+        let mut f = files.clone();
+        f[0].status = FileStatus::Padded { missing_samples: 1 };
+        refused(&f, "status padded does not fit 40960 samples");
+        let mut f = files;
+        f[0].rows = u64::MAX;
+        refused(&f, "rows, its samples give 237");
+    }
 }
