@@ -124,6 +124,14 @@ impl MappingKind {
             MappingKind::None => None,
         }
     }
+    /// NumPy `descr` string, `None` when no mapping file is written.
+    pub fn descr(self) -> Option<&'static str> {
+        match self {
+            MappingKind::I64 => Some("<i8"),
+            MappingKind::I32 => Some("<i4"),
+            MappingKind::None => None,
+        }
+    }
 }
 
 /// Which channel of a multi-channel file is used.

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 /// Name of the journal inside the partial folder.
 pub const FILE_NAME: &str = "journal.jsonl";
-const FORMAT: &str = "melpipe-journal/1";
+/// Identifies the journal format (`/2`: records carry the features' checksum).
+pub const FORMAT: &str = "melpipe-journal/2";
 
 /// A digest of the input list: paths, sizes and modification times.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,9 @@ pub struct JournalRecord {
     pub features_bytes: u64,
     /// Bytes of mapping data committed.
     pub mapping_bytes: u64,
+    /// XXH3-64 (hex) of the committed feature data (`features_bytes` bytes): a resume checks
+    /// the bytes it keeps against it. (The mapping needs none: its rows follow from the files.)
+    pub features_xxh3_64: String,
     /// Manifest entries of the files committed by this record (not the earlier ones).
     pub files: Vec<FileEntry>,
 }
@@ -175,6 +179,9 @@ impl Journal {
     }
 }
 
+/// What [`load`] says of a journal without its header line: the killed run committed nothing.
+pub const NO_HEADER: &str = "the journal has no header: the run was killed before it started";
+
 /// A journal read back: its header, its complete records, and the bytes they span.
 #[derive(Debug)]
 pub struct Loaded {
@@ -186,14 +193,31 @@ pub struct Loaded {
     pub valid_bytes: u64,
 }
 
-/// Reads the journal in `dir`.
-pub fn load(dir: &Path) -> Result<Loaded> {
+/// Bytes a journal may hold per input file of its run: a record's entry for a file, with its
+/// path (up to 4 KiB, escaped or in hex when not UTF-8) and its reason, stays far below this.
+const MAX_BYTES_PER_FILE: u64 = 64 << 10;
+
+/// Reads the journal in `dir` of a run over `inputs` files. The journal is untrusted input: a
+/// file that is not a regular file, or larger than such a run's journal can be (see
+/// [`MAX_BYTES_PER_FILE`]), is refused before it is read. The first line that does not parse
+/// ends the journal (a line torn by a kill is the last one; one damaged further up only costs
+/// the progress after it, which the resume redoes).
+pub fn load(dir: &Path, inputs: usize) -> Result<Loaded> {
     let path = dir.join(FILE_NAME);
-    let text = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
     let bad = |m: String| Error::Output {
         path: path.clone(),
-        msg: m,
+        msg: format!("{m}; start over with --force"),
     };
+    let max = (1 << 20) + inputs as u64 * MAX_BYTES_PER_FILE;
+    let len = crate::read::open_input(&path)
+        .map_err(|e| Error::io("reading", &path, e))?
+        .1;
+    if len > max {
+        return Err(bad(format!(
+            "the journal holds {len} bytes, more than a run over {inputs} files writes"
+        )));
+    }
+    let text = crate::read::read_regular(&path).map_err(|e| Error::io("reading", &path, e))?;
     let mut lines = Vec::new();
     let mut pos = 0usize;
     while let Some(n) = text[pos..].iter().position(|&b| b == b'\n') {
@@ -201,9 +225,10 @@ pub fn load(dir: &Path) -> Result<Loaded> {
         pos += n + 1;
     }
     let Some(((first, mut valid), rest)) = lines.split_first() else {
-        return Err(bad(
-            "the journal has no header: the run was killed before it started".into(),
-        ));
+        return Err(Error::Output {
+            path: path.clone(),
+            msg: NO_HEADER.into(),
+        });
     };
     let header: JournalHeader = serde_json::from_slice(first)
         .map_err(|e| bad(format!("unreadable journal header: {e}")))?;

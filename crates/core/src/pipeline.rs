@@ -509,7 +509,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         }
     };
     let mut header = JournalHeader {
-        format: "melpipe-journal/1".into(),
+        format: journal::FORMAT.into(),
         config: journal::output_config(cfg),
         backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
         inputs: InputsFingerprint::of(&files),
@@ -525,13 +525,13 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     // split of a header it has.
     let mut kept_head = None;
     let loaded = if req.resume && partial.join(journal::FILE_NAME).exists() {
-        match journal::load(&partial) {
+        match journal::load(&partial, files.len()) {
             Ok(l) if l.records.is_empty() => {
                 kept_head = Some(l.header.cpu_head_files as usize);
                 None
             }
             Ok(l) => Some(l),
-            Err(Error::Output { msg, .. }) if msg.contains("no header") => None,
+            Err(Error::Output { msg, .. }) if msg == journal::NO_HEADER => None,
             Err(e) => return Err(e),
         }
     } else {
@@ -567,7 +567,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     let mut discard = outdir::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         check_resumable(&loaded.header, &header, &files, &loaded.records)?;
-        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, files.len())?;
+        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, &files)?;
         tracing::info!(
             "resuming: {done} of {} files were committed ({} rows)",
             files.len(),
@@ -657,15 +657,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         config: cfg.clone(),
-        geometry: GeometryInfo {
-            n_short: geometry.n_short as u64,
-            n_long: (cfg.length == LengthMode::Fixed)
-                .then(|| geometry.n_long(cfg.clip_samples) as u64),
-            rows_per_file: (cfg.length == LengthMode::Fixed).then(|| geometry.rows(None) as u64),
-            stft_frames: cfg.stft_frames() as u64,
-            out_frames: cfg.out_frames() as u64,
-            n_mels: cfg.n_mels as u64,
-        },
+        geometry: GeometryInfo::of(cfg),
         rows: 0,
         features: Default::default(),
         mapping: None,
@@ -690,6 +682,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         },
         files: Vec::new(),
         shard,
+        manifest_xxh3_64: String::new(),
     };
     let mut manifest = trace::span("commit", 0, || writer.commit(manifest, t0, t_commit))?;
     trace::span("wait-discard", 0, || discard.wait());

@@ -468,7 +468,7 @@ fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 /// Opens a regular file for reading and gives its size. Anything else named `*.wav`, or linked
 /// to by such a name, is refused: a FIFO would block the reader forever and a device like
 /// /dev/zero would never end.
-fn open_input(path: &std::path::Path) -> std::io::Result<(std::fs::File, u64)> {
+pub(crate) fn open_input(path: &std::path::Path) -> std::io::Result<(std::fs::File, u64)> {
     let f = open_nonblocking(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
@@ -478,6 +478,15 @@ fn open_input(path: &std::path::Path) -> std::io::Result<(std::fs::File, u64)> {
         ));
     }
     Ok((f, meta.len()))
+}
+
+/// The bytes of a regular file ([`open_input`]), as many as it held when opened: for the files
+/// melpipe reads back from an output folder (manifest, journal), which may have been replaced.
+pub(crate) fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let (f, len) = open_input(path)?;
+    let mut buf = Vec::new();
+    read_whole(&f, len, &mut buf)?;
+    Ok(buf)
 }
 
 /// Reads the first `len` bytes of `f`, what the file held when opened ([`open_input`]), into

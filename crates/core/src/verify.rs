@@ -1,10 +1,8 @@
 //! `verify` (is an output folder intact?) and `inspect` (what is in it?).
 
-use crate::config::{Dtype, LengthMode, MappingKind};
+use crate::config::Dtype;
 use crate::error::{Error, Result};
-use crate::geometry::Geometry;
-use crate::manifest::{ArrayInfo, Manifest, StatusCounts};
-use crate::npy;
+use crate::manifest::{ArrayInfo, Manifest};
 use std::io::Read;
 use std::path::Path;
 use xxhash_rust::xxh3::Xxh3;
@@ -53,80 +51,18 @@ fn stream(path: &Path, offset: u64, len: u64, mut f: impl FnMut(&[u8])) -> Resul
     Ok(())
 }
 
-fn check_array(
-    out: &Path,
-    a: &ArrayInfo,
-    shape: &[u64],
-    elem: u64,
-    hash_data: bool,
-    problems: &mut Vec<String>,
-) {
-    let path = out.join(&a.file);
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) => m,
-        Err(e) => return problems.push(format!("{}: {e}", a.file)),
-    };
-    if a.shape != shape {
-        problems.push(format!(
-            "{}: manifest shape {:?}, expected {:?}",
-            a.file, a.shape, shape
-        ));
-    }
-    let want = shape.iter().product::<u64>() * elem;
-    if a.data_bytes != want {
-        problems.push(format!(
-            "{}: manifest says {} data bytes, the shape needs {want}",
-            a.file, a.data_bytes
-        ));
-    }
-    if meta.len() != a.header_bytes + a.data_bytes {
-        problems.push(format!(
-            "{}: {} bytes on disk, expected {}",
-            a.file,
-            meta.len(),
-            a.header_bytes + a.data_bytes
-        ));
-        return;
-    }
-    if a.header_bytes > 0 {
-        match npy::read_header(&path) {
-            Ok(h) => {
-                if h.descr != a.descr || h.shape != a.shape || h.fortran_order {
-                    problems.push(format!(
-                        "{}: header says {} {:?}, manifest says {} {:?}",
-                        a.file, h.descr, h.shape, a.descr, a.shape
-                    ));
-                }
-                if h.data_offset as u64 != a.header_bytes {
-                    problems.push(format!(
-                        "{}: header length differs from the manifest",
-                        a.file
-                    ));
-                }
-            }
-            Err(e) => problems.push(format!("{}: {e}", a.file)),
-        }
-    }
-    if !hash_data {
-        return;
-    }
+/// XXH3-64 (hex) of an array's data bytes on disk.
+fn data_checksum(out: &Path, a: &ArrayInfo) -> Result<String> {
     let mut h = Xxh3::new();
-    match stream(&path, a.header_bytes, a.data_bytes, |b| h.update(b)) {
-        Ok(()) => {
-            let got = format!("{:016x}", h.digest());
-            if got != a.xxh3_64 {
-                problems.push(format!(
-                    "{}: checksum {got} does not match the manifest's {}",
-                    a.file, a.xxh3_64
-                ));
-            }
-        }
-        Err(e) => problems.push(e.to_string()),
-    }
+    stream(&out.join(&a.file), a.header_bytes, a.data_bytes, |b| {
+        h.update(b)
+    })?;
+    Ok(format!("{:016x}", h.digest()))
 }
 
-/// Checks an output folder: the manifest, each array's size, header and checksum, the file
-/// list's row accounting, and that the mapping holds exactly the rows the manifest implies.
+/// Checks an output folder: the manifest ([`Manifest::read`]: its own checksum, its structure,
+/// each array's size and header), the checksum of each array's data, and that the mapping's
+/// checksum is that of the rows the file list implies.
 pub fn verify(out: &Path) -> VerifyReport {
     verify_impl(out, true)
 }
@@ -157,126 +93,35 @@ fn verify_impl(out: &Path, hash_data: bool) -> VerifyReport {
             return r;
         }
     };
-    let cfg = &m.config;
-    let g = Geometry::new(cfg);
-    let vpr = [m.rows, cfg.n_mels as u64, cfg.out_frames() as u64];
-    check_array(
-        out,
-        &m.features,
-        &vpr,
-        cfg.dtype.size() as u64,
-        hash_data,
-        &mut r.problems,
-    );
-    let expect_descr = match cfg.dtype {
-        Dtype::F16 => "<f2",
-        Dtype::F32 => "<f4",
-    };
-    if m.features.descr != expect_descr {
-        r.problems.push(format!(
-            "features dtype {} but config says {}",
-            m.features.descr, cfg.dtype
+    if !m.is_sealed() {
+        r.notes.push(format!(
+            "{} is a {} manifest, without a checksum of its own: its consistency was checked, changes to it cannot be seen",
+            crate::manifest::FILE_NAME,
+            crate::manifest::FORMAT_V1
         ));
     }
-    // Row accounting.
-    let mut counts = StatusCounts::default();
-    let mut row = 0u64;
-    for (i, f) in m.files.iter().enumerate() {
-        counts.add(&f.status);
-        if f.first_row != row {
-            r.problems.push(format!(
-                "file {i} ({}) starts at row {}, expected {row}",
-                f.path, f.first_row
-            ));
-            break;
-        }
-        let expect = match (cfg.length, f.status.is_failed()) {
-            (LengthMode::Fixed, _) => g.rows(None) as u64,
-            (LengthMode::Natural, true) => 0,
-            (LengthMode::Natural, false) => g.rows(Some(f.samples as usize)) as u64,
-        };
-        if f.rows != expect {
-            r.problems.push(format!(
-                "file {i} ({}) has {} rows, its samples give {expect}",
-                f.path, f.rows
-            ));
-        }
-        row += f.rows;
-    }
-    if row != m.rows {
-        r.problems.push(format!(
-            "files account for {row} rows, the manifest says {}",
-            m.rows
-        ));
-    }
-    if let Some(sh) = &m.shard {
-        let expect = crate::shard::ShardSpec::new(sh.index, sh.count)
-            .map(|spec| spec.range(sh.files_total))
-            .ok();
-        if expect != Some(sh.first_file..sh.first_file + sh.files)
-            || m.files.len() as u64 != sh.files
-        {
-            r.problems.push(format!(
-                "the shard record ({}/{}, files {}..{} of {}) does not match the file list ({} files)",
-                sh.index,
-                sh.count,
-                sh.first_file,
-                sh.first_file + sh.files,
-                sh.files_total,
-                m.files.len()
-            ));
-        }
-    }
-    if counts != m.counts {
-        r.problems
-            .push("status counts differ from the file list".into());
-    }
-    // Mapping: checksum, then content against the rows the file list implies.
-    match (&m.mapping, cfg.mapping) {
-        (None, MappingKind::None) => {}
-        (Some(a), MappingKind::I64 | MappingKind::I32) => {
-            let elem = cfg.mapping.size().unwrap_or(8) as u64;
-            let before = r.problems.len();
-            check_array(out, a, &[m.rows, 6], elem, hash_data, &mut r.problems);
-            if r.problems.len() == before {
-                let mut expected = Xxh3::new();
-                let mut buf = Vec::with_capacity(1 << 16);
-                for (fi, f) in m.files.iter().enumerate() {
-                    for s in 0..f.rows {
-                        let seg = g.segment(s as usize);
-                        let vals = [
-                            (f.first_row + s) as i64,
-                            fi as i64,
-                            seg.long_idx as i64,
-                            seg.short_idx as i64,
-                            seg.start_sample as i64,
-                            seg.end_sample as i64,
-                        ];
-                        for v in vals {
-                            if elem == 4 {
-                                buf.extend_from_slice(&(v as i32).to_le_bytes());
-                            } else {
-                                buf.extend_from_slice(&v.to_le_bytes());
-                            }
-                        }
-                        if buf.len() >= 1 << 16 {
-                            expected.update(&buf);
-                            buf.clear();
-                        }
-                    }
-                }
-                expected.update(&buf);
-                if format!("{:016x}", expected.digest()) != a.xxh3_64 {
-                    r.problems.push(format!(
-                        "{}: rows do not match the file list of the manifest",
-                        a.file
-                    ));
-                }
+    let arrays = std::iter::once(&m.features).chain(&m.mapping);
+    if hash_data {
+        for a in arrays {
+            match data_checksum(out, a) {
+                Ok(got) if got == a.xxh3_64 => {}
+                Ok(got) => r.problems.push(format!(
+                    "{}: checksum {got} does not match the manifest's {}",
+                    a.file, a.xxh3_64
+                )),
+                Err(e) => r.problems.push(e.to_string()),
             }
         }
-        _ => r
-            .problems
-            .push("mapping file presence does not match the configuration".into()),
+    }
+    if let Some(a) = &m.mapping {
+        match crate::write::mapping_digest(&m.config, &m.files) {
+            Ok(d) if format!("{d:016x}") == a.xxh3_64 => {}
+            Ok(_) => r.problems.push(format!(
+                "{}: rows do not match the file list of the manifest",
+                a.file
+            )),
+            Err(e) => r.problems.push(format!("{}: {e}", a.file)),
+        }
     }
     r.manifest = Some(m);
     r

@@ -463,6 +463,75 @@ struct Committed {
     bytes: (u64, u64),
 }
 
+/// What the journal of an interrupted run committed, and the checksum its last record gives
+/// the committed features. The journal is untrusted: every record must follow from the ones
+/// before it (files done, rows, array bytes), the files must be the first of `inputs`, and
+/// their entries a file list melpipe could write ([`manifest::check_files`]).
+fn committed(
+    cfg: &Config,
+    loaded: &journal::Loaded,
+    inputs: &[InputFile],
+) -> std::result::Result<(Committed, Option<String>), String> {
+    let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
+    let mapping_row_bytes = 6 * cfg.mapping.size().unwrap_or(0) as u64;
+    let mut files: Vec<FileEntry> = Vec::new();
+    let mut rows = 0u64;
+    for (n, r) in loaded.records.iter().enumerate() {
+        files.extend(r.files.iter().cloned());
+        rows = r
+            .files
+            .iter()
+            .try_fold(rows, |a, f| a.checked_add(f.rows))
+            .ok_or("the journal's rows overflow")?;
+        let bytes = |per_row: u64| {
+            rows.checked_mul(per_row)
+                .ok_or("the journal's rows overflow")
+        };
+        let expect = (
+            files.len() as u64,
+            rows,
+            bytes(row_bytes)?,
+            bytes(mapping_row_bytes)?,
+        );
+        let said = (r.files_done, r.rows, r.features_bytes, r.mapping_bytes);
+        if said != expect || files.len() > inputs.len() {
+            return Err(format!(
+                "journal record {} (files done, rows, feature and mapping bytes: {said:?}) does not follow from the records before it ({expect:?}, of {} input files)",
+                n + 1,
+                inputs.len()
+            ));
+        }
+    }
+    for (i, (e, f)) in files.iter().zip(inputs).enumerate() {
+        if ((e.path.clone(), e.path_bytes_hex.clone()), e.bytes)
+            != (manifest::entry_path(&f.rel), f.size)
+        {
+            return Err(format!(
+                "the journal's file {i} is {} ({} bytes), the input is {} ({} bytes)",
+                e.path,
+                e.bytes,
+                f.rel.display(),
+                f.size
+            ));
+        }
+    }
+    manifest::check_files(cfg, &files).map_err(|e| format!("the journal's {e}"))?;
+    let last = loaded.records.last();
+    let checksum = last.map(|r| r.features_xxh3_64.clone());
+    let mut counts = StatusCounts::default();
+    files.iter().for_each(|f| counts.add(&f.status));
+    let bytes = last.map_or((0, 0), |r| (r.features_bytes, r.mapping_bytes));
+    Ok((
+        Committed {
+            files,
+            counts,
+            rows,
+            bytes,
+        },
+        checksum,
+    ))
+}
+
 /// How often progress is committed to the journal (fsync of the arrays, then a journal line).
 /// `MELPIPE_CHECKPOINT_SECS` overrides it (tests use small values); a value too large for a
 /// `Duration` (`1e300`, `inf`) means no checkpoint before the commit, anything that is not a
@@ -500,7 +569,7 @@ impl OutputWriter {
             cfg.layout == Layout::Default,
         )?;
         presize(&features, cfg, total_files, 0)?;
-        let mapping = match mapping_descr(cfg.mapping) {
+        let mapping = match cfg.mapping.descr() {
             None => None,
             Some(d) => Some(MappingWriter::start(
                 ArrayFile::create(&partial, mname, d, true)?,
@@ -550,15 +619,22 @@ impl OutputWriter {
         }
     }
 
-    /// Reopens the partial output of an interrupted run at its last committed state.
-    /// Returns the writer and the number of input files already done.
+    /// Reopens the partial output of an interrupted run at its last committed state, after
+    /// checking that the journal ([`committed`]) and the bytes it committed are what the run
+    /// wrote: the features against the checksum of the last record, the mapping against the
+    /// rows its files give. Returns the writer and the number of input files already done.
     pub fn resume(
         out: &Path,
         cfg: &Config,
         loaded: journal::Loaded,
-        total_files: usize,
+        inputs: &[InputFile],
     ) -> Result<(Self, usize)> {
         let partial = out.join(PARTIAL_DIR);
+        let damaged = |msg: String| Error::Output {
+            path: partial.clone(),
+            msg: format!("{msg}: the partial output is damaged; start over with --force"),
+        };
+        let (committed, features_xxh3) = committed(cfg, &loaded, inputs).map_err(damaged)?;
         let (fname, mname) = array_names(cfg.layout);
         // A run killed in the middle of its commit renamed some arrays already: take them back
         // (the manifest, renamed last, is not in OUT, or there would be nothing to resume).
@@ -569,8 +645,7 @@ impl OutputWriter {
                     .map_err(|e| Error::io("moving back", &outside, e))?;
             }
         }
-        let last = loaded.records.last();
-        let (fbytes, mbytes) = last.map_or((0, 0), |r| (r.features_bytes, r.mapping_bytes));
+        let (fbytes, mbytes) = committed.bytes;
         let features = ArrayFile::reopen(
             &partial,
             fname,
@@ -578,41 +653,30 @@ impl OutputWriter {
             cfg.layout == Layout::Default,
             fbytes,
         )?;
-        let files_done = last.map_or(0, |r| r.files_done as usize);
-        presize(&features, cfg, total_files, files_done)?;
-        let mapping = match mapping_descr(cfg.mapping) {
+        if let Some(want) = features_xxh3 {
+            let got = format!("{:016x}", features.hasher.digest());
+            if got != want {
+                return Err(damaged(format!(
+                    "{fname}: the {fbytes} bytes committed have checksum {got}, the journal recorded {want}"
+                )));
+            }
+        }
+        let done = committed.files.len();
+        presize(&features, cfg, inputs.len(), done)?;
+        let mapping = match cfg.mapping.descr() {
             None => None,
-            Some(d) => Some(MappingWriter::start(
-                ArrayFile::reopen(&partial, mname, d, true, mbytes)?,
-                cfg,
-                total_files,
-                files_done,
-            )?),
+            Some(d) => {
+                let file = ArrayFile::reopen(&partial, mname, d, true, mbytes)?;
+                let want = mapping_digest(cfg, &committed.files)?;
+                if file.hasher.digest() != want {
+                    return Err(damaged(format!(
+                        "{mname}: the {mbytes} bytes committed are not the rows of the files the journal committed"
+                    )));
+                }
+                Some(MappingWriter::start(file, cfg, inputs.len(), done)?)
+            }
         };
-        let files: Vec<FileEntry> = loaded
-            .records
-            .iter()
-            .flat_map(|r| r.files.clone())
-            .collect();
-        let mut counts = StatusCounts::default();
-        for f in &files {
-            counts.add(&f.status);
-        }
-        let rows = last.map_or(0, |r| r.rows);
-        let done = files.len();
-        if last.is_some_and(|r| r.files_done as usize != done) {
-            return Err(Error::Output {
-                path: partial,
-                msg: "the journal is inconsistent; start over with --force".into(),
-            });
-        }
         let journal = Journal::reopen(&partial, loaded.valid_bytes)?;
-        let committed = Committed {
-            files,
-            counts,
-            rows,
-            bytes: (fbytes, mbytes),
-        };
         Ok((
             Self::assemble(
                 out,
@@ -636,11 +700,15 @@ impl OutputWriter {
             Some(m) => m.sync_rows(self.rows)?,
             None => 0,
         };
+        // The features' checksum covers what `append_written` accounted, which is the complete
+        // batches (the mapping may be written ahead of them, the features never are).
+        debug_assert_eq!(self.features.data_bytes, self.complete_bytes.0);
         let rec = JournalRecord {
             files_done: self.files.len() as u64,
             rows: self.rows,
             features_bytes: self.complete_bytes.0,
             mapping_bytes,
+            features_xxh3_64: format!("{:016x}", self.features.hasher.digest()),
             files: self.files[self.journaled_files..].to_vec(),
         };
         self.journal.commit(&rec)?;
@@ -752,7 +820,7 @@ impl OutputWriter {
         let (features, mapping, manifest) = std::thread::scope(|s| {
             let f = s.spawn(move || features.sync());
             let map = mapping.map(|a| s.spawn(move || a.sync()));
-            let w = crate::trace::span("manifest-write", 0, || write_manifest(partial, &m));
+            let w = crate::trace::span("manifest-write", 0, || write_manifest(partial, &mut m));
             let panicked = |what: &str| Error::Output {
                 path: partial.clone(),
                 msg: format!("the thread that fsyncs the {what} panicked"),
@@ -792,14 +860,6 @@ fn presize(
         Geometry::new(cfg).rows(None) as u64,
         (cfg.values_per_row() * cfg.dtype.size()) as u64,
     )
-}
-
-fn mapping_descr(kind: MappingKind) -> Option<&'static str> {
-    match kind {
-        MappingKind::None => None,
-        MappingKind::I64 => Some("<i8"),
-        MappingKind::I32 => Some("<i4"),
-    }
 }
 
 /// The i64 mapping rows of one file in fixed length mode, but for the two columns that change
@@ -846,16 +906,18 @@ fn mapping_values(g: &Geometry, first_row: u64, file_idx: usize, s: u64) -> [i64
     ]
 }
 
-/// Appends the mapping rows of one file (`rows` segments from `first_row`) to `buf`.
+/// Appends mapping rows of one file whose first row is `first_row` to `buf`: `rows` segments
+/// from segment `from`.
 fn encode_mapping(
     buf: &mut Vec<u8>,
     kind: MappingKind,
     g: &Geometry,
     first_row: u64,
     file_idx: usize,
+    from: u64,
     rows: u64,
 ) -> Result<()> {
-    for s in 0..rows {
+    for s in from..from + rows {
         let vals = mapping_values(g, first_row, file_idx, s);
         if kind == MappingKind::I32 {
             for v in vals {
@@ -873,6 +935,27 @@ fn encode_mapping(
         }
     }
     Ok(())
+}
+
+/// XXH3-64 of the mapping a run writes for `files` (in row order, from row 0): the table is
+/// fully determined by the file list and the geometry, so `verify` and `--resume` compare the
+/// bytes on disk with it.
+pub(crate) fn mapping_digest(cfg: &Config, files: &[FileEntry]) -> Result<u64> {
+    let g = Geometry::new(cfg);
+    let mut hasher = Xxh3::new();
+    let mut buf = Vec::with_capacity(1 << 16);
+    for (i, f) in files.iter().enumerate() {
+        // A file at a time, in pieces: one file may have many rows (natural mode).
+        let mut s = 0;
+        while s < f.rows {
+            let n = (f.rows - s).min(1024);
+            buf.clear();
+            encode_mapping(&mut buf, cfg.mapping, &g, f.first_row, i, s, n)?;
+            hasher.update(&buf);
+            s += n;
+        }
+    }
+    Ok(hasher.digest())
 }
 
 /// The mapping array. In fixed length mode every file has the same rows, so the whole table is
@@ -965,7 +1048,7 @@ impl MappingWriter {
             buf.clear();
             let mut row = first_row;
             for (i, o) in outcomes.iter().enumerate() {
-                encode_mapping(buf, *kind, geometry, row, first_file + i, o.rows)?;
+                encode_mapping(buf, *kind, geometry, row, first_file + i, 0, o.rows)?;
                 row += o.rows;
             }
             if let Some(file) = file {
@@ -1217,9 +1300,15 @@ impl AheadPlan {
             let first_row = f as u64 * self.per_file;
             match template {
                 Some(t) => t.encode(buf, first_row, f),
-                None => {
-                    encode_mapping(buf, self.kind, &self.geometry, first_row, f, self.per_file)?
-                }
+                None => encode_mapping(
+                    buf,
+                    self.kind,
+                    &self.geometry,
+                    first_row,
+                    f,
+                    0,
+                    self.per_file,
+                )?,
             }
         }
         Ok(())
@@ -1229,18 +1318,16 @@ impl AheadPlan {
 /// The commit sequence shared by runs and merges: writes `m` as the manifest in `partial` and
 /// fsyncs it and the folder, renames the arrays (already fsynced) and then the manifest into
 /// `out`, and fsyncs `out`. Until the manifest's rename, `out` holds nothing that verifies.
-pub(crate) fn commit_into(partial: &Path, out: &Path, m: &manifest::Manifest) -> Result<()> {
+pub(crate) fn commit_into(partial: &Path, out: &Path, m: &mut manifest::Manifest) -> Result<()> {
     write_manifest(partial, m)?;
     publish(partial, out, m)
 }
 
-/// Writes `m` into `partial` and fsyncs it.
-fn write_manifest(partial: &Path, m: &manifest::Manifest) -> Result<()> {
+/// Writes `m`, sealed with its own checksum ([`manifest::Manifest::to_json`]), into `partial`
+/// and fsyncs it.
+fn write_manifest(partial: &Path, m: &mut manifest::Manifest) -> Result<()> {
     let mpath = partial.join(manifest::FILE_NAME);
-    let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Output {
-        path: mpath.clone(),
-        msg: format!("serialising the manifest: {e}"),
-    })?;
+    let text = m.to_json()?;
     let mut f = File::create(&mpath).map_err(|e| Error::io("creating", &mpath, e))?;
     f.write_all(&text)
         .and_then(|_| f.sync_all())
@@ -1308,7 +1395,7 @@ mod tests {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for f in [0usize, 1, 7, 39_562] {
             t.encode(&mut a, f as u64 * rows, f);
-            encode_mapping(&mut b, MappingKind::I64, &g, f as u64 * rows, f, rows).unwrap();
+            encode_mapping(&mut b, MappingKind::I64, &g, f as u64 * rows, f, 0, rows).unwrap();
         }
         assert_eq!(a.len() as u64, 4 * rows * 48);
         assert_eq!(a, b);
@@ -1354,7 +1441,7 @@ mod tests {
         let rows = g.rows(None) as u64;
         let mut b = Vec::new();
         for f in files {
-            encode_mapping(&mut b, kind, &g, f as u64 * rows, f, rows).unwrap();
+            encode_mapping(&mut b, kind, &g, f as u64 * rows, f, 0, rows).unwrap();
         }
         b
     }

@@ -21,7 +21,7 @@ fn a_run_that_fell_back_to_the_cpu_journals_cpu_and_resumes_only_on_the_cpu() {
     let out = tmp.path().join("out");
     interrupted_run(&cfg, &data, &out, true, 5);
     let partial = out.join(melpipe_core::write::PARTIAL_DIR);
-    let loaded = melpipe_core::journal::load(&partial).unwrap();
+    let loaded = melpipe_core::journal::load(&partial, 1000).unwrap();
     assert_eq!(loaded.header.backend_kind, "cpu");
     assert!(
         !loaded.records.is_empty(),
@@ -60,7 +60,7 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
     interrupted_run(&cfg, &data, &out, false, 5);
     let partial = out.join(melpipe_core::write::PARTIAL_DIR);
     assert_eq!(
-        melpipe_core::journal::load(&partial)
+        melpipe_core::journal::load(&partial, 1000)
             .unwrap()
             .header
             .backend_kind,
@@ -147,7 +147,7 @@ fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
     let out = tmp.path().join("out");
     interrupted_run(&cfg, &data, &out, false, 5);
     let partial = out.join(melpipe_core::write::PARTIAL_DIR);
-    let header = melpipe_core::journal::load(&partial).unwrap().header;
+    let header = melpipe_core::journal::load(&partial, 1000).unwrap().header;
     assert_eq!(
         (header.backend_kind.as_str(), header.cpu_head_files),
         ("cuda", 30)
@@ -184,7 +184,8 @@ fn a_device_that_fell_back_behind_a_cpu_head_journals_cpu() {
     };
     let out = tmp.path().join("out");
     interrupted_run(&cfg, &data, &out, true, 5);
-    let loaded = melpipe_core::journal::load(&out.join(melpipe_core::write::PARTIAL_DIR)).unwrap();
+    let loaded =
+        melpipe_core::journal::load(&out.join(melpipe_core::write::PARTIAL_DIR), 1000).unwrap();
     assert_eq!(loaded.header.backend_kind, "cpu");
     assert!(!loaded.records.is_empty());
     // Every file was the CPU's: the manifest names no head.
