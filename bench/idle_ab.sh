@@ -2,7 +2,7 @@
 # Alternated A/B of melpipe variants in bench.py's conditions: before every run, one try of the
 # write floor (bench.py's write_floor, the outputs' bytes) and a 1 s pause, so the GPU has had
 # no client for about 2 s, as every cuda try of bench.py has (a GPU idle that long costs the
-# next process 0.08-0.1 s in cuInit: docs/PERFORMANCE.md, 'Design: an idle GPU's start';
+# next process 0.08-0.1 s in cuInit: docs/PERFORMANCE.md, 'Design: start of an idle GPU';
 # bench/ab.sh runs variants back to back and does not see it). Each run is timed against the
 # floor try just before it.
 # Variants are BINARY or BINARY:ARGS (extra `run` arguments with commas for spaces); for an
