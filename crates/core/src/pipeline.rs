@@ -267,7 +267,8 @@ const HEAD_SECONDS: f64 = 0.15;
 
 /// CPU nanoseconds per sample of the head's threads at the reference STFT work
 /// ([`stft_work`] = 24: n_fft 64, hop 16), with the readers running beside them: 140 µs per
-/// 40,960-sample seed clip on the H100 machine's cores (traced; docs/PERFORMANCE.md).
+/// 40,960-sample seed clip on the H100 machine's cores, traced (docs/PERFORMANCE.md, 'Design: CPU
+/// head while the GPU starts').
 const HEAD_NS_PER_SAMPLE: f64 = 3.4;
 
 /// CPU threads of a GPU run's head: half the compute threads (at least one), so that the
@@ -765,7 +766,8 @@ fn shard_label(s: &Option<ShardInfo>) -> String {
 /// thread (they hold the device's context, which is given back next), and their memory is freed
 /// by a thread of its own. On the H100 machine the registrations took about 0.3 ms a batch and
 /// the frees 1.5–2 ms (unmapping 10.5 MB while 16 threads run), all of it between the last task
-/// and the device's release (docs/PERFORMANCE.md, 'Design: the GPU given back before the exit').
+/// and the device's release (docs/PERFORMANCE.md, 'Design: the GPU given back before the
+/// exit').
 fn retire(mut batches: Vec<AudioBatch>) {
     if batches.is_empty() {
         return;
