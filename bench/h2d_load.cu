@@ -1,6 +1,6 @@
 // A steady host-to-device copy load, to see whether the GPU's DMA slows other I/O beside it
-// (docs/PERFORMANCE.md, run AE): copies a page-locked host buffer to the device in a loop for
-// SECONDS and prints the rate.
+// (docs/PERFORMANCE.md, 'Tried and rejected'): copies a page-locked host buffer to the device in
+// a loop for SECONDS and prints the rate.
 // build: nvcc -O2 bench/h2d_load.cu -o h2d_load    usage: h2d_load SECONDS [MiB (256)]
 #include <cstdio>
 #include <cstdlib>

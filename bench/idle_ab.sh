@@ -2,8 +2,9 @@
 # Alternated A/B of melpipe variants in bench.py's conditions: before every run, one try of the
 # write floor (bench.py's write_floor, the outputs' bytes) and a 1 s pause, so the GPU has had
 # no client for about 2 s, as every cuda try of bench.py has (a GPU idle that long costs the
-# next process 0.08-0.1 s in cuInit: docs/PERFORMANCE.md, run AE; bench/ab.sh runs variants
-# back to back and does not see it). Each run is timed against the floor try just before it.
+# next process 0.08-0.1 s in cuInit: docs/PERFORMANCE.md, 'Design: start of an idle GPU';
+# bench/ab.sh runs variants back to back and does not see it). Each run is timed against the
+# floor try just before it.
 # Variants are BINARY or BINARY:ARGS (extra `run` arguments with commas for spaces); for an
 # environment variable, pass a wrapper script. Prints per variant the median wall time, the
 # median ratio to its floor, and the paired median difference from the first variant.

@@ -222,11 +222,12 @@ struct Started {
 /// every queue, and both the context's creation and its release are on the GPU path's critical
 /// path: on the H100 machine the context took 0.14–0.17 s with 8 queues, 0.08–0.11 s with 4 and
 /// 0.057–0.072 s with 1, and its release 0.06 s with 4 against 0.03 s with 1 (docs/PERFORMANCE.md,
-/// runs O and AE). One queue serialises the streams' copies and kernels, which cost nothing
-/// measurable with the pipeline's tasks ahead (computed tasks waiting for the disk on writer
-/// threads): the seed's workload, `pool none` and a compute-heavy set (n_fft 256, hop 2) were
-/// no slower with it. Without tasks ahead (`MELPIPE_AHEAD_MIB=0`, or tasks whose features pass
-/// the budget) one queue measured as fast as four on the seed's workload.
+/// 'Design: one hardware queue per context'). One queue serialises the streams' copies and
+/// kernels, which cost nothing measurable with the pipeline's tasks ahead (computed tasks
+/// waiting for the disk on writer threads): the seed's workload, `pool none` and a
+/// compute-heavy set (n_fft 256, hop 2) were no slower with it. Without tasks ahead
+/// (`MELPIPE_AHEAD_MIB=0`, or tasks whose features pass the budget) one queue measured as fast
+/// as four on the seed's workload.
 fn limit_gpu_connections() {
     const VAR: &str = "CUDA_DEVICE_MAX_CONNECTIONS";
     if std::env::var_os(VAR).is_none() {
@@ -453,7 +454,8 @@ pub fn execute(
     let _ = reporter.join();
     // A finished run has started giving the GPU back during its commit (BackendFactory::
     // release); this waits for that. Otherwise (an error, Ctrl-C) the teardown happens here:
-    // it costs about what the kernel's would at exit (docs/PERFORMANCE.md, run L).
+    // it costs about what the kernel's would at exit (docs/PERFORMANCE.md, 'Design: the GPU given
+    // back before the exit').
     drop(factory);
     crate::timeline("status line stopped, backend released");
     status::sample_memory();

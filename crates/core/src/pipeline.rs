@@ -212,7 +212,7 @@ fn file_estimate(f: &InputFile, cfg: &Config, geometry: &Geometry) -> (u64, u64)
 /// depth while their rows wait for the disk. With them the device computes its last task while
 /// the disk still has about this much to take, and giving the device back (about 0.1 s of
 /// driver work: the context, then the unified-memory driver's teardown) overlaps those writes
-/// instead of following the last of them (run AE in docs/PERFORMANCE.md).
+/// instead of following the last of them (docs/PERFORMANCE.md, 'Design: tasks ahead of the disk').
 const AHEAD_MEMORY: u64 = 192 << 20;
 
 /// The most tasks ahead whatever their size: each costs a little beyond its features (its
@@ -261,12 +261,14 @@ fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Config, budget: u64) -> usiz
 
 /// Seconds of CPU work a GPU run's head is sized for: its GPU computes nothing for the first
 /// 0.17 s (back to back) to 0.27 s (after a pause) while the driver and the context start
-/// (docs/PERFORMANCE.md, runs AE-AF), and the head's rows reach the disk meanwhile.
+/// (docs/PERFORMANCE.md, 'Design: CPU head while the GPU starts'), and the head's rows reach the
+/// disk meanwhile.
 const HEAD_SECONDS: f64 = 0.15;
 
 /// CPU nanoseconds per sample of the head's threads at the reference STFT work
 /// ([`stft_work`] = 24: n_fft 64, hop 16), with the readers running beside them: 140 µs per
-/// 40,960-sample seed clip on the H100 machine's cores (run AF's traces).
+/// 40,960-sample seed clip on the H100 machine's cores, traced (docs/PERFORMANCE.md, 'Design: CPU
+/// head while the GPU starts').
 const HEAD_NS_PER_SAMPLE: f64 = 3.4;
 
 /// CPU threads of a GPU run's head: half the compute threads (at least one), so that the
@@ -757,7 +759,8 @@ fn shard_label(s: &Option<ShardInfo>) -> String {
 /// thread (they hold the device's context, which is given back next), and their memory is freed
 /// by a thread of its own. On the H100 machine the registrations took about 0.3 ms a batch and
 /// the frees 1.5–2 ms (unmapping 10.5 MB while 16 threads run), all of it between the last task
-/// and the device's release (docs/PERFORMANCE.md, runs AA and AB).
+/// and the device's release (docs/PERFORMANCE.md, 'Design: the GPU given back before the
+/// exit').
 fn retire(mut batches: Vec<AudioBatch>) {
     if batches.is_empty() {
         return;

@@ -369,7 +369,8 @@ impl Reader {
 
 /// Whether PCM16 readers may read samples in place: yes unless the environment sets
 /// `MELPIPE_PCM16_IN_PLACE=0`, a benchmark switch that times the whole-file way in the same
-/// binary (docs/PERFORMANCE.md). Both ways give the same batches.
+/// binary (docs/PERFORMANCE.md, 'Design: readers read PCM16 in place'). Both ways give the same
+/// batches.
 fn in_place_allowed() -> bool {
     static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ALLOWED
@@ -436,8 +437,9 @@ fn first_page_cached(path: &std::path::Path) -> bool {
 /// (`posix_fadvise(WILLNEED)`), before the reader reads them one by one. On a cold cache the
 /// disk then has the whole task's requests queued at once instead of one file's per reader:
 /// on the H100 machine's virtual disk, reading with 64 threads instead of 16 took a cold GPU
-/// run from 4.07 s to 3.72 s (docs/PERFORMANCE.md, run P), and this prefetch from 3.94 s to
-/// 3.01 s (run Q). Errors are ignored: the reads that follow report them.
+/// run from 4.07 s to 3.72 s, and this prefetch from 3.94 s to 3.01 s (docs/PERFORMANCE.md,
+/// 'Design: prefetch on a cold page cache'). Errors are ignored: the reads that follow report
+/// them.
 fn prefetch(files: &[InputFile]) {
     #[cfg(target_os = "linux")]
     for f in files {

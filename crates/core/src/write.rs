@@ -1197,9 +1197,9 @@ impl AheadPlan {
     /// Threads that encode and write the mapping: one. One alone copied 1.3–1.55 GB/s into
     /// the page cache while the GPU started, below the disk's rate, and four had the whole
     /// mapping out 0.1–0.3 s sooner, but end to end four were no faster on the GPU path and
-    /// slower on the CPU path (docs/PERFORMANCE.md, run Z): the features, which wait for the
-    /// GPU, are the bound. The variable `MELPIPE_MAPPING_THREADS` sets another number (for
-    /// benchmarks).
+    /// slower on the CPU path (docs/PERFORMANCE.md, 'Design: one mapping thread'): the features,
+    /// which wait for the GPU, are the bound. The variable `MELPIPE_MAPPING_THREADS` sets another
+    /// number (for benchmarks).
     fn threads() -> usize {
         env_number::<usize>("MELPIPE_MAPPING_THREADS").map_or(1, |n| n.clamp(1, 64))
     }

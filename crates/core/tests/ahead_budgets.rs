@@ -1,5 +1,5 @@
 //! The device pipeline with different budgets of computed tasks ahead of the disk
-//! (`MELPIPE_AHEAD_MIB`): none (compute threads write their own rows, as before run AE), one
+//! (`MELPIPE_AHEAD_MIB`): none (each compute thread writes its own task's rows), one
 //! or two tasks (the window of tasks in flight still blocks the readers, as with the seed's
 //! 103 tasks ahead of thousands), and the default (every test task fits). Each must give the
 //! CPU pipeline's bytes, give the device back with every batch gone, and stop cleanly, with and
