@@ -167,7 +167,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = Exit::of(&e);
             if code == Exit::Interrupted {
-                errln!("melpipe: interrupted; progress is kept in OUT/.melpipe-partial: run the same command with --resume to continue");
+                errln!("melpipe: interrupted; progress is kept in OUT/.melpipe-partial: run the same command with --resume (without --force) to continue");
             } else {
                 errln!("melpipe: error: {}", message(&e));
                 if let Some(hint) = hint(&e, resumable) {
@@ -224,13 +224,13 @@ fn hint(e: &anyhow::Error, resumable: bool) -> Option<&'static str> {
         }
         E::Io { source, .. } => match source.raw_os_error()? {
             libc::ENOSPC | libc::EDQUOT => again(
-                "the disk holding OUT is full: free space (or give OUT more room), then run the same command with --resume to continue from the last committed batch",
+                "the disk holding OUT is full: free space (or give OUT more room), then run the same command with --resume (without --force) to continue from the last committed batch",
                 "the disk holding OUT is full: free space (or give OUT more room), then run the same command again",
             ),
             code => exhausted(code, resumable),
         },
         E::Machine { error, .. } => exhausted(error.raw_os_error()?, true).or(Some(
-            "the error says nothing about the file itself, so it was not recorded as a failed input: fix the cause (the machine or its storage), then run the same command with --resume",
+            "the error says nothing about the file itself, so it was not recorded as a failed input: fix the cause (the machine or its storage), then run the same command with --resume (without --force)",
         )),
         _ => None,
     }
@@ -239,9 +239,9 @@ fn hint(e: &anyhow::Error, resumable: bool) -> Option<&'static str> {
 /// The hint for a resource of the machine that ran out (open files, memory), if `code` is one.
 fn exhausted(code: i32, resumable: bool) -> Option<&'static str> {
     Some(match (code, resumable) {
-        (libc::EMFILE | libc::ENFILE, true) => "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit or pass fewer --readers, then run the same command with --resume; no input was recorded as failed for it",
+        (libc::EMFILE | libc::ENFILE, true) => "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit or pass fewer --readers, then run the same command with --resume (without --force); no input was recorded as failed for it",
         (libc::EMFILE | libc::ENFILE, false) => "the process or the system ran out of open files (melpipe raised its soft limit to the hard one, `ulimit -Hn`): raise the limit, then run the same command again",
-        (libc::ENOMEM | libc::ENOBUFS, true) => "the system ran out of memory: free some (or lower --queue-depth and --readers), then run the same command with --resume; no input was recorded as failed for it",
+        (libc::ENOMEM | libc::ENOBUFS, true) => "the system ran out of memory: free some (or lower --queue-depth and --readers), then run the same command with --resume (without --force); no input was recorded as failed for it",
         (libc::ENOMEM | libc::ENOBUFS, false) => "the system ran out of memory: free some, then run the same command again",
         _ => return None,
     })

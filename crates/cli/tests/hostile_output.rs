@@ -357,6 +357,51 @@ fn a_kill_at_any_moment_of_start_up_or_commit_leads_to_a_working_resume() {
     );
 }
 
+/// A `--force` run over an output, stopped or killed after it committed batches, leaves the old
+/// output in place and verifying; `--resume` then finishes the new output and replaces it.
+#[test]
+fn a_force_run_stopped_or_killed_mid_run_resumes_and_replaces_the_old_output() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 300, 2);
+    let new_args = ["--n-mels", "32", "--files-per-task", "1"];
+    let full = t.path().join("full");
+    run_ok(&args(&data, &full, &new_args));
+    let old = t.path().join("old");
+    run_ok(&args(&data, &old, &[]));
+    for sig in ["-KILL", "-INT"] {
+        let out = t.path().join(format!("out{sig}"));
+        copy_tree(&old, &out);
+        let mut child = melpipe()
+            .args(args(&data, &out, &[&new_args[..], &["--force"]].concat()))
+            .env("MELPIPE_CHECKPOINT_SECS", "0")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Two journal records: batches are committed.
+        let journal = out.join(".melpipe-partial/journal.jsonl");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::read(&journal).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) < 3 {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{sig}: the run ended early"
+            );
+            assert!(Instant::now() < deadline, "{sig}: no progress");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        signal(child.id(), sig);
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{sig}");
+        assert!(verifies(&out), "{sig}: the old output must stay usable");
+        same_output(&out, &old);
+        let mut resume = args(&data, &out, &new_args);
+        resume.push("--resume");
+        run_ok(&resume);
+        assert!(verifies(&out));
+        same_output(&out, &full);
+        assert!(!out.join(".melpipe-partial").exists());
+    }
+}
+
 /// States a kill leaves that the random kills above may miss, made by hand from a real
 /// partial folder.
 #[test]

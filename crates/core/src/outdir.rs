@@ -167,7 +167,13 @@ fn owned_by(path: &Path) -> std::result::Result<Vec<String>, String> {
         features: Named,
         mapping: Option<Named>,
     }
-    let f = File::open(path).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO named manifest.json must not wait for a writer.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
     if !f.metadata().map_err(|e| e.to_string())?.is_file() {
         return Err("not a regular file".into());
     }
@@ -181,6 +187,7 @@ fn owned_by(path: &Path) -> std::result::Result<Vec<String>, String> {
     if let Some(n) = names.iter().find(|n| !OUTPUT_NAMES.contains(&n.as_str())) {
         return Err(format!("names `{n}`, a file melpipe never writes"));
     }
+    names.sort();
     names.dedup();
     Ok(names)
 }
@@ -199,10 +206,11 @@ pub struct Previous {
 }
 
 impl Previous {
-    /// Looks at `out`. `with_partial_manifest`: the partial folder's own manifest (a commit
-    /// that was interrupted after writing it) also names pieces: true when the partial folder
-    /// is to be discarded, false at a commit (where that manifest is the new output's).
-    pub fn find(out: &Path, with_partial_manifest: bool) -> Previous {
+    /// Looks at `out`. Pieces are named by the manifest of an output that a commit had set
+    /// aside in the partial folder; the partial folder's own manifest names no piece: its new
+    /// arrays are taken back into it first ([`take_back`]), so a file in `out` it names is
+    /// someone else's.
+    pub fn find(out: &Path) -> Previous {
         let mut p = Previous::default();
         let present = |n: &str| std::fs::symlink_metadata(out.join(n)).is_ok();
         let top = out.join(manifest::FILE_NAME);
@@ -213,17 +221,12 @@ impl Previous {
             }
         }
         if p.complete.is_empty() && p.foreign.is_empty() {
-            let partial = out.join(PARTIAL_DIR);
-            let mut sources = vec![partial.join(REPLACED_DIR).join(manifest::FILE_NAME)];
-            if with_partial_manifest {
-                sources.push(partial.join(manifest::FILE_NAME));
-            }
-            for names in sources.iter().filter_map(|m| owned_by(m).ok()) {
-                for n in names {
-                    if present(&n) && !p.pieces.contains(&n) {
-                        p.pieces.push(n);
-                    }
-                }
+            let aside = out
+                .join(PARTIAL_DIR)
+                .join(REPLACED_DIR)
+                .join(manifest::FILE_NAME);
+            if let Ok(names) = owned_by(&aside) {
+                p.pieces = names.into_iter().filter(|n| present(n)).collect();
             }
         }
         for n in OUTPUT_NAMES {
@@ -299,13 +302,7 @@ pub(crate) fn put_back(out: &Path, partial: &Path) -> Result<()> {
     if std::fs::symlink_metadata(out.join(manifest::FILE_NAME)).is_ok() {
         return Ok(());
     }
-    if let Ok(new) = owned_by(&partial.join(manifest::FILE_NAME)) {
-        for n in &new {
-            if std::fs::symlink_metadata(partial.join(n)).is_err() {
-                move_if_present(out, partial, n)?;
-            }
-        }
-    }
+    take_back(out, partial)?;
     let aside = partial.join(REPLACED_DIR);
     let Ok(mut names) = owned_by(&aside.join(manifest::FILE_NAME)) else {
         return Ok(());
@@ -320,6 +317,34 @@ pub(crate) fn put_back(out: &Path, partial: &Path) -> Result<()> {
     sync_dir(out)?;
     tracing::warn!("put the previous output back into {}", out.display());
     Ok(())
+}
+
+/// Takes back into `partial` the new arrays that a commit which did not finish had moved into
+/// `out`: those that the partial folder's own manifest names (written before any rename) and
+/// that the partial folder lacks. Nothing else in `out` is touched, and nothing happens before
+/// a commit started (no manifest in `partial`).
+pub(crate) fn take_back(out: &Path, partial: &Path) -> Result<()> {
+    let Ok(new) = owned_by(&partial.join(manifest::FILE_NAME)) else {
+        return Ok(());
+    };
+    for n in new.iter().filter(|n| n.as_str() != manifest::FILE_NAME) {
+        if std::fs::symlink_metadata(partial.join(n)).is_err() {
+            move_if_present(out, partial, n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the commit of the run in `out`'s partial folder finished: `out` has a manifest and
+/// the partial folder holds neither a manifest nor the features array (both are renamed into
+/// `out` by the commit, the manifest last). A partial folder that still holds them belongs to
+/// a run that has yet to replace the output in `out` (`--force`).
+pub fn commit_finished(out: &Path, features: &str) -> bool {
+    let partial = out.join(PARTIAL_DIR);
+    let here = |p: PathBuf| std::fs::symlink_metadata(p).is_ok();
+    here(out.join(manifest::FILE_NAME))
+        && !here(partial.join(manifest::FILE_NAME))
+        && !here(partial.join(features))
 }
 
 /// The background removal of what [`prepare`] discarded. Dropping it (or [`Self::wait`])
@@ -379,7 +404,7 @@ pub fn prepare(out: &Path, allow: Allow) -> Result<Discard> {
         // A commit killed while it replaced an output: the old one goes back first.
         put_back(out, &partial)?;
     }
-    let previous = Previous::find(out, has_partial);
+    let previous = Previous::find(out);
     previous.refuse_foreign(out)?;
     if !previous.complete.is_empty() && !allow.replace {
         return Err(Error::Output {
@@ -401,10 +426,6 @@ pub fn prepare(out: &Path, allow: Allow) -> Result<Discard> {
             .map_or(0, |d| d.as_nanos());
         let dest = trash.join(format!("{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dest).map_err(|e| Error::io("creating", &dest, e))?;
-        // Pieces of the discarded run's own commit (new arrays moved in) go with it.
-        for n in &previous.pieces {
-            move_if_present(out, &dest, n)?;
-        }
         tracing::warn!(
             "discarding the partial output of an interrupted run in {}",
             partial.display()
@@ -503,7 +524,7 @@ mod tests {
             &partial.join("manifest.json"),
             br#"{"format":"melpipe-manifest/1","features":{"file":"features.npy"},"mapping":null}"#,
         );
-        let previous = Previous::find(&out, false);
+        let previous = Previous::find(&out);
         assert_eq!(previous.complete.len(), 3);
         set_aside(&out, &partial, &previous).unwrap();
         assert!(!out.join("manifest.json").exists());
@@ -546,6 +567,63 @@ mod tests {
         assert!(!out.join("PIPELINE_FEATURES.DAT").exists());
         assert!(!partial.exists());
         assert!(!out.join(DISCARD_DIR).exists());
+    }
+
+    #[test]
+    fn a_file_that_appears_where_a_commit_would_go_is_never_taken() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        let partial = out.join(PARTIAL_DIR);
+        // A commit refused a user's features.npy that appeared during the run: the partial
+        // folder holds its own manifest and arrays.
+        write(
+            &partial.join("manifest.json"),
+            br#"{"format":"melpipe-manifest/2","features":{"file":"features.npy"},"mapping":null}"#,
+        );
+        write(&partial.join("features.npy"), b"new");
+        write(&out.join("features.npy"), b"the user's");
+        // Neither --force nor a resume takes it: it is foreign, and stays.
+        let e = prepare_err(&out, FORCE);
+        assert!(e.contains("features.npy (no melpipe manifest"), "{e}");
+        take_back(&out, &partial).unwrap();
+        assert_eq!(read(&out.join("features.npy")), "the user's");
+        // A run without a mapping does not take a mapping.npy it never wrote.
+        write(&out.join("mapping.npy"), b"the user's mapping");
+        std::fs::remove_file(partial.join("features.npy")).unwrap();
+        std::fs::remove_file(out.join("features.npy")).unwrap();
+        write(&out.join("features.npy"), b"new");
+        take_back(&out, &partial).unwrap();
+        assert_eq!(read(&partial.join("features.npy")), "new");
+        assert_eq!(read(&out.join("mapping.npy")), "the user's mapping");
+        assert!(!partial.join("mapping.npy").exists());
+    }
+
+    #[test]
+    fn a_fifo_named_like_a_manifest_is_refused_without_waiting() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let fifo = std::ffi::CString::new(out.join("manifest.json").to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let e = prepare_err(&out, FORCE);
+        assert!(e.contains("manifest.json (not a regular file)"), "{e}");
+    }
+
+    #[test]
+    fn a_commit_is_finished_once_the_partial_folder_holds_neither_manifest_nor_features() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        let partial = out.join(PARTIAL_DIR);
+        write(&out.join("manifest.json"), MANIFEST.as_bytes());
+        write(&partial.join("journal.jsonl"), b"{}\n");
+        assert!(commit_finished(&out, "features.npy"));
+        // A --force run that has yet to commit: its arrays are still in the partial folder.
+        write(&partial.join("features.npy"), b"new");
+        assert!(!commit_finished(&out, "features.npy"));
+        std::fs::remove_file(partial.join("features.npy")).unwrap();
+        write(&partial.join("manifest.json"), MANIFEST.as_bytes());
+        assert!(!commit_finished(&out, "features.npy"));
     }
 
     #[test]

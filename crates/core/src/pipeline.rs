@@ -540,9 +540,17 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         None
     };
     if req.resume && req.out.join(crate::manifest::FILE_NAME).exists() {
-        // A commit killed after its manifest was in place leaves its partial folder behind
-        // (the journal, and the output it replaced): the output is complete.
-        if partial.exists() && outdir::Previous::find(&req.out, false).foreign.is_empty() {
+        let (features, _) = write::array_names(cfg.layout);
+        let complete = || Error::Output {
+            path: req.out.clone(),
+            msg: "holds a complete run: nothing to resume (`melpipe verify` checks it)".into(),
+        };
+        if !partial.exists() {
+            return Err(complete());
+        }
+        if outdir::commit_finished(&req.out, features) {
+            // A commit killed after its manifest was in place leaves its partial folder
+            // behind (the journal, and the output it replaced): the output is complete.
             outdir::prepare(
                 &req.out,
                 outdir::Allow {
@@ -551,11 +559,10 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
                 },
             )?
             .wait();
+            return Err(complete());
         }
-        return Err(Error::Output {
-            path: req.out.clone(),
-            msg: "holds a complete run: nothing to resume (`melpipe verify` checks it)".into(),
-        });
+        // Otherwise the partial folder is a --force run's that has yet to replace the output
+        // in OUT at its commit: it resumes.
     }
     // A resume splits the files as the interrupted run did (a CPU run has no head: a journal
     // of a run that fell back may name one, whose rows were the CPU's either way).

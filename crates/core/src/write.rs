@@ -637,14 +637,9 @@ impl OutputWriter {
         let (committed, features_xxh3) = committed(cfg, &loaded, inputs).map_err(damaged)?;
         let (fname, mname) = array_names(cfg.layout);
         // A run killed in the middle of its commit renamed some arrays already: take them back
-        // (the manifest, renamed last, is not in OUT, or there would be nothing to resume).
-        for n in [fname, mname] {
-            let (inside, outside) = (partial.join(n), out.join(n));
-            if !inside.exists() && outside.exists() {
-                std::fs::rename(&outside, &inside)
-                    .map_err(|e| Error::io("moving back", &outside, e))?;
-            }
-        }
+        // (only those its own manifest names; the manifest, renamed last, is not in OUT, or
+        // there would be nothing to resume).
+        crate::outdir::take_back(out, &partial)?;
         let (fbytes, mbytes) = committed.bytes;
         let features = ArrayFile::reopen(
             &partial,
@@ -1342,7 +1337,7 @@ fn write_manifest(partial: &Path, m: &mut manifest::Manifest) -> Result<()> {
 fn publish(partial: &Path, out: &Path, m: &manifest::Manifest) -> Result<()> {
     use crate::outdir;
     sync_dir(partial)?;
-    let previous = outdir::Previous::find(out, false);
+    let previous = outdir::Previous::find(out);
     previous.refuse_foreign(out)?;
     outdir::set_aside(out, partial, &previous)?;
     let mut names = vec![m.features.file.clone()];
