@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{check_ok, dataset, manifest, melpipe, run_ok, s};
+use common::{check_ok, dataset, manifest, melpipe, run_ok, s, same_output, verifies};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -22,15 +22,6 @@ fn run_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
     ]
 }
 
-fn verifies(out: &Path) -> bool {
-    melpipe()
-        .args(["verify", s(out)])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 /// Asserts that a run stopped on a full disk the way a user should see it: exit 2, the path and
 /// "No space left on device" on stderr, a hint to resume, and nothing in OUT that verifies.
 fn assert_disk_full(o: &Output, out: &Path, path_part: &str) {
@@ -47,16 +38,7 @@ fn assert_disk_full(o: &Output, out: &Path, path_part: &str) {
 /// The resumed output equals the uninterrupted one, byte for byte.
 fn assert_same_output(out: &Path, full: &Path) {
     assert!(verifies(out));
-    for f in ["features.npy", "mapping.npy"] {
-        assert!(
-            std::fs::read(out.join(f)).unwrap() == std::fs::read(full.join(f)).unwrap(),
-            "{f} differs from the uninterrupted run"
-        );
-    }
-    let (a, b) = (manifest(out), manifest(full));
-    assert_eq!(a["files"], b["files"]);
-    assert_eq!(a["counts"], b["counts"]);
-    assert_eq!(a["rows"], b["rows"]);
+    same_output(out, full);
 }
 
 /// Bytes one 3-file batch appends with the default parameters: 237 rows a file (40,960-sample

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dataset, manifest, melpipe, run_ok, s};
+use common::{dataset, manifest, melpipe, run_ok, s, verifies};
 use std::fs::File;
 use std::path::Path;
 use std::process::{Output, Stdio};
@@ -18,11 +18,6 @@ fn no_crash(what: &str, o: &Output) {
         "{what}: {:?}\n{err}",
         o.status
     );
-}
-
-/// `melpipe verify out` accepts the output.
-fn verifies(out: &Path) {
-    run_ok(&["verify", s(out)]);
 }
 
 fn dev_full() -> File {
@@ -45,7 +40,7 @@ fn closed_or_full_output_streams_never_lose_the_run() {
         let o = melpipe().args(&args).stderr(dev_full()).output().unwrap();
         no_crash("run 2>/dev/full", &o);
         assert_eq!(o.status.code(), Some(0), "-q {quiet}");
-        verifies(&out);
+        assert!(verifies(&out));
     }
     // stderr a pipe whose reader is gone before the run writes anything (`2>&1 | head -c 10`).
     let out = t.path().join("closed");
@@ -59,7 +54,7 @@ fn closed_or_full_output_streams_never_lose_the_run() {
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
-    verifies(&out);
+    assert!(verifies(&out));
     // inspect and verify into a closed pipe (`inspect OUT | true`): their own exit code, quietly.
     for (cmd, code) in [("inspect", 0), ("verify", 0)] {
         let mut child = melpipe()
@@ -202,7 +197,7 @@ fn absurd_sizes_are_refused_before_any_work_and_memory_follows_the_work() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no queue depth in the summary: {err}"));
     assert!(depth <= 20, "queue depth {depth} for 20 files: {err}");
-    verifies(&out);
+    assert!(verifies(&out));
     // generate: a count typed with too many digits is refused, not an abort.
     let o = melpipe()
         .args([
@@ -277,7 +272,7 @@ fn every_numeric_flag_takes_hostile_values_without_crashing() {
                 String::from_utf8_lossy(&o.stderr)
             );
             if code == Some(0) {
-                verifies(&out);
+                assert!(verifies(&out));
             }
         }
     }
@@ -349,7 +344,7 @@ fn hostile_environment_values_never_panic() {
                 String::from_utf8_lossy(&o.stderr)
             );
             if code == Some(0) {
-                verifies(&out);
+                assert!(verifies(&out));
             }
         }
     }
@@ -452,7 +447,7 @@ fn a_missing_path_in_a_list_is_a_failed_file() {
         gone["reason"].as_str().unwrap().contains("No such file"),
         "{gone}"
     );
-    verifies(&out);
+    assert!(verifies(&out));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -509,7 +504,7 @@ fn plot_never_writes_over_a_file_that_is_not_a_png() {
         assert!(err.contains("choose another -o"), "{err}");
         assert_eq!(std::fs::read(&target).ok(), before);
     }
-    verifies(&out);
+    assert!(verifies(&out));
     let png = t.path().join("clip.png");
     run_ok(&["plot", s(&out), "--file", &file, "-o", s(&png)]);
     run_ok(&["plot", s(&out), "--file", &file, "-o", s(&png)]);
@@ -606,7 +601,7 @@ fn sighup_stops_a_run_gracefully_unless_ignored() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    verifies(&out);
+    assert!(verifies(&out));
 }
 
 /// Item 16: natural mode where no file reaches one long window says so.
@@ -637,7 +632,7 @@ fn natural_mode_with_every_file_too_short_warns() {
     assert!(err.contains("0 rows"), "{err}");
     assert!(err.contains("3 too short for one long window"), "{err}");
     assert_eq!(manifest(&out)["rows"], 0);
-    verifies(&out);
+    assert!(verifies(&out));
 }
 
 /// A `--config` that is a folder, endless, binary or huge is a configuration error (exit 1),
@@ -712,7 +707,7 @@ fn stopped_runs_and_closed_standard_descriptors_still_finish() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    verifies(&out);
+    assert!(verifies(&out));
     let out = t.path().join("closed");
     let o = std::process::Command::new("sh")
         .args([
@@ -725,5 +720,5 @@ fn stopped_runs_and_closed_standard_descriptors_still_finish() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
-    verifies(&out);
+    assert!(verifies(&out));
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check_ok, dataset, melpipe, run_ok, s};
+use common::{check_ok, dataset, melpipe, run_ok, s, same_output};
 use melpipe_core::manifest::Manifest;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -189,15 +189,6 @@ fn interrupted(data: &Path, out: &Path) -> PathBuf {
     partial
 }
 
-fn assert_same_arrays(a: &Path, b: &Path) {
-    for f in ["features.npy", "mapping.npy"] {
-        assert!(
-            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
-            "{f} differs"
-        );
-    }
-}
-
 /// Item 8: bytes of the committed partial arrays changed before `--resume` were kept, and the
 /// output differed from an uninterrupted run yet verified. The resume now refuses (exit 1: the
 /// partial output cannot be used as it is, like other refused resumes) and says `--force`.
@@ -224,7 +215,7 @@ fn altered_committed_bytes_are_not_resumed() {
     }
     run_ok(&run_args(&data, &out, true));
     run_ok(&["verify", s(&out)]);
-    assert_same_arrays(&out, &full);
+    same_output(&out, &full);
 }
 
 /// The journal is melpipe's, but what `--resume` reads back from disk is untrusted all the same:
@@ -322,7 +313,7 @@ fn hostile_journals_are_refused_with_a_clear_error() {
     std::fs::write(&fp, &features).unwrap();
     // Untouched, it resumes.
     run_ok(&run_args(&data, &out, true));
-    assert_same_arrays(&out, &full);
+    same_output(&out, &full);
 }
 
 /// Gives the first usable file of a natural-mode manifest 999,999,999,999 rows and its samples,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{check_ok, dataset, manifest, melpipe, run_ok, s};
+use common::{check_ok, dataset, manifest, melpipe, run_ok, s, same_output, verifies};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -21,28 +21,6 @@ fn fails_with(o: &Output, code: i32, needle: &str) {
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// The arrays and the file list of two outputs are the same.
-fn same_output(a: &Path, b: &Path) {
-    for f in ["features.npy", "mapping.npy"] {
-        assert!(
-            read(&a.join(f)) == read(&b.join(f)),
-            "{f} of {} differs from {}",
-            a.display(),
-            b.display()
-        );
-    }
-    assert_eq!(manifest(a)["files"], manifest(b)["files"]);
-}
-
-fn verifies(out: &Path) -> bool {
-    melpipe()
-        .args(["verify", s(out)])
-        .output()
-        .unwrap()
-        .status
-        .success()
 }
 
 fn args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {

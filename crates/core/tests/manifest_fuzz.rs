@@ -7,7 +7,7 @@
 //! the case, after 20 s; each must take under 2 s), no change of the manifest file accepted, and
 //! an edited manifest that `verify` accepts still puts every row where the arrays hold it.
 //!
-//! Fixed seed; `MELPIPE_FUZZ_CASES=N` runs N random byte changes on top of the exhaustive ones.
+//! Fixed seed; `MELPIPE_FUZZ_CASES=N` adds N random byte changes on top of the exhaustive ones.
 
 mod common;
 

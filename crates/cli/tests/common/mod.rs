@@ -42,6 +42,33 @@ pub fn manifest(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
 }
 
+/// Whether `melpipe verify out` accepts the output.
+pub fn verifies(out: &Path) -> bool {
+    melpipe()
+        .args(["verify", s(out)])
+        .output()
+        .expect("spawn melpipe")
+        .status
+        .success()
+}
+
+/// Two outputs hold the same arrays, byte for byte, and their manifests the same files, counts
+/// and rows.
+pub fn same_output(a: &Path, b: &Path) {
+    for f in ["features.npy", "mapping.npy"] {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{f} of {} differs from {}",
+            a.display(),
+            b.display()
+        );
+    }
+    let (ma, mb) = (manifest(a), manifest(b));
+    for key in ["files", "counts", "rows"] {
+        assert_eq!(ma[key], mb[key], "{key}");
+    }
+}
+
 /// A small dataset in `dir/data`: `files` valid clips plus `corrupt` malformed or unusual ones.
 pub fn dataset(dir: &Path, files: usize, corrupt: usize) -> PathBuf {
     let data = dir.join("data");
