@@ -197,9 +197,9 @@ fn owned_by(path: &Path) -> std::result::Result<Vec<String>, String> {
 pub struct Previous {
     /// The files of a complete output (its manifest and the arrays it names) in `OUT`.
     pub complete: Vec<String>,
-    /// Files in `OUT` left by a commit that was interrupted (no manifest in `OUT`): the
-    /// previous output's arrays whose manifest had moved aside, and new arrays already moved
-    /// in. Named by the manifests inside the partial folder.
+    /// Files in `OUT` left by a commit that was interrupted while it set the previous output
+    /// aside (no manifest in `OUT`): that output's arrays, named by its manifest, which had
+    /// moved into the partial folder already.
     pub pieces: Vec<String>,
     /// Files with melpipe's names that are not melpipe's, each with why.
     pub foreign: Vec<(String, String)>,
