@@ -2,7 +2,7 @@
 # GPU acceptance check, run on the GPU machine from the repository root (no cargo there: pass the
 # release binary built elsewhere in MELPIPE). Checks, on the seed-size dataset and the golden set:
 #   1. GPU vs CPU backend: within 1 f16 ulp on >= 99.9 % of values, same statuses, same mapping;
-#   2. GPU vs torchaudio (float64) on the golden cases, within SPEC §3's tolerance;
+#   2. GPU vs torchaudio (float64) on the golden cases, within the tolerance of docs/FORMAT.md (Accuracy);
 #   3. `melpipe verify` accepts every output; the README's PyTorch snippet runs on real output;
 #   4. device selection (auto, fallback, --device cuda without a device); Ctrl-C at 8 moments of a
 #      GPU run exits 130 and the resume is byte-identical;
