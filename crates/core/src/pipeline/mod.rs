@@ -21,29 +21,29 @@
 //! The threads of each path (each role is a type with its own file, a `run(self)` and its
 //! teardown in `Drop`):
 //!
-//! - CPU backend: `threads` [`cpu::CpuWorker`]s each claim a task and read, compute and place it
+//! - CPU backend: `threads` `cpu::CpuWorker`s each claim a task and read, compute and place it
 //!   on the same thread (its samples are still in cache), then send it to the accountant.
-//! - Device backend: `readers` [`reader::ReaderThread`]s claim tasks and read them into batches
-//!   of a bounded [`pool::BatchPool`]; one [`compute::ComputeThread`] per stream and device
-//!   computes them; while the device starts, [`head::HeadThread`]s compute the CPU head's tasks
+//! - Device backend: `readers` `reader::ReaderThread`s claim tasks and read them into batches
+//!   of a bounded `pool::BatchPool`; one `compute::ComputeThread` per stream and device
+//!   computes them; while the device starts, `head::HeadThread`s compute the CPU head's tasks
 //!   on the CPU. Computed tasks are placed on the computing thread, or, when the plan allows
-//!   tasks ahead of the disk, by [`ahead::AheadWriter`]s so that the computing thread takes its
+//!   tasks ahead of the disk, by `ahead::AheadWriter`s so that the computing thread takes its
 //!   next batch at once. The last thread to let go of the device gives it back
-//!   ([`device::Device`]) while the last rows are still on their way to the disk.
-//! - Either way the calling thread is the [`account::Accountant`], and the stages the paths have
-//!   in common are the same functions: [`reader::read_task`], [`compute::compute_task`],
-//!   [`place::Placement::place`] and the accountant.
+//!   (`device::Device`) while the last rows are still on their way to the disk.
+//! - Either way the calling thread is the `account::Accountant`, and the stages the paths have
+//!   in common are the same functions: `reader::read_task`, `compute::compute_task`,
+//!   `place::Placement::place` and the accountant.
 //!
 //! Memory is bounded by the tasks in flight, whatever the dataset size: a task may start only
 //! within `queue_depth` (plus, on a device, the tasks ahead) of the last accounted task
-//! ([`window::Claims`]); each task's estimated samples and features are capped
+//! (`window::Claims`); each task's estimated samples and features are capped
 //! (`plan::task_memory`); the tasks ahead are capped by a byte budget (`plan::AHEAD_MEMORY`);
 //! the device path has exactly `queue_depth` sample batches.
 //!
-//! A stop (Ctrl-C), an error or a panic in any thread sets the run's [`halt::Halt`]; every wait
+//! A stop (Ctrl-C), an error or a panic in any thread sets the run's `halt::Halt`; every wait
 //! looks at it at least every 50 ms or ends with a channel, and the accountant's end opens the
 //! window and drops its receiver, so the scope always ends. A stopped or failed run checkpoints
-//! what it accounted, for `--resume` ([`resume`]).
+//! what it accounted, for `--resume` (`resume`).
 //!
 //! A new decoder goes into the read stage (`read.rs`, behind `Reader::read_task`); a new
 //! backend implements `backend::BackendFactory` and `backend::Backend`; neither changes this

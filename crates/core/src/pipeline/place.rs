@@ -14,10 +14,12 @@ use std::sync::{Condvar, Mutex};
 /// rows at their place (a CPU worker, a compute or CPU-head thread, or an ahead writer) asks for
 /// its first row first.
 ///
-/// Invariants: each task's count is published once, by the thread that read it, and each
-/// task's start is taken once, by the thread that places it. A start is known only once every
-/// earlier task was read; a reader never waits on a placement, so a placer waiting here waits
-/// only for reads in progress (or the halt, looked at every 50 ms).
+/// Invariants: each task's count is published once, by the thread that claimed and read it,
+/// and each task's start is taken once, by the thread that places it. A start is known only
+/// once every earlier task was read. Tasks are claimed in order, and no thread waits for a
+/// placement between its claim and its read (a device reader waits only for a batch, which
+/// compute threads give back before they place), so a placer waiting here waits only for reads
+/// under way (or the halt, looked at every 50 ms).
 pub(super) struct RowStarts {
     state: Mutex<RowState>,
     cv: Condvar,
