@@ -43,7 +43,7 @@
 //! A stop (Ctrl-C), an error or a panic in any thread sets the run's `halt::Halt`; every wait
 //! looks at it at least every 50 ms or ends with a channel, and the accountant's end opens the
 //! window and drops its receiver, so the scope always ends. A stopped or failed run checkpoints
-//! what it accounted, for `--resume` (`resume`).
+//! what it accounted, for `--resume` (see `resume.rs`).
 //!
 //! A new decoder goes into the read stage (`read.rs`, behind `Reader::read_task`); a new
 //! backend implements `backend::BackendFactory` and `backend::Backend`; neither changes this
