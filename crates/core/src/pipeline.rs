@@ -23,7 +23,7 @@ use crate::progress::{Phase, Progress};
 use crate::read::{FileOutcome, Reader};
 use crate::shard::{self, ShardInfo, ShardSpec};
 use crate::trace;
-use crate::write::{self, OutputWriter};
+use crate::write::{self, OutputWriter, WriteTuning};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -576,7 +576,8 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     let mut discard = outdir::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         check_resumable(&loaded.header, &header, &files, &loaded.records)?;
-        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, &files)?;
+        let (w, done) =
+            OutputWriter::resume(&req.out, cfg, loaded, &files, WriteTuning::default())?;
         tracing::info!(
             "resuming: {done} of {} files were committed ({} rows)",
             files.len(),
@@ -602,7 +603,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             },
         )?;
         (
-            OutputWriter::create(&req.out, cfg, &header, files.len())?,
+            OutputWriter::create(&req.out, cfg, &header, files.len(), WriteTuning::default())?,
             0,
         )
     };
