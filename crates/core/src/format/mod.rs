@@ -1,6 +1,7 @@
 //! The on-disk formats: the `.npy` header, `manifest.json`, the run journal, the shard record
 //! and what they all say about the input files. Reading, writing and checking them lives here;
-//! the write stage ([`crate::write`]) decides when.
+//! the write stage ([`crate::write`]) decides when. docs/FORMAT.md is the contract users code
+//! against.
 //!
 //! Imports go one way, from the top to the bottom, with no circle:
 //!

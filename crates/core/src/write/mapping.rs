@@ -117,10 +117,8 @@ pub(crate) fn mapping_digest(cfg: &Config, files: &[FileEntry]) -> Result<u64> {
     Ok(hasher.digest())
 }
 
-/// The mapping array. In fixed length mode every file has the same rows, so the whole table is
-/// known before any file is read: threads of their own write it ahead ([`AheadPlan`]), and the
-/// disk starts on those bytes while the inputs are still being read. In natural mode rows follow each file's
-/// length, so they are written as the files come.
+/// The mapping array being written: appended as files come (natural mode) or written ahead by
+/// threads of its own (fixed length mode, [`AheadPlan`]).
 #[allow(clippy::large_enum_variant)] // one per run; boxing buys nothing
 pub(super) enum MappingWriter {
     Inline {

@@ -12,11 +12,10 @@ pub struct WriteTuning {
     /// Positioned writes at least this large (bytes) start their own writeback. A size larger
     /// than any write leaves all writeback to the in-order starts every 32 MiB.
     pub own_writeback_min: usize,
-    /// Threads that encode and write the mapping ahead in fixed length mode (1 to 64). One
-    /// alone copies 1.3–1.55 GB/s into the page cache, below the disk's rate; four had the whole
-    /// mapping out sooner, but end to end they were no faster on the GPU path and slower on the
-    /// CPU path (docs/PERFORMANCE.md, 'Design: one mapping thread'): the features, which wait
-    /// for the compute, are the bound.
+    /// Threads that encode and write the mapping ahead in fixed length mode (1 to 64). One by
+    /// default: more had the mapping out sooner but were no faster end to end, since the
+    /// features, which wait for the compute, are the bound (docs/PERFORMANCE.md, 'Design: one
+    /// mapping thread').
     pub mapping_threads: usize,
 }
 

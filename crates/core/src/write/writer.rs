@@ -60,7 +60,7 @@ pub struct OutputWriter {
     pub(super) rows: u64,
     pub(super) journal: Journal,
     journaled_files: usize,
-    /// Data bytes of (features, mapping) at the end of the last complete [`Self::append`]: the
+    /// Data bytes of (features, mapping) at the end of the last complete [`Self::append_written`]: the
     /// most a checkpoint may commit. A failed append (disk full) can leave part of a batch in
     /// one array or both, beyond these lengths; no record covers it and a resume cuts it off.
     complete_bytes: (u64, u64),
@@ -428,7 +428,7 @@ mod tests {
         let outcome = |rows| FileOutcome {
             bytes: 0,
             samples: 0,
-            status: crate::manifest::FileStatus::Ok,
+            status: crate::format::files::FileStatus::Ok,
             rows,
             machine_error: None,
         };
