@@ -1,7 +1,8 @@
 //! melpipe: log-mel-spectrogram features of many short WAV clips, written to NumPy arrays.
 //!
 //! The modules follow the pipeline's stages: [`discover`] → [`read`] (with [`wav`]) →
-//! compute ([`backend`], [`dsp`], [`mel`]) → [`write`] → commit, orchestrated by [`pipeline`].
+//! compute ([`backend`], [`dsp`], [`mel`]) → [`write`] → commit, in the on-disk
+//! [`format`]s, orchestrated by [`pipeline`].
 #![warn(missing_docs)]
 
 #[cfg(not(target_endian = "little"))]
@@ -14,13 +15,10 @@ pub mod config;
 pub mod discover;
 pub mod dsp;
 pub mod error;
+pub mod format;
 pub mod geometry;
-pub mod journal;
-pub mod manifest;
 pub mod mel;
 pub mod merge;
-pub mod npy;
-pub mod outdir;
 pub mod pipeline;
 pub mod progress;
 pub mod read;
@@ -30,6 +28,10 @@ pub mod trace;
 pub mod verify;
 pub mod wav;
 pub mod write;
+
+// The formats and the output folder at short paths (`melpipe_core::manifest::Manifest`).
+pub use format::{journal, manifest, npy};
+pub use write::folder as outdir;
 
 pub use config::Config;
 pub use error::{Error, Result};

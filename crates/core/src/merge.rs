@@ -1,5 +1,5 @@
 //! `merge`: joins the outputs of `run --shard K/N` into one dataset whose arrays are
-//! byte-identical to a single run over every file (SPEC §9).
+//! byte-identical to a single run over every file (docs/SCALING.md).
 //!
 //! Before a byte is written, merge checks that the shards belong together: each one verifies
 //! (manifest, headers, sizes, row accounting), they saw the same file list (fingerprint),
@@ -11,12 +11,11 @@
 
 use crate::config::{Config, Layout, MappingKind};
 use crate::error::{Error, Result};
-use crate::journal;
-use crate::manifest::{ArrayInfo, FileEntry, Manifest, StatusCounts, Timings};
-use crate::outdir;
-use crate::shard::ShardInfo;
+use crate::format::journal;
+use crate::format::manifest::{self, ArrayInfo, FileEntry, Manifest, StatusCounts, Timings};
+use crate::format::shard::ShardInfo;
 use crate::verify;
-use crate::write::{self, ArrayFile};
+use crate::write::{self, folder, ArrayFile};
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -64,7 +63,7 @@ pub struct MergeSummary {
 /// that the same merge can simply run again; kept if it still holds a previous output that
 /// could not be put back.
 fn drop_partial(partial: &Path) {
-    if !partial.join(outdir::REPLACED_DIR).exists() {
+    if !partial.join(folder::REPLACED_DIR).exists() {
         let _ = std::fs::remove_dir_all(partial);
     }
 }
@@ -110,9 +109,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
         );
     }
 
-    outdir::create(out)?;
+    folder::create(out)?;
     // Held until the merge returns: no run or other merge writes into OUT meanwhile.
-    let _lock = outdir::OutLock::acquire(out)?;
+    let _lock = folder::OutLock::acquire(out)?;
     if out.join(write::PARTIAL_DIR).exists() && !force {
         return Err(Error::Output {
             path: out.to_path_buf(),
@@ -122,9 +121,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
             ),
         });
     }
-    let discard = outdir::prepare(
+    let discard = folder::prepare(
         out,
-        outdir::Allow {
+        folder::Allow {
             replace: force,
             discard_partial: force,
         },
@@ -158,7 +157,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
     }
     let first = &shards[0].manifest;
     let mut manifest = Manifest {
-        format: crate::manifest::FORMAT.into(),
+        format: manifest::FORMAT.into(),
         melpipe_version: if versions.len() == 1 {
             first.melpipe_version.clone()
         } else {

@@ -479,8 +479,9 @@ mod tests {
         let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut b = SampleBuf::new();
         b.extend_f32(3).copy_from_slice(&[0.5, 0.25, -1.0]);
+        // An odd count: the last half-value is dropped.
+        let k = 2 * 69_999 + 1;
         // SAFETY: the closure writes `k` bytes inside the room it gets.
-        let k = 2 * 69_999 + 1; // an odd count: the last half-value is dropped
         let wrote = unsafe {
             b.extend_f32_from_pcm16_by(70_001, |p, room| {
                 assert_eq!(room, 140_002);

@@ -2,7 +2,7 @@
 
 use crate::config::Dtype;
 use crate::error::{Error, Result};
-use crate::manifest::{ArrayInfo, Manifest};
+use crate::format::manifest::{self, ArrayInfo, Manifest};
 use std::io::Read;
 use std::path::Path;
 use xxhash_rust::xxh3::Xxh3;
@@ -96,8 +96,8 @@ fn verify_impl(out: &Path, hash_data: bool) -> VerifyReport {
     if !m.is_sealed() {
         r.notes.push(format!(
             "{} is a {} manifest, without a checksum of its own: its consistency was checked, changes to it cannot be seen",
-            crate::manifest::FILE_NAME,
-            crate::manifest::FORMAT_V1
+            manifest::FILE_NAME,
+            manifest::FORMAT_V1
         ));
     }
     let arrays = std::iter::once(&m.features).chain(&m.mapping);

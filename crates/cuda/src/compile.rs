@@ -85,8 +85,10 @@ unsafe fn build(
     opts: &[String],
     cubin: bool,
 ) -> Result<Ptx, GpuUnavailable> {
-    if let Err(e) = result::compile_program(prog, opts) {
-        let log = result::get_program_log(prog)
+    // SAFETY: `prog` is live (the caller's contract).
+    if let Err(e) = unsafe { result::compile_program(prog, opts) } {
+        // SAFETY: as above.
+        let log = unsafe { result::get_program_log(prog) }
             .map(|l| {
                 let bytes: Vec<u8> = l
                     .iter()
@@ -104,16 +106,19 @@ unsafe fn build(
     let err = |e: result::NvrtcError| GpuUnavailable::Compile(e.to_string());
     if cubin {
         let mut size = 0usize;
-        sys::nvrtcGetCUBINSize(prog, &mut size)
+        // SAFETY: `prog` is live and compiled; `size` is a valid place for the result.
+        unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) }
             .result()
             .map_err(err)?;
         let mut image = vec![0u8; size];
-        sys::nvrtcGetCUBIN(prog, image.as_mut_ptr().cast())
+        // SAFETY: `image` holds the `size` bytes NVRTC said the image needs.
+        unsafe { sys::nvrtcGetCUBIN(prog, image.as_mut_ptr().cast()) }
             .result()
             .map_err(err)?;
         Ok(Ptx::from_binary(image))
     } else {
-        let ptx = result::get_ptx(prog).map_err(err)?;
+        // SAFETY: `prog` is live and compiled.
+        let ptx = unsafe { result::get_ptx(prog) }.map_err(err)?;
         let bytes: Vec<u8> = ptx
             .iter()
             .take_while(|&&c| c != 0)

@@ -76,7 +76,7 @@ use crate::progress::{Phase, Progress};
 use crate::read::FileOutcome;
 use crate::shard::{self, ShardSpec};
 use crate::trace;
-use crate::write::{self, OutputWriter};
+use crate::write::{self, OutputWriter, WriteTuning};
 use account::Accountant;
 use ahead::{AheadWriter, Handoff};
 use compute::ComputeThread;
@@ -308,7 +308,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     let mut discard = outdir::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         resume::check_resumable(&loaded.header, &header, &files, &loaded.records)?;
-        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, &files)?;
+        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, &files, WriteTuning::default())?;
         tracing::info!(
             "resuming: {done} of {} files were committed ({} rows)",
             files.len(),
@@ -334,7 +334,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             },
         )?;
         (
-            OutputWriter::create(&req.out, cfg, &header, files.len())?,
+            OutputWriter::create(&req.out, cfg, &header, files.len(), WriteTuning::default())?,
             0,
         )
     };

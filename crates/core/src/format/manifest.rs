@@ -1,12 +1,16 @@
 //! `manifest.json`: what a run produced and how, enough to trace every row to its source and to
 //! verify the arrays.
 
-use crate::config::{Config, LengthMode};
+use super::files::is_zero;
+use super::npy;
+use super::shard::{ShardInfo, ShardSpec};
+use crate::config::{Config, Layout, LengthMode};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use serde::{Deserialize, Serialize};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+pub use super::files::{entry_path, FileEntry, FileStatus, StatusCounts};
 
 /// Identifies the manifest format: `/2` carries its own checksum ([`Manifest::manifest_xxh3_64`]).
 pub const FORMAT: &str = "melpipe-manifest/2";
@@ -16,106 +20,20 @@ pub const FORMAT_V1: &str = "melpipe-manifest/1";
 /// Name of the manifest file in an output folder.
 pub const FILE_NAME: &str = "manifest.json";
 
-/// What happened to one input file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum FileStatus {
-    /// Decoded, exactly the expected length (or natural mode).
-    Ok,
-    /// Shorter than `clip_samples`: zero-padded at the end.
-    Padded {
-        /// Samples added.
-        missing_samples: u64,
-    },
-    /// Longer than `clip_samples`: the rest was not used.
-    Truncated {
-        /// Samples not used.
-        dropped_samples: u64,
-    },
-    /// Could not be used; its rows are NaN (fixed mode) or absent (natural mode).
-    Failed {
-        /// Why, in words.
-        reason: String,
-    },
-}
+/// Every file name melpipe may write into an output folder.
+pub const OUTPUT_NAMES: &[&str] = &[
+    FILE_NAME,
+    "features.npy",
+    "mapping.npy",
+    "PIPELINE_FEATURES.DAT",
+    "PIPELINE_MEMMAP.npy",
+];
 
-impl FileStatus {
-    /// `ok`, `padded`, `truncated` or `failed`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FileStatus::Ok => "ok",
-            FileStatus::Padded { .. } => "padded",
-            FileStatus::Truncated { .. } => "truncated",
-            FileStatus::Failed { .. } => "failed",
-        }
-    }
-
-    /// True for a failed file.
-    pub fn is_failed(&self) -> bool {
-        matches!(self, FileStatus::Failed { .. })
-    }
-}
-
-/// One input file in row order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
-    /// Path relative to its INPUT (lossy UTF-8 for non-UTF-8 names: see `path_bytes_hex`).
-    pub path: String,
-    /// The path's exact bytes in hex, only when they are not UTF-8: `path` then shows each bad
-    /// byte as U+FFFD, and two names can look the same there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_bytes_hex: Option<String>,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// Sample frames found in the file (0 when it failed).
-    pub samples: u64,
-    /// Status and its detail.
-    #[serde(flatten)]
-    pub status: FileStatus,
-    /// First row of this file in the arrays.
-    pub first_row: u64,
-    /// Rows of this file.
-    pub rows: u64,
-}
-
-/// `path` and `path_bytes_hex` of a [`FileEntry`] for a relative path.
-pub fn entry_path(rel: &Path) -> (String, Option<String>) {
-    let bytes = rel.as_os_str().as_bytes();
-    match std::str::from_utf8(bytes) {
-        Ok(s) => (s.to_owned(), None),
-        Err(_) => (
-            String::from_utf8_lossy(bytes).into_owned(),
-            Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
-        ),
-    }
-}
-
-/// Counts of files by status.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusCounts {
-    /// `ok` files.
-    pub ok: u64,
-    /// `padded` files.
-    pub padded: u64,
-    /// `truncated` files.
-    pub truncated: u64,
-    /// `failed` files.
-    pub failed: u64,
-}
-
-impl StatusCounts {
-    /// Adds one file.
-    pub fn add(&mut self, s: &FileStatus) {
-        match s {
-            FileStatus::Ok => self.ok += 1,
-            FileStatus::Padded { .. } => self.padded += 1,
-            FileStatus::Truncated { .. } => self.truncated += 1,
-            FileStatus::Failed { .. } => self.failed += 1,
-        }
-    }
-    /// All files.
-    pub fn total(&self) -> u64 {
-        self.ok + self.padded + self.truncated + self.failed
+/// File names of the feature and mapping arrays for a layout.
+pub fn array_names(layout: Layout) -> (&'static str, &'static str) {
+    match layout {
+        Layout::Default => ("features.npy", "mapping.npy"),
+        Layout::Seed => ("PIPELINE_FEATURES.DAT", "PIPELINE_MEMMAP.npy"),
     }
 }
 
@@ -231,7 +149,7 @@ pub struct Manifest {
     /// The slice of the sorted file list this output holds, for outputs of `run --shard`
     /// (absent for a whole run and for the result of `merge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<crate::shard::ShardInfo>,
+    pub shard: Option<ShardInfo>,
     /// XXH3-64 (hex) of the manifest file itself, with these 16 digits read as zeros (set by
     /// [`Manifest::to_json`] when the output is committed). Absent in [`FORMAT_V1`] manifests.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -364,7 +282,7 @@ impl Manifest {
             ));
         }
         if let Some(sh) = &self.shard {
-            let expect = crate::shard::ShardSpec::new(sh.index, sh.count)
+            let expect = ShardSpec::new(sh.index, sh.count)
                 .map(|spec| spec.range(sh.files_total))
                 .ok();
             if expect != Some(sh.first_file..sh.first_file.saturating_add(sh.files))
@@ -381,8 +299,8 @@ impl Manifest {
                 ));
             }
         }
-        let (fname, mname) = crate::write::array_names(cfg.layout);
-        let npy_features = cfg.layout == crate::config::Layout::Default;
+        let (fname, mname) = array_names(cfg.layout);
+        let npy_features = cfg.layout == Layout::Default;
         let vpr = [rows, cfg.n_mels as u64, cfg.out_frames() as u64];
         self.features.check(
             out,
@@ -424,11 +342,7 @@ impl ArrayInfo {
         shape: &[u64],
         elem: u64,
     ) -> std::result::Result<(), String> {
-        let header_bytes = if npy {
-            crate::npy::HEADER_LEN as u64
-        } else {
-            0
-        };
+        let header_bytes = if npy { npy::HEADER_LEN as u64 } else { 0 };
         let data_bytes = shape
             .iter()
             .try_fold(elem, |a, &d| a.checked_mul(d))
@@ -462,11 +376,11 @@ impl ArrayInfo {
         }
         if npy {
             use std::io::Read;
-            let mut h = vec![0u8; crate::npy::HEADER_LEN];
+            let mut h = vec![0u8; npy::HEADER_LEN];
             (&file)
                 .read_exact(&mut h)
                 .map_err(|e| format!("{name}: reading its header: {e}"))?;
-            if h != crate::npy::header(descr, shape) {
+            if h != npy::header(descr, shape) {
                 return Err(format!(
                     "{name}: its .npy header is not the one melpipe writes for {descr} {shape:?}"
                 ));
@@ -548,77 +462,14 @@ pub(crate) fn check_files(cfg: &Config, files: &[FileEntry]) -> std::result::Res
     Ok(row)
 }
 
-impl FileEntry {
-    /// The path's bytes, which order the files: `path_bytes_hex` decoded when present (it must
-    /// be valid hex of a name that is not UTF-8, and `path` its lossy form), else `path`.
-    fn path_key(&self) -> std::result::Result<std::borrow::Cow<'_, [u8]>, String> {
-        let Some(hex) = &self.path_bytes_hex else {
-            return Ok(self.path.as_bytes().into());
-        };
-        let digit = |b: u8| (b as char).to_digit(16).filter(|_| !b.is_ascii_uppercase());
-        let bytes = (hex.len() % 2 == 0)
-            .then(|| {
-                hex.as_bytes()
-                    .chunks_exact(2)
-                    .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
-                    .collect::<Option<Vec<u8>>>()
-            })
-            .flatten()
-            .ok_or("path_bytes_hex is not hex")?;
-        if std::str::from_utf8(&bytes).is_ok() || String::from_utf8_lossy(&bytes) != self.path {
-            return Err("path_bytes_hex does not match path".into());
-        }
-        Ok(bytes.into())
-    }
-}
-
-/// For `skip_serializing_if`: a count that is zero is left out (the manifest and the journal).
-pub(crate) fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn status_serialises_flat() {
-        let e = FileEntry {
-            path: "a/b.wav".into(),
-            path_bytes_hex: None,
-            bytes: 10,
-            samples: 5,
-            status: FileStatus::Padded { missing_samples: 3 },
-            first_row: 0,
-            rows: 237,
-        };
-        let j = serde_json::to_string(&e).unwrap();
-        assert!(j.contains("\"status\":\"padded\""), "{j}");
-        assert!(j.contains("\"missing_samples\":3"), "{j}");
-        assert!(!j.contains("path_bytes_hex"), "{j}");
-        let back: FileEntry = serde_json::from_str(&j).unwrap();
-        assert_eq!(back, e);
-        let f = FileStatus::Failed {
-            reason: "no data chunk".into(),
-        };
-        let j = serde_json::to_string(&f).unwrap();
-        assert_eq!(j, r#"{"status":"failed","reason":"no data chunk"}"#);
-    }
-
-    #[test]
-    fn non_utf8_paths_keep_their_bytes() {
-        use std::ffi::OsStr;
-        let a = entry_path(Path::new(OsStr::from_bytes(b"d/bad_\xff.wav")));
-        let b = entry_path(Path::new(OsStr::from_bytes(b"d/bad_\xfe.wav")));
-        assert_eq!(a.0, b.0, "lossy names collide");
-        assert_eq!(a.1.as_deref(), Some("642f6261645fff2e776176"));
-        assert_eq!(b.1.as_deref(), Some("642f6261645ffe2e776176"));
-        assert_eq!(entry_path(Path::new("d/é.wav")), ("d/é.wav".into(), None));
-    }
-
-    #[test]
     fn file_lists_must_be_sorted_unique_and_add_up() {
         use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
         let cfg = Config::default();
         let entry = |rel: &[u8], first_row: u64| {
             let (path, path_bytes_hex) = entry_path(Path::new(OsStr::from_bytes(rel)));

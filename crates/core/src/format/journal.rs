@@ -6,46 +6,21 @@
 //! after the array files were fsynced up to that prefix, and is itself fsynced. A line torn by a
 //! crash fails to parse and is ignored, so the last complete line is always a consistent state.
 
+use super::files::FileEntry;
+use super::shard::ShardInfo;
 use crate::config::Config;
-use crate::discover::InputFile;
 use crate::error::{Error, Result};
-use crate::manifest::FileEntry;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+pub use super::files::InputsFingerprint;
 
 /// Name of the journal inside the partial folder.
 pub const FILE_NAME: &str = "journal.jsonl";
 /// Identifies the journal format (`/2`: records carry the features' checksum).
 pub const FORMAT: &str = "melpipe-journal/2";
-
-/// A digest of the input list: paths, sizes and modification times.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputsFingerprint {
-    /// Number of files.
-    pub files: u64,
-    /// XXH3-64 over every (relative path, size, mtime), hex.
-    pub xxh3_64: String,
-}
-
-impl InputsFingerprint {
-    /// The fingerprint of a sorted file list.
-    pub fn of(files: &[InputFile]) -> Self {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for f in files {
-            h.update(f.rel.as_os_str().as_bytes());
-            h.update(&[0]);
-            h.update(&f.size.to_le_bytes());
-            h.update(&f.mtime_ns.to_le_bytes());
-        }
-        InputsFingerprint {
-            files: files.len() as u64,
-            xxh3_64: format!("{:016x}", h.digest()),
-        }
-    }
-}
 
 /// The first line: what the run is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,10 +35,10 @@ pub struct JournalHeader {
     pub inputs: InputsFingerprint,
     /// The shard, for `run --shard` (absent in journals of whole runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<crate::shard::ShardInfo>,
+    pub shard: Option<ShardInfo>,
     /// How many of the run's first files the CPU computes in a GPU run (`cpu_head`): a resume
     /// keeps the split, so that its rows are those of an uninterrupted run whatever the machine.
-    #[serde(default, skip_serializing_if = "crate::manifest::is_zero")]
+    #[serde(default, skip_serializing_if = "crate::format::files::is_zero")]
     pub cpu_head_files: u64,
 }
 

@@ -5,7 +5,7 @@
 //!
 //! What melpipe treats as its own: a `manifest.json` that identifies itself as melpipe's
 //! (its `format`) and the arrays it names, and `OUT/.melpipe-*`. Any other file in `OUT` with
-//! one of melpipe's names ([`crate::write::OUTPUT_NAMES`]) is the user's: a run refuses the
+//! one of melpipe's names ([`manifest::OUTPUT_NAMES`]) is the user's: a run refuses the
 //! folder, `--force` or not, and deletes nothing.
 //!
 //! Replacing (`--force`): the previous output stays in place, usable, while the new run works.
@@ -16,10 +16,12 @@
 //! before the partial folder is discarded).
 
 use crate::error::{Error, Result};
-use crate::manifest;
-use crate::write::{sync_dir, OUTPUT_NAMES, PARTIAL_DIR};
+use crate::format::manifest::{self, OUTPUT_NAMES};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+/// Name of the folder a run writes into before it commits.
+pub const PARTIAL_DIR: &str = ".melpipe-partial";
 
 /// Name of the lock file in `OUT`, held while a run or merge writes there.
 pub const LOCK_NAME: &str = ".melpipe-lock";
@@ -29,6 +31,13 @@ pub const REPLACED_DIR: &str = "replaced";
 
 /// Hidden folder of `OUT` that receives what is discarded; emptied on a background thread.
 pub const DISCARD_DIR: &str = ".melpipe-discarded";
+
+/// fsyncs a folder so that renames and creations in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsyncing folder", dir, e))
+}
 
 /// Creates `out` (with its parents) unless it is a folder already. A path that exists and is
 /// not a folder, or a symbolic link to nothing, is an error that says so.

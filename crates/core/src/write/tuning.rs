@@ -1,0 +1,74 @@
+//! How the writer runs: none of these settings changes the bytes written.
+
+use std::time::Duration;
+
+/// The writer's tuning, given by its caller ([`super::OutputWriter::create`] and
+/// [`super::OutputWriter::resume`]). [`Default`] is what a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteTuning {
+    /// How often progress is committed to the journal (fsync of the arrays, then a journal
+    /// line). [`Duration::MAX`]: no checkpoint before the commit.
+    pub checkpoint_interval: Duration,
+    /// Positioned writes at least this large (bytes) start their own writeback. A size larger
+    /// than any write leaves all writeback to the in-order starts every 32 MiB.
+    pub own_writeback_min: usize,
+    /// Threads that encode and write the mapping ahead in fixed length mode (1 to 64). One by
+    /// default: more had the mapping out sooner but were no faster end to end, since the
+    /// features, which wait for the compute, are the bound (docs/PERFORMANCE.md, 'Design: one
+    /// mapping thread').
+    pub mapping_threads: usize,
+}
+
+/// Checkpoint interval of [`WriteTuning::default`].
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Default for WriteTuning {
+    /// One checkpoint a second, own writeback from 1 MiB, one mapping thread. With the
+    /// `test-hooks` feature, `MELPIPE_CHECKPOINT_SECS` sets the checkpoint interval (tests that
+    /// run the binary use small values).
+    fn default() -> Self {
+        WriteTuning {
+            #[cfg(feature = "test-hooks")]
+            checkpoint_interval: checkpoint_interval_of(
+                std::env::var("MELPIPE_CHECKPOINT_SECS").ok().as_deref(),
+            ),
+            #[cfg(not(feature = "test-hooks"))]
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+            own_writeback_min: 1 << 20,
+            mapping_threads: 1,
+        }
+    }
+}
+
+/// The checkpoint interval for a number of seconds given as text: a value too large for a
+/// `Duration` (`1e300`, `inf`) means no checkpoint before the commit, anything that is not a
+/// number ≥ 0 the default.
+#[cfg(any(test, feature = "test-hooks"))]
+fn checkpoint_interval_of(value: Option<&str>) -> Duration {
+    match value.and_then(|v| v.trim().parse::<f64>().ok()) {
+        Some(v) if v >= 0.0 => Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX),
+        _ => CHECKPOINT_INTERVAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_checkpoint_setting_gives_an_interval() {
+        let one = Duration::from_secs(1);
+        assert_eq!(checkpoint_interval_of(None), one);
+        assert_eq!(
+            checkpoint_interval_of(Some("0.25")),
+            Duration::from_millis(250)
+        );
+        assert_eq!(checkpoint_interval_of(Some(" 2 ")), Duration::from_secs(2));
+        for huge in ["1e20", "1e300", "inf", "18446744073709551616"] {
+            assert_eq!(checkpoint_interval_of(Some(huge)), Duration::MAX, "{huge}");
+        }
+        for bad in ["-1", "NaN", "-inf", "", "x", "1s"] {
+            assert_eq!(checkpoint_interval_of(Some(bad)), one, "{bad}");
+        }
+    }
+}
