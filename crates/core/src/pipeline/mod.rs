@@ -308,7 +308,8 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     let mut discard = outdir::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         resume::check_resumable(&loaded.header, &header, &files, &loaded.records)?;
-        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, &files, WriteTuning::default())?;
+        let (w, done) =
+            OutputWriter::resume(&req.out, cfg, loaded, &files, WriteTuning::default())?;
         tracing::info!(
             "resuming: {done} of {} files were committed ({} rows)",
             files.len(),
