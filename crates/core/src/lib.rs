@@ -32,5 +32,5 @@ pub mod verify;
 pub mod wav;
 pub mod write;
 
-pub use config::Config;
+pub use config::{Config, Params, RunOptions, Settings};
 pub use error::{Error, Result};

@@ -11,7 +11,7 @@
 //! their own that CPU threads compute while the GPU starts.
 
 use crate::backend::{AudioBatch, BackendFactory, FeatureBuf};
-use crate::config::{Config, LengthMode, MappingKind};
+use crate::config::{BackendKind, LengthMode, MappingKind, Params, RunOptions};
 use crate::discover::{self, InputFile};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
@@ -62,22 +62,24 @@ pub struct Knobs {
     pub queue_depth: usize,
     /// Compute threads per GPU.
     pub streams: usize,
+    /// Stop at the first failed file (`--strict`).
+    pub strict: bool,
 }
 
 impl Knobs {
     /// Fills in zeros (automatic) from the machine and the backend kind.
-    pub fn resolve(cfg: &Config, cpu_backend: bool) -> Knobs {
+    pub fn resolve(opts: &RunOptions, cpu_backend: bool) -> Knobs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if cfg.threads > 0 { cfg.threads } else { cores };
-        let readers = if cfg.readers > 0 {
-            cfg.readers
+        let threads = if opts.threads > 0 { opts.threads } else { cores };
+        let readers = if opts.readers > 0 {
+            opts.readers
         } else if cpu_backend {
             threads
         } else {
             cores.clamp(1, 16)
         };
-        let files_per_task = if cfg.files_per_task > 0 {
-            cfg.files_per_task
+        let files_per_task = if opts.files_per_task > 0 {
+            opts.files_per_task
         } else if cpu_backend {
             16
         } else {
@@ -85,14 +87,14 @@ impl Knobs {
             // small enough that `queue_depth` batches stay far under the 1.5 GB memory bound.
             128
         };
-        let streams = if cfg.streams > 0 { cfg.streams } else { 4 };
+        let streams = if opts.streams > 0 { opts.streams } else { 4 };
         let workers = if cpu_backend {
             threads
         } else {
             readers / 2 + streams
         };
-        let queue_depth = if cfg.queue_depth > 0 {
-            cfg.queue_depth
+        let queue_depth = if opts.queue_depth > 0 {
+            opts.queue_depth
         } else {
             2 * workers + 2
         };
@@ -102,6 +104,7 @@ impl Knobs {
             files_per_task,
             queue_depth: queue_depth.max(1),
             streams: streams.max(1),
+            strict: opts.strict,
         }
     }
 }
@@ -128,7 +131,7 @@ fn task_memory(queue_depth: usize) -> u64 {
 /// sizes, so the plan is deterministic; tasks never change the output bytes anyway.
 fn plan_tasks<'a>(
     files: &'a [InputFile],
-    cfg: &Config,
+    cfg: &Params,
     per_task: usize,
     max_bytes: u64,
 ) -> Vec<&'a [InputFile]> {
@@ -161,7 +164,12 @@ fn plan_tasks<'a>(
 /// ones are a few per core); this catches a
 /// `--queue-depth` typed with too many digits before any work, instead of the kernel's OOM
 /// killer in the middle of the run.
-fn check_in_flight_memory(files: &[InputFile], cfg: &Config, queue_depth: usize) -> Result<()> {
+fn check_in_flight_memory(
+    files: &[InputFile],
+    cfg: &Params,
+    queue_depth: usize,
+    chosen: bool,
+) -> Result<()> {
     let geometry = Geometry::new(cfg);
     let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
     let largest = files
@@ -186,7 +194,7 @@ fn check_in_flight_memory(files: &[InputFile], cfg: &Config, queue_depth: usize)
         .ok()
         .zip(u64::try_from(page).ok())
         .map_or(u64::MAX, |(n, p)| n.saturating_mul(p));
-    if cfg.queue_depth > 0 && need > physical && queue_depth > 1 {
+    if chosen && need > physical && queue_depth > 1 {
         return Err(Error::Config(format!(
             "queue_depth {queue_depth} would hold up to {:.1} GB of samples and features in flight ({queue_depth} tasks of at least one file of up to {:.1} MB), more than this machine's {:.1} GB of memory: lower --queue-depth (0 chooses it from the machine)",
             need as f64 / 1e9,
@@ -199,7 +207,7 @@ fn check_in_flight_memory(files: &[InputFile], cfg: &Config, queue_depth: usize)
 
 /// A file's estimated samples and rows: fixed mode decodes one clip; natural mode the whole
 /// file, at most one sample per byte (8-bit mono).
-fn file_estimate(f: &InputFile, cfg: &Config, geometry: &Geometry) -> (u64, u64) {
+fn file_estimate(f: &InputFile, cfg: &Params, geometry: &Geometry) -> (u64, u64) {
     let samples = match cfg.length {
         LengthMode::Fixed => cfg.clip_samples as u64,
         LengthMode::Natural => f.size,
@@ -220,26 +228,16 @@ const AHEAD_MEMORY: u64 = 192 << 20;
 const AHEAD_TASKS_MAX: usize = 4096;
 
 /// How many computed tasks a device run may hold past the queue depth: [`AHEAD_MEMORY`] (or
-/// `MELPIPE_AHEAD_MIB`, MiB, fractions allowed, for benchmarks and tests; 0 turns it off) over
+/// `ahead_mib`, MiB, fractions allowed, from [`crate::config::Tuning`]; 0 turns it off) over
 /// the largest task's estimated features.
-fn ahead_tasks(tasks: &[&[InputFile]], cfg: &Config) -> usize {
-    const VAR: &str = "MELPIPE_AHEAD_MIB";
-    let budget = match std::env::var(VAR) {
-        Err(_) => AHEAD_MEMORY,
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(mib) if mib.is_finite() && mib >= 0.0 => (mib * f64::from(1u32 << 20)) as u64,
-            _ => {
-                tracing::warn!("{VAR}={v:?} is not a number of MiB; using the default (192)");
-                AHEAD_MEMORY
-            }
-        },
-    };
+fn ahead_tasks(tasks: &[&[InputFile]], cfg: &Params, ahead_mib: Option<f64>) -> usize {
+    let budget = ahead_mib.map_or(AHEAD_MEMORY, |mib| (mib * f64::from(1u32 << 20)) as u64);
     ahead_tasks_within(tasks, cfg, budget)
 }
 
 /// How many of the largest of `tasks` fit `budget` bytes of estimated features (at most as many
 /// as there are tasks, and [`AHEAD_TASKS_MAX`]).
-fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Config, budget: u64) -> usize {
+fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Params, budget: u64) -> usize {
     let geometry = Geometry::new(cfg);
     let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
     let largest = tasks
@@ -279,7 +277,7 @@ fn head_threads(knobs: &Knobs) -> usize {
 
 /// Relative CPU work per sample of the STFT and what follows it: n_fft log2(n_fft) per hop,
 /// four times that without pooling (the mel projection and the logarithm run per frame).
-fn stft_work(cfg: &Config) -> f64 {
+fn stft_work(cfg: &Params) -> f64 {
     let n = cfg.n_fft.max(2) as f64;
     let per_sample = n * n.log2() / cfg.hop_length.max(1) as f64;
     if cfg.pool == crate::config::Pool::None {
@@ -294,7 +292,7 @@ fn stft_work(cfg: &Config) -> f64 {
 /// files, the parameters and the thread count only, never of timing, so that a run on the same
 /// machine always splits the same way (the two backends agree only to rounding); the journal
 /// keeps the split for a resume.
-fn cpu_head_files(files: &[InputFile], cfg: &Config, knobs: &Knobs) -> usize {
+fn cpu_head_files(files: &[InputFile], cfg: &Params, knobs: &Knobs) -> usize {
     let geometry = Geometry::new(cfg);
     let ns_per_sample = HEAD_NS_PER_SAMPLE * stft_work(cfg) / 24.0;
     let mut budget = HEAD_SECONDS * 1e9 * head_threads(knobs) as f64;
@@ -451,11 +449,17 @@ impl RowStarts {
 }
 
 /// Runs the whole job.
-pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Result<RunSummary> {
+pub fn run(
+    cfg: &Params,
+    opts: &RunOptions,
+    req: &RunRequest,
+    factory: &dyn BackendFactory,
+) -> Result<RunSummary> {
     let t0 = Instant::now();
     let progress = &req.progress;
     progress.set_phase(Phase::Init);
     cfg.validate()?;
+    opts.validate()?;
     let fb = MelFilterbank::new(cfg);
     let empty = fb.empty_filters();
     if !empty.is_empty() {
@@ -469,7 +473,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         );
     }
     let cpu = factory.is_cpu();
-    let knobs = Knobs::resolve(cfg, cpu);
+    let knobs = Knobs::resolve(opts, cpu);
     let all = trace::span("discover", 0, || {
         discover::discover(&req.inputs, knobs.readers.max(4))
     })?;
@@ -500,20 +504,24 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     // never more tasks in flight than files (and, once planned, than tasks).
     let mut knobs = knobs;
     knobs.queue_depth = knobs.queue_depth.min(files.len()).max(1);
-    check_in_flight_memory(&files, cfg, knobs.queue_depth)?;
+    check_in_flight_memory(&files, cfg, knobs.queue_depth, opts.queue_depth > 0)?;
     Progress::add(&progress.files_total, files.len() as u64);
     let head_files = if cpu {
         0
     } else {
-        match cfg.cpu_head {
+        match opts.cpu_head {
             Some(n) => n.min(files.len()),
             None => cpu_head_files(&files, cfg, &knobs),
         }
     };
     let mut header = JournalHeader {
         format: journal::FORMAT.into(),
-        config: journal::output_config(cfg),
-        backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
+        config: cfg.clone(),
+        backend_kind: if cpu {
+            BackendKind::Cpu
+        } else {
+            BackendKind::Cuda
+        },
         inputs: InputsFingerprint::of(&files),
         shard: shard.clone(),
         cpu_head_files: head_files as u64,
@@ -533,7 +541,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
                 None
             }
             Ok(l) => Some(l),
-            Err(Error::Output { msg, .. }) if msg == journal::NO_HEADER => None,
+            Err(Error::NoJournalHeader { .. }) => None,
             Err(e) => return Err(e),
         }
     } else {
@@ -627,7 +635,11 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     knobs.queue_depth = knobs.queue_depth.min(tasks.len()).max(1);
     // A device run's computed tasks may wait for the disk past the queue depth (writer threads
     // then write their rows), so that the device is done before the disk.
-    let ahead = if cpu { 0 } else { ahead_tasks(&tasks, cfg) };
+    let ahead = if cpu {
+        0
+    } else {
+        ahead_tasks(&tasks, cfg, opts.tuning.ahead_mib)
+    };
     progress
         .queue_capacity
         .store((knobs.queue_depth + ahead) as u64, Ordering::Relaxed);
@@ -787,7 +799,7 @@ fn retire(mut batches: Vec<AudioBatch>) {
 /// description.
 #[allow(clippy::too_many_arguments)]
 fn execute(
-    cfg: &Config,
+    cfg: &Params,
     req: &RunRequest,
     factory: &dyn BackendFactory,
     release: &(dyn Fn() + Sync),
@@ -881,7 +893,7 @@ fn execute(
     let settle = |writer: &mut OutputWriter, settled: &mut bool| -> Result<()> {
         if !std::mem::replace(settled, true) && factory.fell_back_to_cpu() {
             let mut h = header.clone();
-            h.backend_kind = "cpu".into();
+            h.backend_kind = BackendKind::Cpu;
             writer.change_backend(&h, &factory.name())?;
         }
         Ok(())
@@ -1216,7 +1228,7 @@ fn execute(
                     });
                     break;
                 }
-                if cfg.strict {
+                if knobs.strict {
                     if let Some((f, o)) = tasks[d.task]
                         .iter()
                         .zip(&d.outcomes)
@@ -1338,7 +1350,7 @@ mod tests {
 
     #[test]
     fn a_cpu_head_is_what_half_the_threads_compute_in_its_seconds() {
-        let cfg = Config::default();
+        let cfg = Params::default();
         let knobs = |threads| Knobs {
             readers: 16,
             threads,
@@ -1355,27 +1367,27 @@ mod tests {
         assert_eq!(cpu_head_files(&seed[..100], &cfg, &knobs(16)), 100);
         // Costlier parameters get a smaller head: no pooling, a larger FFT, a shorter hop.
         for heavier in [
-            Config {
+            Params {
                 pool: crate::config::Pool::None,
-                ..Config::default()
+                ..Params::default()
             },
-            Config {
+            Params {
                 n_fft: 256,
                 win_length: 256,
-                ..Config::default()
+                ..Params::default()
             },
-            Config {
+            Params {
                 hop_length: 4,
-                ..Config::default()
+                ..Params::default()
             },
         ] {
             assert!(cpu_head_files(&seed, &heavier, &knobs(16)) <= n / 4);
         }
         // A file that alone exceeds the budget ends the head at once (natural length: its
         // samples follow its size).
-        let natural = Config {
+        let natural = Params {
             length: LengthMode::Natural,
-            ..Config::default()
+            ..Params::default()
         };
         assert_eq!(
             cpu_head_files(&files(&[1 << 40, 100]), &natural, &knobs(16)),
@@ -1387,7 +1399,7 @@ mod tests {
     fn tasks_ahead_fit_their_budget_of_feature_bytes() {
         // The seed's shape: 237 rows of 32 f16 values a clip, 128 clips a task (1,941,504
         // bytes of features): 103 such tasks fit 192 MiB.
-        let cfg = Config::default();
+        let cfg = Params::default();
         let all = files(&[81_964; 128 * 120]);
         let tasks: Vec<&[InputFile]> = all.chunks(128).collect();
         let task_bytes = 128 * Geometry::new(&cfg).rows(None) as u64 * 32 * 2;
@@ -1402,9 +1414,9 @@ mod tests {
         assert_eq!(ahead_tasks_within(&few, &cfg, AHEAD_MEMORY), 3);
         assert_eq!(ahead_tasks_within(&few, &cfg, 2 * task_bytes + 1), 2);
         // Natural length: the estimate takes one sample per byte of each file, an upper bound.
-        let natural = Config {
+        let natural = Params {
             length: LengthMode::Natural,
-            ..Config::default()
+            ..Params::default()
         };
         let big = files(&[81_964 * 8; 4 * 100]);
         let long: Vec<&[InputFile]> = big.chunks(4).collect();
@@ -1419,7 +1431,7 @@ mod tests {
 
     #[test]
     fn tasks_are_cut_by_count_and_by_memory() {
-        let mut cfg = Config::default();
+        let mut cfg = Params::default();
         // Seed-shaped clips: only the count cuts (fixed mode ignores file sizes).
         let seed = files(&[81_964; 40]);
         assert_eq!(lens(&plan_tasks(&seed, &cfg, 16, TASK_MEMORY)), [16, 16, 8]);
@@ -1454,9 +1466,9 @@ mod tests {
     fn tasks_in_flight_stay_under_the_memory_bound() {
         // pool none, f16: 237 rows × 32 mels × 33 frames × 2 B + 40,960 f32 samples ≈ 0.66 MB
         // a clip. The GPU defaults (128 files, queue 26) would hold 2.2 GB in flight.
-        let cfg = Config {
+        let cfg = Params {
             pool: crate::config::Pool::None,
-            ..Config::default()
+            ..Params::default()
         };
         let clips = files(&[81_964; 300]);
         let tasks = plan_tasks(&clips, &cfg, 128, task_memory(26));
@@ -1468,7 +1480,7 @@ mod tests {
         );
         assert!(biggest >= 40, "{biggest}");
         // The seed's mean pooling keeps its 128 files a task.
-        let seed = plan_tasks(&clips, &Config::default(), 128, task_memory(26));
+        let seed = plan_tasks(&clips, &Params::default(), 128, task_memory(26));
         assert_eq!(seed[0].len(), 128);
     }
 }

@@ -2,7 +2,7 @@
 //! 2.11, float64) in `tests/golden/`. SPEC §3: every value within 60 dB of its segment's peak
 //! is within 0.05 dB (f32 output) or 0.1 dB (f16 output) of torchaudio; nothing is non-finite.
 
-use melpipe_core::config::{Config, Dtype};
+use melpipe_core::config::{Params, Dtype};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::npy;
 use melpipe_core::pipeline::{run, RunRequest};
@@ -55,7 +55,7 @@ fn cpu_backend_matches_torchaudio_goldens() {
             .map(|n| dir.join("inputs").join(n.as_str().unwrap()))
             .collect();
         for (dtype, tol) in [(Dtype::F32, 0.05f64), (Dtype::F16, 0.1)] {
-            let mut cfg = Config::from_toml(case["config_toml"].as_str().unwrap()).unwrap();
+            let mut cfg = Params::from_toml(case["config_toml"].as_str().unwrap()).unwrap();
             cfg.dtype = dtype;
             cfg.device = "cpu".into();
             let out = tmp.path().join(format!("{name}_{dtype}"));

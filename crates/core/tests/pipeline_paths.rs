@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use melpipe_core::config::Config;
+use melpipe_core::config::Params;
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::pipeline::run;
 use std::sync::atomic::Ordering;
@@ -90,7 +90,7 @@ fn device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
 fn a_device_that_fell_back_computes_with_a_cpu_runs_threads_and_is_released_after_its_backends() {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 60, 0);
-    let cfg = Config {
+    let cfg = Params {
         threads: 5,
         ..small_config()
     };
@@ -119,7 +119,7 @@ fn every_pooled_batch_is_gone_when_the_device_is_released() {
 fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 120, 0);
-    let cfg = Config {
+    let cfg = Params {
         cpu_head: Some(30),
         ..small_config()
     };
@@ -132,7 +132,7 @@ fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
     assert_eq!(device.computed.load(Ordering::SeqCst), 23);
     assert!(melpipe_core::verify::verify(&whole).intact());
     // More files than there are: all on the CPU, and the device is still given back.
-    let all = Config {
+    let all = Params {
         cpu_head: Some(500),
         ..small_config()
     };
@@ -152,7 +152,7 @@ fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
         (header.backend_kind.as_str(), header.cpu_head_files),
         ("cuda", 30)
     );
-    let other = Config {
+    let other = Params {
         cpu_head: Some(70),
         ..small_config()
     };
@@ -178,7 +178,7 @@ fn a_device_that_fell_back_behind_a_cpu_head_journals_cpu() {
     // backend is settled at the first device task or the first checkpoint, whichever is first.
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 120, 0);
-    let cfg = Config {
+    let cfg = Params {
         cpu_head: Some(30),
         ..small_config()
     };

@@ -23,12 +23,14 @@ mod error;
 mod monitor;
 pub mod plan;
 mod probe;
+pub mod select;
 
 pub use backend::{
     ComputeTiming, CudaBackend, CudaBackendFactory, KernelResources, MultiGpuFactory,
 };
 pub use error::GpuUnavailable;
 pub use monitor::{GpuMonitor, GpuStats};
+pub use select::{select, SelectOptions, Selection};
 pub use probe::{
     device_count, driver_library_present, end_driver_session, nvrtc_library_present, probe,
     DeviceInfo,

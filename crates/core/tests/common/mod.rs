@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
-use melpipe_core::config::{Config, LengthMode};
+use melpipe_core::config::{Params, LengthMode};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::generate::{generate, GenerateOptions};
 use melpipe_core::geometry::Geometry;
@@ -121,7 +121,7 @@ impl BackendFactory for Device {
             "test device".into()
         }
     }
-    fn create(&self, cfg: &Config) -> Result<Box<dyn Backend>> {
+    fn create(&self, cfg: &Params) -> Result<Box<dyn Backend>> {
         let state = self
             .seed
             .as_ref()
@@ -167,7 +167,7 @@ pub fn request(data: &Path, out: &Path, resume: bool, stop: Arc<AtomicBool>) -> 
     }
 }
 
-pub fn run_into(cfg: &Config, data: &Path, out: &Path, factory: &dyn BackendFactory) -> Manifest {
+pub fn run_into(cfg: &Params, data: &Path, out: &Path, factory: &dyn BackendFactory) -> Manifest {
     run(cfg, &request(data, out, false, Arc::default()), factory)
         .unwrap()
         .manifest
@@ -189,7 +189,7 @@ pub fn dataset(dir: &Path, files: usize, corrupt: usize) -> std::path::PathBuf {
 /// A run into `out` on a device (`fell_back` as in [`Device::new`]) that stops it after `after`
 /// batches; the run must say it was interrupted. Returns the device, for its counts.
 pub fn interrupted_run(
-    cfg: &Config,
+    cfg: &Params,
     data: &Path,
     out: &Path,
     fell_back: bool,
@@ -202,8 +202,8 @@ pub fn interrupted_run(
     device
 }
 
-pub fn small_config() -> Config {
-    Config {
+pub fn small_config() -> Params {
+    Params {
         clip_samples: 6000,
         files_per_task: 4,
         readers: 3,
@@ -211,7 +211,7 @@ pub fn small_config() -> Config {
         queue_depth: 4,
         // The device computes every task unless a test asks for a head.
         cpu_head: Some(0),
-        ..Config::default()
+        ..Params::default()
     }
 }
 
@@ -223,7 +223,7 @@ pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(cpu_head:
     // in fixed mode; in natural mode rows follow each file's length).
     let data = dataset(tmp.path(), 150, 12);
     for length in [LengthMode::Fixed, LengthMode::Natural] {
-        let cfg = Config {
+        let cfg = Params {
             length,
             clip_samples: 6000,
             files_per_task: 4,
@@ -232,7 +232,7 @@ pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(cpu_head:
             streams: 3,
             queue_depth: 5,
             cpu_head: Some(cpu_head),
-            ..Config::default()
+            ..Params::default()
         };
         let cpu = tmp.path().join(format!("cpu_{length:?}"));
         let dev = tmp.path().join(format!("dev_{length:?}"));
@@ -265,7 +265,7 @@ pub fn check_every_pooled_batch_is_gone_when_the_device_is_released(cpu_head: us
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 90, 3);
     for (seed, readers, depth) in [(1, 4, 3), (2, 6, 2), (3, 3, 8), (4, 8, 12), (5, 1, 1)] {
-        let cfg = Config {
+        let cfg = Params {
             readers,
             queue_depth: depth,
             cpu_head: Some(cpu_head),
@@ -296,7 +296,7 @@ pub fn check_a_stopped_run_ends_with_fewer_batches_than_compute_threads(cpu_head
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 60, 0);
     for (i, after) in [1, 2, 3, 5, 8].into_iter().enumerate() {
-        let cfg = Config {
+        let cfg = Params {
             queue_depth: 1,
             streams: 3,
             readers: 3,
