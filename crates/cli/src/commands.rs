@@ -1,8 +1,8 @@
 //! One function per subcommand.
 
 use crate::cli::{
-    Cli, Command, DemoArgs, GenerateArgs, InspectArgs, MergeArgs, PlotArgs, RunArgs,
-    SettingsFlags, VerifyArgs,
+    Cli, Command, DemoArgs, GenerateArgs, InspectArgs, MergeArgs, PlotArgs, RunArgs, SettingsFlags,
+    VerifyArgs,
 };
 use crate::output::{errln, outln};
 use crate::status;

@@ -1,7 +1,7 @@
 //! The compute stage: one trait for "a batch of decoded files in, their feature rows out",
 //! implemented by the CPU backend here and the CUDA backend in `melpipe-cuda`.
 
-use crate::config::{Params, Dtype};
+use crate::config::{Dtype, Params};
 use crate::error::Result;
 use crate::samples::{SampleBuf, SampleKind};
 use half::f16;

@@ -827,10 +827,13 @@ mod tests {
         assert_eq!(back, c);
         let e = Settings::from_toml("n_melz = 3").unwrap_err().to_string();
         assert!(e.contains("n_melz"), "{e}");
-        let c = Settings::from_toml("channel = \"mix\"\nmel_scale = \"slaney\"\nthreads = 2").unwrap();
+        let c =
+            Settings::from_toml("channel = \"mix\"\nmel_scale = \"slaney\"\nthreads = 2").unwrap();
         assert_eq!(c.params.mel_scale, MelScale::Slaney);
         assert_eq!(c.run.threads, 2);
-        let e = Settings::from_toml("device = \"tpu\"").unwrap_err().to_string();
+        let e = Settings::from_toml("device = \"tpu\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("device `tpu`"), "{e}");
     }
 
@@ -962,7 +965,13 @@ mod tests {
         let old = r#"{"config": {"n_mels": 40, "device": "cuda", "strict": true, "readers": 3,
             "threads": 0, "files_per_task": 0, "queue_depth": 0, "streams": 0, "cpu_head": 12}}"#;
         let m: M = serde_json::from_str(old).unwrap();
-        assert_eq!(m.config, Params { n_mels: 40, ..Params::default() });
+        assert_eq!(
+            m.config,
+            Params {
+                n_mels: 40,
+                ..Params::default()
+            }
+        );
         let odd = r#"{"config": {"n_mels": 40, "n_melz": 3}}"#;
         assert!(serde_json::from_str::<M>(odd).is_err());
     }

@@ -1,6 +1,6 @@
 //! Segmentation geometry (SPEC §2): long windows over a clip, short windows (segments) inside each.
 
-use crate::config::{Params, LengthMode};
+use crate::config::{LengthMode, Params};
 
 /// Where the rows of a file come from: long windows, short windows inside them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

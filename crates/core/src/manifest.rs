@@ -1,7 +1,7 @@
 //! `manifest.json`: what a run produced and how, enough to trace every row to its source and to
 //! verify the arrays.
 
-use crate::config::{Params, LengthMode};
+use crate::config::{LengthMode, Params};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use serde::{Deserialize, Serialize};

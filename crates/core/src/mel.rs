@@ -4,7 +4,7 @@
 //! in f64 (including `torch.linspace`'s two-sided formula and the integer `sample_rate // 2` of
 //! its frequency axis), so the weights agree with a float64 torchaudio to the last bits or so.
 
-use crate::config::{Params, MelNorm, MelScale};
+use crate::config::{MelNorm, MelScale, Params};
 use std::ops::Range;
 
 /// Triangular mel filters over the one-sided FFT bins.

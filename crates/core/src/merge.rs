@@ -9,7 +9,7 @@
 //! check it against the shard's manifest and what it writes for the new manifest, and commits
 //! the way a run does. Memory stays at one copy buffer whatever the size of the shards.
 
-use crate::config::{Params, Layout, MappingKind};
+use crate::config::{Layout, MappingKind, Params};
 use crate::error::{Error, Result};
 use crate::manifest::{ArrayInfo, FileEntry, Manifest, StatusCounts, Timings};
 use crate::outdir;

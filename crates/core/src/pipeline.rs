@@ -70,7 +70,11 @@ impl Knobs {
     /// Fills in zeros (automatic) from the machine and the backend kind.
     pub fn resolve(opts: &RunOptions, cpu_backend: bool) -> Knobs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if opts.threads > 0 { opts.threads } else { cores };
+        let threads = if opts.threads > 0 {
+            opts.threads
+        } else {
+            cores
+        };
         let readers = if opts.readers > 0 {
             opts.readers
         } else if cpu_backend {
@@ -1357,6 +1361,7 @@ mod tests {
             files_per_task: 128,
             queue_depth: 26,
             streams: 4,
+            strict: false,
         };
         let seed = files(&vec![81_964; 40_000]);
         // 8 of 16 threads, 0.15 s, 3.4 ns per sample of 40,960-sample clips: 8,617 clips.

@@ -6,7 +6,7 @@
 //! while mapped raises SIGBUS and kills the process, a read just returns fewer bytes.
 
 use crate::backend::{AudioBatch, BatchFile};
-use crate::config::{Channel, Params, LengthMode};
+use crate::config::{Channel, LengthMode, Params};
 use crate::discover::InputFile;
 use crate::geometry::Geometry;
 use crate::manifest::FileStatus;

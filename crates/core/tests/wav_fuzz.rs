@@ -16,7 +16,7 @@
 use melpipe_core::config::Channel;
 use melpipe_core::wav::{self, Chunk, SampleFormat, Samples, WavBuilder, WavError, WavInfo};
 use proptest::prelude::*;
-use proptest::test_runner::{Params, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -515,11 +515,11 @@ fn parser_and_decoder_survive_generated_and_mutated_files() {
     let seed = env_u64("MELPIPE_FUZZ_SEED").unwrap_or(0x006d_656c_7069_7065);
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
-    let config = Params {
+    let config = Config {
         cases: u32::try_from(cases).unwrap_or(u32::MAX),
         failure_persistence: None,
         max_shrink_iters: 20_000,
-        ..Params::default()
+        ..Config::default()
     };
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));

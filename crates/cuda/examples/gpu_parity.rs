@@ -13,7 +13,7 @@
 
 use half::f16;
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, BatchFile, FeatureBuf};
-use melpipe_core::config::{Params, Dtype, LengthMode, MelNorm, MelScale, Pool};
+use melpipe_core::config::{Dtype, LengthMode, MelNorm, MelScale, Params, Pool};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::geometry::Geometry;
 use melpipe_core::mel::MelFilterbank;
@@ -228,7 +228,11 @@ fn parity_case(
         feats.as_bytes(),
     )
     .map_err(io)?;
-    std::fs::write(dir.join("config.toml"), cfg.to_toml()).map_err(io)?;
+    let settings = melpipe_core::Settings {
+        params: cfg.clone(),
+        ..Default::default()
+    };
+    std::fs::write(dir.join("config.toml"), settings.to_toml()).map_err(io)?;
 
     // The CPU backend on the same batch, for the CPU/GPU agreement clause.
     let mut cpu = CpuBackendFactory.create(cfg).map_err(|e| e.to_string())?;

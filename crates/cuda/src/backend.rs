@@ -12,7 +12,7 @@ use cudarc::driver::{
     DriverError, LaunchConfig, PushKernelArg,
 };
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
-use melpipe_core::config::{Params, Dtype};
+use melpipe_core::config::{Dtype, Params};
 use melpipe_core::geometry::Geometry;
 use melpipe_core::mel::MelFilterbank;
 use melpipe_core::samples::SampleKind;

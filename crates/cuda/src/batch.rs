@@ -106,7 +106,7 @@ pub(crate) fn pack_batch(
 mod tests {
     use super::*;
     use melpipe_core::backend::BatchFile;
-    use melpipe_core::config::{Params, LengthMode};
+    use melpipe_core::config::{LengthMode, Params};
 
     fn batch(files: &[(usize, bool)], rows_of: impl Fn(usize) -> usize) -> AudioBatch {
         let mut b = AudioBatch::default();

@@ -128,7 +128,7 @@ mod tests {
     use super::*;
     use crate::plan::{KernelPlan, Tables};
     use crate::probe::nvrtc_library_present;
-    use melpipe_core::config::{Params, Dtype, MelNorm, Pool};
+    use melpipe_core::config::{Dtype, MelNorm, Params, Pool};
 
     #[test]
     fn arch_is_the_device_own_when_known_else_the_newest_below() {

@@ -30,8 +30,8 @@ pub use backend::{
 };
 pub use error::GpuUnavailable;
 pub use monitor::{GpuMonitor, GpuStats};
-pub use select::{select, SelectOptions, Selection};
 pub use probe::{
     device_count, driver_library_present, end_driver_session, nvrtc_library_present, probe,
     DeviceInfo,
 };
+pub use select::{select, SelectOptions, Selection};

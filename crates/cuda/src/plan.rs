@@ -3,7 +3,7 @@
 //! source with its generated prelude. Pure host logic, tested without a GPU.
 
 use crate::error::GpuUnavailable;
-use melpipe_core::config::{Params, Dtype, Pool};
+use melpipe_core::config::{Dtype, Params, Pool};
 use std::fmt::Write as _;
 
 /// The kernel source, compiled at run time by NVRTC.

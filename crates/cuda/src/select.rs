@@ -76,8 +76,9 @@ pub fn select(device: DeviceChoice, params: &Params, opts: &SelectOptions) -> Re
                 Ok(cpu())
             }
         },
-        DeviceChoice::Cuda(n) => gpu_backend(params, Some(n), false, opts)
-            .map_err(|w| unusable(format!("cuda:{n}"), w)),
+        DeviceChoice::Cuda(n) => {
+            gpu_backend(params, Some(n), false, opts).map_err(|w| unusable(format!("cuda:{n}"), w))
+        }
         DeviceChoice::CudaAll => {
             gpu_backend(params, None, false, opts).map_err(|w| unusable("cuda:all".into(), w))
         }
