@@ -286,10 +286,8 @@ fn hostile_environment_values_never_panic() {
     let data = dataset(t.path(), 3, 0);
     let vars = [
         "MELPIPE_CHECKPOINT_SECS",
-        "MELPIPE_AHEAD_MIB",
         "MELPIPE_MAPPING_THREADS",
         "MELPIPE_OWN_WRITEBACK_MIN",
-        "MELPIPE_PCM16_IN_PLACE",
         "MELPIPE_TRACE",
         "MELPIPE_CLEAN_EXIT",
         "PIPELINE_LOG_LEVEL",

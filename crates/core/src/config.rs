@@ -977,6 +977,39 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_parameter_table_matches_the_definitions() {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("## Parameters")
+            .nth(1)
+            .and_then(|s| s.split("\n\n").find(|p| p.starts_with("| key / flag |")))
+            .expect("README: the table under ## Parameters");
+        let rows: Vec<(String, String)> = table
+            .lines()
+            .skip(2)
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').into(), cells[2].replace('`', ""))
+            })
+            .collect();
+        let defined: Vec<(String, String)> = DEFINITIONS
+            .iter()
+            .map(|d| {
+                let default = if d.default.is_empty() {
+                    "automatic"
+                } else {
+                    d.default
+                };
+                (d.key.to_string(), default.to_string())
+            })
+            .collect();
+        assert_eq!(
+            rows, defined,
+            "README rows (key, default) against DEFINITIONS"
+        );
+    }
+
+    #[test]
     fn every_definition_is_a_field_of_its_type() {
         let p = toml::Table::try_from(Params::default()).unwrap();
         let r = toml::Table::try_from(RunOptions::default()).unwrap();
