@@ -505,6 +505,13 @@ impl RunOptions {
                 )));
             }
         }
+        if let Some(secs) = self.tuning.checkpoint_secs {
+            if secs.is_nan() || secs < 0.0 {
+                return Err(Error::Config(format!(
+                    "checkpoint_secs ({secs}) must be a number of seconds ≥ 0"
+                )));
+            }
+        }
         if let Some(mib) = self.tuning.ahead_mib {
             if !(mib.is_finite() && mib >= 0.0) {
                 return Err(Error::Config(format!(
