@@ -1,4 +1,5 @@
-//! The effective configuration of a run (SPEC §2), its TOML form and its checks.
+//! What a run is given: [`Params`] (what shapes the output bytes) and [`RunOptions`] (how the run
+//! goes), both defined once in [`crate::settings_table!`]; their TOML form ([`Settings`]) and their checks.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -259,7 +260,7 @@ macro_rules! settings_table {
     };
 }
 
-/// One entry of [`settings_table!`], for documentation and checks.
+/// One entry of [`crate::settings_table!`], for documentation and checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Definition {
     /// TOML key and field name; the flag is `--` and the key with `-` for `_`.
@@ -331,7 +332,7 @@ macro_rules! define_settings {
         /// device, queue) is [`RunOptions`], never persisted.
         ///
         /// Read from TOML (every key optional, unknown keys rejected), overridden by flags; each
-        /// field is defined once, in [`settings_table!`].
+        /// field is defined once, in [`crate::settings_table!`].
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(default, deny_unknown_fields)]
         pub struct Params {
