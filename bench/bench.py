@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""melpipe's end-to-end benchmark (SPEC §7). One run measures, on the same machine and data:
+"""melpipe's end-to-end benchmark (docs/PERFORMANCE.md). One run measures, on the same machine and data:
 
   * the I/O floor: reading every input with N parallel readers, and writing + fsyncing as many
     bytes as the run's outputs (the faster of two ways, per try);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Cost of the resume journal (issue 4: ≤ 3 %): the same run with the default checkpoint every
-# second (fsync of the arrays + a journal line) and with checkpoints off
+# Cost of the resume journal (target: at most 3 %, docs/PERFORMANCE.md): the same run with the
+# default checkpoint every second (fsync of the arrays + a journal line) and with checkpoints off
 # (MELPIPE_CHECKPOINT_SECS=1e9: only the final commit), alternated, median of REPEAT each.
 # usage: MELPIPE=.carry/melpipe bench/journal_overhead.sh DATA OUTDIR DEVICE [REPEAT]
 set -uo pipefail

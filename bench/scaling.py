@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How melpipe's run time and memory grow with the number of files (SPEC §7: linear from 1k to
+"""How melpipe's run time and memory grow with the number of files (docs/PERFORMANCE.md: linear from 1k to
 40k files, peak anonymous memory ≤ 1.5 GB at any size).
 
 One dataset of the largest size is made with `melpipe generate`; every smaller size is a folder

@@ -23,7 +23,7 @@ files=$(find "$DATA" -iname '*.wav' | wc -l)
 bytes=$(du -sb "$DATA" | cut -f1)
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
-# Warm the page cache so both runs read from memory (SPEC §7 "warm cache").
+# Warm the page cache so both runs read from memory (docs/PERFORMANCE.md: figures are for a warm cache).
 find "$DATA" -iname '*.wav' -print0 | xargs -0 cat >/dev/null
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load $(cut -d' ' -f1-3 /proc/loadavg)"

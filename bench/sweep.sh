@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Knob sweep for the pipeline defaults (issue 3 item 7, SPEC §7): one knob at a time around the
+# Knob sweep for the pipeline defaults (docs/PERFORMANCE.md): one knob at a time around the
 # automatic values, on a warm page cache, median of REPEAT runs each, same dataset and machine.
 # usage: MELPIPE=.carry/melpipe bench/sweep.sh DATA OUTDIR DEVICE [REPEAT]
 # prints one line per setting: device knobs median_s min_s max_s init run commit read/compute/write busy

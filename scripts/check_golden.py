@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Runs the melpipe binary on each golden case (tests/golden) and checks SPEC §3's accuracy
-contract against torchaudio's float64 values: for every value within 60 dB of its segment's
+"""Runs the melpipe binary on each golden case (tests/golden) and checks the accuracy
+contract of docs/FORMAT.md against torchaudio's float64 values: for every value within 60 dB of its segment's
 peak, |melpipe - torchaudio| <= 0.05 dB (f32 output) and <= 0.1 dB after f16 rounding; no value
 non-finite. Used on the GPU machine with --device cuda; works with --device cpu anywhere.
 

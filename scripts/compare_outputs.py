@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares two melpipe output folders made from the same inputs with different backends
 (GPU vs CPU): same manifest rows and statuses, identical mapping, NaN rows in the same places,
-and feature values within 1 f16 ulp on at least --min-within percent of values (SPEC §3).
+and feature values within 1 f16 ulp on at least --min-within percent of values (docs/FORMAT.md, Accuracy).
 
 usage: compare_outputs.py A_OUT B_OUT [--min-within 99.9]
 Exit status 0 when the contract holds.

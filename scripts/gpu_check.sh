@@ -2,7 +2,7 @@
 # GPU acceptance check, run on the GPU machine from the repository root (no cargo there: pass the
 # release binary built elsewhere in MELPIPE). Checks, on the seed-size dataset and the golden set:
 #   1. GPU vs CPU backend: within 1 f16 ulp on >= 99.9 % of values, same statuses, same mapping;
-#   2. GPU vs torchaudio (float64) on the golden cases, within SPEC §3's tolerance;
+#   2. GPU vs torchaudio (float64) on the golden cases, within the tolerance of docs/FORMAT.md (Accuracy);
 #   3. `melpipe verify` accepts every output; the README's PyTorch snippet runs on real output;
 #   4. device selection (auto, fallback, --device cuda without a device); Ctrl-C at 8 moments of a
 #      GPU run exits 130 and the resume is byte-identical;
@@ -76,11 +76,16 @@ set -e
 cat "$W/sel/cuda.err"
 [ "$rc" = 2 ] && grep -q "found no GPU" "$W/sel/cuda.err" || { echo "FAIL: --device cuda with no device: rc $rc"; exit 1; }
 echo "== Ctrl-C at moments from the GPU's start to the end of the run: exit 130, resume byte-identical"
+# A non-interactive shell starts background commands with SIGINT ignored; job control (set -m)
+# gives them the default disposition, as a terminal's Ctrl-C would find it.
+set -m
+interrupted=0
 for d in 0.05 0.1 0.13 0.15 0.17 0.2 0.3 0.45; do
     rm -rf "$W/int"
     "$M" run "$W/data" -o "$W/int" --device cuda -q 2> "$W/int.err" & P=$!
     sleep "$d"; kill -INT "$P"; set +e; wait "$P"; rc=$?; set -e
     if [ "$rc" = 0 ]; then echo "SIGINT at ${d}s: the run had finished"; continue; fi
+    interrupted=$((interrupted + 1))
     [ "$rc" = 130 ] && grep -q "melpipe: interrupted" "$W/int.err" \
         || { echo "FAIL: SIGINT at ${d}s: rc $rc"; cat "$W/int.err"; exit 1; }
     "$M" run "$W/data" -o "$W/int" --device cuda -q --resume
@@ -88,4 +93,6 @@ for d in 0.05 0.1 0.13 0.15 0.17 0.2 0.3 0.45; do
         || { echo "FAIL: SIGINT at ${d}s: the resumed output differs"; exit 1; }
     echo "SIGINT at ${d}s: exit 130, resumed byte-identical"
 done
+set +m
+[ "$interrupted" -ge 4 ] || { echo "FAIL: only $interrupted of 8 SIGINTs reached a running run"; exit 1; }
 echo "gpu_check: ALL PASSED"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks melpipe's CUDA backend against torchaudio in float64 (SPEC §3 accuracy contract).
+"""Checks melpipe's CUDA backend against torchaudio in float64 (the accuracy contract of docs/FORMAT.md).
 
 Usage: gpu_parity.py OUT_DIR
 
@@ -55,7 +55,7 @@ def load_case(d: Path):
 
 
 def segments(cfg, samples, files):
-    """(rows, short_win) float64 segments in row order, and a per-row failed mask (SPEC §2)."""
+    """(rows, short_win) float64 segments in row order, and a per-row failed mask (docs/FORMAT.md, Statuses)."""
     n_short = (cfg["long_win"] - cfg["short_win"]) // cfg["short_hop"] + 1
     sw = cfg["short_win"]
     starts, failed = [], []

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes melpipe's golden files: small deterministic WAV inputs and torchaudio's float64 features
-for them (SPEC §3), one case per configuration. Run on a machine with torch + torchaudio
+for them (docs/FORMAT.md, Mathematics), one case per configuration. Run on a machine with torch + torchaudio
 (the GPU machine: torchaudio 2.11); inputs are written with scipy and decoded here with numpy,
 since torchaudio.load needs torchcodec.
 
@@ -78,7 +78,7 @@ def features(x, c):
     if c.get("pool", "mean") == "mean":
         m = m.mean(dim=-1, keepdim=True)
     db = 10.0 * torch.log10(torch.clamp(m, min=1e-10))
-    if c.get("top_db") is not None:            # per segment (SPEC §3)
+    if c.get("top_db") is not None:            # per segment (docs/FORMAT.md)
         peak = db.amax(dim=(1, 2), keepdim=True)
         db = torch.maximum(db, peak - c["top_db"])
     return db.numpy()

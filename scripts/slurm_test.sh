@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real Slurm test of sharding (SPEC §9, docs/SCALING.md): starts a one-node Slurm cluster on
+# A real Slurm test of sharding (docs/SCALING.md): starts a one-node Slurm cluster on
 # this machine (munged, slurmctld, slurmd, all private to a temporary folder), submits
 # `sbatch --array=0-3` where each task runs `melpipe run` with no --shard (the shard comes from
 # the Slurm array variables), waits, merges the four shard outputs, and checks that features.npy

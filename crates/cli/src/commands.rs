@@ -595,7 +595,7 @@ fn write_png(path: &Path, png: &[u8]) -> Result<()> {
 }
 
 fn generate(a: GenerateArgs) -> Result<Exit> {
-    use melpipe_core::generate::{generate, GenerateOptions};
+    use melpipe_gen::{generate, GenerateOptions};
     let t = std::time::Instant::now();
     let opts = GenerateOptions {
         files: a.files,
@@ -618,7 +618,7 @@ fn generate(a: GenerateArgs) -> Result<Exit> {
 }
 
 fn demo(a: DemoArgs, quiet: bool) -> Result<Exit> {
-    use melpipe_core::generate::{generate, GenerateOptions};
+    use melpipe_gen::{generate, GenerateOptions};
     let mut cfg = Settings::default();
     a.params.apply(&mut cfg)?;
     cfg.validate()?;

@@ -2,10 +2,25 @@
 //!
 //! It draws one 2-D matrix (mel band × segment, values in dB) as a figure a person can read: a
 //! title, both axes with ticks and numeric labels, axis labels, a colour bar with its own dB ticks,
-//! and NaN cells in a grey that the legend names. Everything it needs is in this file: the figure
-//! uses ~100 glyphs and one colormap, which is less code than a rasteriser plus a font-loading
-//! stack, and keeps `melpipe plot` free of system-font lookups (same output on every machine).
+//! and NaN cells in a grey that the legend names. This file holds the layout (margins from the
+//! labels' widths, ticks, the colour scale) and the drawing of the figure; `canvas` holds the
+//! pixels and their few primitives, `font` the bitmap font and its metrics. It needs no system
+//! fonts, so the figure is the same on every machine.
+//!
+//! Why not a plotting crate: `plotters` (bitmap backend, `ab_glyph` text, no `ttf` feature, which
+//! would look fonts up on the system) adds 9 crates, about 10 s of CPU to a release build (twice
+//! what the `png` crate alone costs) and 600 KB to the binary, 340 KB of it the embedded TTF font
+//! it then needs; its anti-aliased text and its own text metrics would change the look and the
+//! layout. `embedded-graphics` with its 6×10 font is closer in look and costs 7 crates, about
+//! 5 s of CPU and 12 KB, but it removes only the font table (about 100 lines) and needs an adapter
+//! for the 2× scale and the turned y-axis labels. The canvas and the font here are about 300 lines
+//! with no dependency but `png`, so they stay.
 
+mod canvas;
+mod font;
+
+use canvas::{Canvas, Rect, Rgb};
+use font::{text_width, to_ascii, ADVANCE, CAP_H, LINE_H, SCALE};
 use std::fmt;
 
 /// Width of every figure, in pixels.
@@ -76,8 +91,6 @@ pub fn render_png(map: &HeatMap) -> Result<Vec<u8>, PlotError> {
     canvas.encode_png().map_err(PlotError::Encode)
 }
 
-type Rgb = [u8; 3];
-
 const BACKGROUND: Rgb = [255, 255, 255];
 const INK: Rgb = [20, 20, 20];
 /// Cells whose value is NaN (failed files). Viridis never passes near a neutral grey.
@@ -112,156 +125,7 @@ fn viridis(t: f64) -> Rgb {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Text: a 5×9 bitmap font (7 rows above the baseline, 2 for descenders), drawn at 2× scale.
-
-const GLYPH_W: usize = 5;
-const GLYPH_ROWS: usize = 9;
-const SCALE: usize = 2;
-/// Horizontal distance between the starts of two characters.
-const ADVANCE: usize = (GLYPH_W + 1) * SCALE;
-/// Height of capitals and digits (nothing of them is below the baseline).
-const CAP_H: usize = 7 * SCALE;
-/// Height of a line including descenders.
-const LINE_H: usize = GLYPH_ROWS * SCALE;
-
-/// Printable ASCII from ' ' (0x20) to '~' (0x7E). Each glyph is 9 rows, top first; bit 4 of a row
-/// is the leftmost pixel. Drawn for this file.
-#[rustfmt::skip]
-const FONT: [[u8; GLYPH_ROWS]; 95] = [
-    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], // ' '
-    [0x04, 0x04, 0x04, 0x04, 0x04, 0x00, 0x04, 0x00, 0x00], // '!'
-    [0x0A, 0x0A, 0x0A, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], // '"'
-    [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A, 0x00, 0x00], // '#'
-    [0x04, 0x0F, 0x14, 0x0E, 0x05, 0x1E, 0x04, 0x00, 0x00], // '$'
-    [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03, 0x00, 0x00], // '%'
-    [0x0C, 0x12, 0x14, 0x08, 0x15, 0x12, 0x0D, 0x00, 0x00], // '&'
-    [0x04, 0x04, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], // '\''
-    [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02, 0x00, 0x00], // '('
-    [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08, 0x00, 0x00], // ')'
-    [0x00, 0x04, 0x15, 0x0E, 0x15, 0x04, 0x00, 0x00, 0x00], // '*'
-    [0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00, 0x00, 0x00], // '+'
-    [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C, 0x04, 0x08], // ','
-    [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00, 0x00, 0x00], // '-'
-    [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C, 0x00, 0x00], // '.'
-    [0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10, 0x00, 0x00], // '/'
-    [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E, 0x00, 0x00], // '0'
-    [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E, 0x00, 0x00], // '1'
-    [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F, 0x00, 0x00], // '2'
-    [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E, 0x00, 0x00], // '3'
-    [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02, 0x00, 0x00], // '4'
-    [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E, 0x00, 0x00], // '5'
-    [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E, 0x00, 0x00], // '6'
-    [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08, 0x00, 0x00], // '7'
-    [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E, 0x00, 0x00], // '8'
-    [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C, 0x00, 0x00], // '9'
-    [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00, 0x00, 0x00], // ':'
-    [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x04, 0x08, 0x00], // ';'
-    [0x02, 0x04, 0x08, 0x10, 0x08, 0x04, 0x02, 0x00, 0x00], // '<'
-    [0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00, 0x00, 0x00], // '='
-    [0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08, 0x00, 0x00], // '>'
-    [0x0E, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04, 0x00, 0x00], // '?'
-    [0x0E, 0x11, 0x01, 0x0D, 0x15, 0x15, 0x0E, 0x00, 0x00], // '@'
-    [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11, 0x00, 0x00], // 'A'
-    [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E, 0x00, 0x00], // 'B'
-    [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E, 0x00, 0x00], // 'C'
-    [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C, 0x00, 0x00], // 'D'
-    [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F, 0x00, 0x00], // 'E'
-    [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10, 0x00, 0x00], // 'F'
-    [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F, 0x00, 0x00], // 'G'
-    [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11, 0x00, 0x00], // 'H'
-    [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E, 0x00, 0x00], // 'I'
-    [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C, 0x00, 0x00], // 'J'
-    [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11, 0x00, 0x00], // 'K'
-    [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F, 0x00, 0x00], // 'L'
-    [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11, 0x00, 0x00], // 'M'
-    [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11, 0x00, 0x00], // 'N'
-    [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E, 0x00, 0x00], // 'O'
-    [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10, 0x00, 0x00], // 'P'
-    [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D, 0x00, 0x00], // 'Q'
-    [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11, 0x00, 0x00], // 'R'
-    [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E, 0x00, 0x00], // 'S'
-    [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x00, 0x00], // 'T'
-    [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E, 0x00, 0x00], // 'U'
-    [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04, 0x00, 0x00], // 'V'
-    [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A, 0x00, 0x00], // 'W'
-    [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11, 0x00, 0x00], // 'X'
-    [0x11, 0x11, 0x0A, 0x04, 0x04, 0x04, 0x04, 0x00, 0x00], // 'Y'
-    [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F, 0x00, 0x00], // 'Z'
-    [0x0E, 0x08, 0x08, 0x08, 0x08, 0x08, 0x0E, 0x00, 0x00], // '['
-    [0x10, 0x10, 0x08, 0x04, 0x02, 0x01, 0x01, 0x00, 0x00], // '\\'
-    [0x0E, 0x02, 0x02, 0x02, 0x02, 0x02, 0x0E, 0x00, 0x00], // ']'
-    [0x04, 0x0A, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], // '^'
-    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1F, 0x00], // '_'
-    [0x08, 0x04, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], // '`'
-    [0x00, 0x00, 0x0E, 0x01, 0x0F, 0x11, 0x0F, 0x00, 0x00], // 'a'
-    [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x1E, 0x00, 0x00], // 'b'
-    [0x00, 0x00, 0x0E, 0x10, 0x10, 0x11, 0x0E, 0x00, 0x00], // 'c'
-    [0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F, 0x00, 0x00], // 'd'
-    [0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E, 0x00, 0x00], // 'e'
-    [0x06, 0x09, 0x08, 0x1C, 0x08, 0x08, 0x08, 0x00, 0x00], // 'f'
-    [0x00, 0x00, 0x0F, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E], // 'g'
-    [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11, 0x00, 0x00], // 'h'
-    [0x04, 0x00, 0x0C, 0x04, 0x04, 0x04, 0x0E, 0x00, 0x00], // 'i'
-    [0x02, 0x00, 0x06, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C], // 'j'
-    [0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12, 0x00, 0x00], // 'k'
-    [0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E, 0x00, 0x00], // 'l'
-    [0x00, 0x00, 0x1A, 0x15, 0x15, 0x15, 0x15, 0x00, 0x00], // 'm'
-    [0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11, 0x00, 0x00], // 'n'
-    [0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E, 0x00, 0x00], // 'o'
-    [0x00, 0x00, 0x1E, 0x11, 0x11, 0x11, 0x1E, 0x10, 0x10], // 'p'
-    [0x00, 0x00, 0x0F, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x01], // 'q'
-    [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10, 0x00, 0x00], // 'r'
-    [0x00, 0x00, 0x0F, 0x10, 0x0E, 0x01, 0x1E, 0x00, 0x00], // 's'
-    [0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06, 0x00, 0x00], // 't'
-    [0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0D, 0x00, 0x00], // 'u'
-    [0x00, 0x00, 0x11, 0x11, 0x11, 0x0A, 0x04, 0x00, 0x00], // 'v'
-    [0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0A, 0x00, 0x00], // 'w'
-    [0x00, 0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x00, 0x00], // 'x'
-    [0x00, 0x00, 0x11, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E], // 'y'
-    [0x00, 0x00, 0x1F, 0x02, 0x04, 0x08, 0x1F, 0x00, 0x00], // 'z'
-    [0x02, 0x04, 0x04, 0x08, 0x04, 0x04, 0x02, 0x00, 0x00], // '{'
-    [0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x00], // '|'
-    [0x08, 0x04, 0x04, 0x02, 0x04, 0x04, 0x08, 0x00, 0x00], // '}'
-    [0x00, 0x00, 0x08, 0x15, 0x02, 0x00, 0x00, 0x00, 0x00], // '~'
-];
-
-fn glyph(c: char) -> &'static [u8; GLYPH_ROWS] {
-    let code = c as u32;
-    let index = if (0x20..=0x7E).contains(&code) {
-        code - 0x20
-    } else {
-        '?' as u32 - 0x20
-    };
-    &FONT[index as usize]
-}
-
-/// Maps text to the font's character set: a few common typographic characters to their ASCII
-/// look-alikes, everything else outside printable ASCII to '?'.
-fn to_ascii(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            ' '..='~' => out.push(c),
-            '\u{2012}'..='\u{2015}' | '\u{2212}' => out.push('-'),
-            '\u{00D7}' => out.push('x'),
-            '\u{00B5}' | '\u{03BC}' => out.push('u'),
-            '\u{2026}' => out.push_str("..."),
-            '\t' => out.push(' '),
-            _ => out.push('?'),
-        }
-    }
-    out
-}
-
-/// Width in pixels of ASCII `text` drawn by [`Canvas::text`].
-fn text_width(text: &str) -> usize {
-    let n = text.chars().count();
-    if n == 0 {
-        0
-    } else {
-        n * ADVANCE - SCALE
-    }
-}
+// Titles
 
 /// Shortens ASCII `text` to at most `max_chars` characters by cutting its middle, so both the start
 /// of a path and the end (file name, kind of features) stay visible.
@@ -280,135 +144,6 @@ fn truncate_middle(text: &str, max_chars: usize) -> String {
     out.push_str("...");
     out.extend(&chars[chars.len() - tail..]);
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Canvas
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Rect {
-    x: usize,
-    y: usize,
-    w: usize,
-    h: usize,
-}
-
-impl Rect {
-    fn right(&self) -> usize {
-        self.x + self.w
-    }
-    fn bottom(&self) -> usize {
-        self.y + self.h
-    }
-}
-
-struct Canvas {
-    width: usize,
-    height: usize,
-    rgb: Vec<u8>,
-}
-
-impl Canvas {
-    fn new(width: usize, height: usize) -> Canvas {
-        let mut rgb = Vec::with_capacity(width * height * 3);
-        for _ in 0..width * height {
-            rgb.extend_from_slice(&BACKGROUND);
-        }
-        Canvas { width, height, rgb }
-    }
-
-    /// Sets one pixel; coordinates outside the canvas are ignored, so callers can draw text and
-    /// marks without clipping them first.
-    fn put(&mut self, x: i64, y: i64, colour: Rgb) {
-        if x < 0 || y < 0 || x >= self.width as i64 || y >= self.height as i64 {
-            return;
-        }
-        let i = (y as usize * self.width + x as usize) * 3;
-        self.rgb[i..i + 3].copy_from_slice(&colour);
-    }
-
-    fn fill(&mut self, x: i64, y: i64, w: usize, h: usize, colour: Rgb) {
-        for dy in 0..h as i64 {
-            for dx in 0..w as i64 {
-                self.put(x + dx, y + dy, colour);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn pixel(&self, x: usize, y: usize) -> Rgb {
-        let i = (y * self.width + x) * 3;
-        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
-    }
-
-    /// A one-pixel frame drawn just outside `r`, so it never covers the cells inside.
-    fn frame_around(&mut self, r: Rect, colour: Rgb) {
-        let (x0, y0) = (r.x as i64 - 1, r.y as i64 - 1);
-        let (x1, y1) = (r.right() as i64, r.bottom() as i64);
-        for x in x0..=x1 {
-            self.put(x, y0, colour);
-            self.put(x, y1, colour);
-        }
-        for y in y0..=y1 {
-            self.put(x0, y, colour);
-            self.put(x1, y, colour);
-        }
-    }
-
-    /// Draws ASCII `text` with the top of its capitals at `(x, y)`.
-    fn text(&mut self, x: i64, y: i64, text: &str, colour: Rgb) {
-        for (i, c) in text.chars().enumerate() {
-            let gx = x + (i * ADVANCE) as i64;
-            for (row, bits) in glyph(c).iter().enumerate() {
-                for col in 0..GLYPH_W {
-                    if bits & (1 << (GLYPH_W - 1 - col)) != 0 {
-                        let px = gx + (col * SCALE) as i64;
-                        let py = y + (row * SCALE) as i64;
-                        self.fill(px, py, SCALE, SCALE, colour);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Draws ASCII `text` turned a quarter turn anticlockwise (read from bottom to top, tops of
-    /// the letters to the left), the way y-axis labels are set: the tops of the capitals are at
-    /// column `x`, the first character starts at row `y_bottom`.
-    fn text_up(&mut self, x: i64, y_bottom: i64, text: &str, colour: Rgb) {
-        for (i, c) in text.chars().enumerate() {
-            let along = (i * ADVANCE) as i64;
-            for (row, bits) in glyph(c).iter().enumerate() {
-                for col in 0..GLYPH_W {
-                    if bits & (1 << (GLYPH_W - 1 - col)) != 0 {
-                        let tx = along + (col * SCALE) as i64;
-                        let ty = (row * SCALE) as i64;
-                        // Unturned (tx, ty) → turned (x + ty, y_bottom - tx); the SCALE×SCALE
-                        // block covers tx..tx+SCALE, i.e. rows y_bottom-tx-SCALE+1..=y_bottom-tx.
-                        self.fill(
-                            x + ty,
-                            y_bottom - tx - SCALE as i64 + 1,
-                            SCALE,
-                            SCALE,
-                            colour,
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    fn encode_png(&self) -> Result<Vec<u8>, png::EncodingError> {
-        let mut out = Vec::new();
-        {
-            let mut encoder = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
-            encoder.set_color(png::ColorType::Rgb);
-            encoder.set_depth(png::BitDepth::Eight);
-            let mut writer = encoder.write_header()?;
-            writer.write_image_data(&self.rgb)?;
-            writer.finish()?;
-        }
-        Ok(out)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -774,7 +509,7 @@ fn render(map: &HeatMap) -> Result<(Canvas, Layout), PlotError> {
     let bar_label = to_ascii(map.colorbar_label);
     let stats = value_stats(map.values);
     let lay = layout(map, &stats, &y_label, &bar_label);
-    let mut canvas = Canvas::new(WIDTH, HEIGHT);
+    let mut canvas = Canvas::new(WIDTH, HEIGHT, BACKGROUND);
     let plot = lay.plot;
     let span = lay.hi - lay.lo;
     let colour_of = |v: f64| {
@@ -1279,20 +1014,6 @@ mod tests {
     }
 
     #[test]
-    fn text_outside_ascii_is_replaced() {
-        assert_eq!(
-            to_ascii("clip.wav \u{2014} log-mel (dB)"),
-            "clip.wav - log-mel (dB)"
-        );
-        assert_eq!(to_ascii("caf\u{e9} \u{1F3B5}"), "caf? ?");
-        assert_eq!(glyph('\u{e9}'), glyph('?'));
-        assert_ne!(glyph('A'), glyph('?'));
-        // Every printable character but the space has ink.
-        assert!(FONT.iter().skip(1).all(|g| g.iter().any(|&row| row != 0)));
-        assert!(FONT.iter().flatten().all(|&row| row < 1 << GLYPH_W));
-    }
-
-    #[test]
     fn long_titles_keep_both_ends() {
         let long = format!(
             "machine_07/{}/clip_000123.wav - log-mel (dB)",
@@ -1346,7 +1067,7 @@ mod tests {
         let values = chirp(237, 32, 150..158);
         let (full, lay) = render(&map(&values, 237, 32, "")).unwrap();
         let zoom = |x0: usize, y0: usize, w: usize, h: usize, path: &str| {
-            let mut z = Canvas::new(w * 3, h * 3);
+            let mut z = Canvas::new(w * 3, h * 3, BACKGROUND);
             for y in 0..h * 3 {
                 for x in 0..w * 3 {
                     z.put(x as i64, y as i64, full.pixel(x0 + x / 3, y0 + y / 3));
@@ -1376,7 +1097,7 @@ mod tests {
             "/tmp/plot_zoom_nan.png",
         );
 
-        let mut canvas = Canvas::new(WIDTH, 200);
+        let mut canvas = Canvas::new(WIDTH, 200, BACKGROUND);
         let all: String = (0x20u8..0x7F).map(|b| b as char).collect();
         for (i, line) in all.as_bytes().chunks(48).enumerate() {
             let line = std::str::from_utf8(line).unwrap();

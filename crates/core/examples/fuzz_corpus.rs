@@ -3,8 +3,8 @@
 //!
 //! `cargo run -p melpipe-core --example fuzz_corpus -- fuzz/corpus/wav`
 
-use melpipe_core::generate::{generate, GenerateOptions};
 use melpipe_core::wav::{Chunk, Samples, WavBuilder};
+use melpipe_gen::{generate, GenerateOptions};
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

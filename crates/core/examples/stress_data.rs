@@ -8,8 +8,8 @@
 //!                                      once made lossy), plus UTF-8 and odd-but-valid names
 //! ```
 
-use melpipe_core::generate::{generate, GenerateOptions};
 use melpipe_core::wav::encode_pcm16;
+use melpipe_gen::{generate, GenerateOptions};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -8,8 +8,8 @@
 //! DIR is left in place: delete it yourself.
 
 use melpipe_core::config::Channel;
-use melpipe_core::generate::{generate, GenerateOptions};
 use melpipe_core::wav;
+use melpipe_gen::{generate, GenerateOptions};
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -14,7 +14,6 @@ pub mod config;
 pub mod discover;
 pub mod dsp;
 pub mod error;
-pub mod generate;
 pub mod geometry;
 pub mod journal;
 pub mod manifest;

@@ -1,4 +1,4 @@
-// Fused log-mel kernels of melpipe (SPEC §3): samples of whole files in (f32 in [-1, 1), or
+// Fused log-mel kernels of melpipe (docs/FORMAT.md, Mathematics): samples of whole files in (f32 in [-1, 1), or
 // raw PCM16 values scaled here by 1/32768, exactly as the host decoder does), finished feature
 // rows out, in the stored dtype.
 //
@@ -86,7 +86,7 @@ __device__ __forceinline__ unsigned int file_of_row(const unsigned int* __restri
     return lo;
 }
 
-// Fills s_base/s_state for the block's SEGS rows, as the geometry of SPEC §2 places them.
+// Fills s_base/s_state for the block's SEGS rows, as the geometry of docs/FORMAT.md places them.
 __device__ __forceinline__ void locate_segments(const unsigned long long* __restrict__ file_offset,
                                                 const unsigned int* __restrict__ file_row0,
                                                 const unsigned int* __restrict__ file_failed,

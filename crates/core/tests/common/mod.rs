@@ -5,11 +5,11 @@
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
 use melpipe_core::config::{LengthMode, Params, RunOptions, Settings};
 use melpipe_core::dsp::CpuBackendFactory;
-use melpipe_core::generate::{generate, GenerateOptions};
 use melpipe_core::geometry::Geometry;
 use melpipe_core::manifest::Manifest;
 use melpipe_core::pipeline::RunRequest;
 use melpipe_core::Result;
+use melpipe_gen::{generate, GenerateOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
