@@ -1,10 +1,7 @@
-//! Command-line surface (SPEC §1): clap derive structures and the merge of flags over TOML.
+//! Command-line surface: clap derive structures and the merge of flags over TOML.
 
 use clap::{Args, Parser, Subcommand};
-use melpipe_core::config::{
-    Channel, Dtype, Layout, LengthMode, MappingKind, MelNorm, MelScale, Pool,
-};
-use melpipe_core::Config;
+use melpipe_core::config::{Definition, FromFlag, Settings};
 use std::path::PathBuf;
 
 /// The exit codes, shown after `melpipe --help` and `melpipe run --help` (README's table).
@@ -96,152 +93,51 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", help_heading = "Sharding")]
     pub shards: Option<String>,
     #[command(flatten)]
-    pub params: Params,
+    pub params: SettingsFlags,
 }
 
-/// Every parameter of SPEC §2 and the pipeline's knobs, as optional overrides.
-#[derive(Args, Debug, Default, Clone)]
-pub struct Params {
-    /// auto (cuda:0 when an NVIDIA GPU, libcuda and libnvrtc are present, else CPU; a GPU that
-    /// then fails to start falls back to the CPU with a warning), cpu, cuda (exit 2 if the GPU
-    /// cannot start, with the reason), cuda:N, cuda:all (every visible GPU). [default: auto]
-    #[arg(long, help_heading = "Device")]
-    pub device: Option<String>,
-    /// Sample rate every input must have, Hz. [default: 4096]
-    #[arg(long, help_heading = "Signal")]
-    pub sample_rate: Option<u32>,
-    /// Samples per clip in fixed mode (shorter files zero-padded, longer truncated; at most
-    /// 2^28, and one clip's samples and features within 1 GiB). [default: 40960]
-    #[arg(long, help_heading = "Signal")]
-    pub clip_samples: Option<usize>,
-    /// fixed: every file gives the same rows; natural: rows only where the file has samples. [default: fixed]
-    #[arg(long, help_heading = "Signal")]
-    pub length: Option<LengthMode>,
-    /// Channel of multi-channel files: mix (mean of channels) or an index from 0. [default: mix]
-    #[arg(long, help_heading = "Signal")]
-    pub channel: Option<Channel>,
-    /// Long window, samples. [default: 1024]
-    #[arg(long, help_heading = "Segments")]
-    pub long_win: Option<usize>,
-    /// Hop between long windows. [default: 512]
-    #[arg(long, help_heading = "Segments")]
-    pub long_hop: Option<usize>,
-    /// Short window (one row), samples. [default: 512]
-    #[arg(long, help_heading = "Segments")]
-    pub short_win: Option<usize>,
-    /// Hop between short windows inside a long one. [default: 256]
-    #[arg(long, help_heading = "Segments")]
-    pub short_hop: Option<usize>,
-    /// FFT size. [default: 64]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub n_fft: Option<usize>,
-    /// Hann window length (≤ n_fft). [default: 64]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub win_length: Option<usize>,
-    /// Hop between STFT frames. [default: 16]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub hop_length: Option<usize>,
-    /// Mel bands. [default: 32]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub n_mels: Option<usize>,
-    /// Lowest mel frequency, Hz. [default: 0]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub f_min: Option<f64>,
-    /// Highest mel frequency, Hz. [default: sample_rate/2]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub f_max: Option<f64>,
-    /// htk or slaney. [default: htk]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub mel_scale: Option<MelScale>,
-    /// Mel filter normalisation: none or slaney. [default: none]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub norm: Option<MelNorm>,
-    /// mean: one frame per row (mean mel power before the log); none: every STFT frame. [default: mean]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub pool: Option<Pool>,
-    /// Clip each row to its maximum minus this many dB. [default: none]
-    #[arg(long, help_heading = "Spectrogram")]
-    pub top_db: Option<f64>,
-    /// Stored feature dtype: f16 or f32. [default: f16]
-    #[arg(long, help_heading = "Output")]
-    pub dtype: Option<Dtype>,
-    /// Mapping table: i64 (the seed's), i32 (half the bytes) or none. [default: i64]
-    #[arg(long, help_heading = "Output")]
-    pub mapping: Option<MappingKind>,
-    /// seed: write PIPELINE_FEATURES.DAT (raw) and PIPELINE_MEMMAP.npy instead. [default: default]
-    #[arg(long, help_heading = "Output")]
-    pub layout: Option<Layout>,
-    /// Reader threads (0: automatic; at most 1024). [default: 0]
-    #[arg(long, help_heading = "Pipeline")]
-    pub readers: Option<usize>,
-    /// CPU compute threads, also when `--device auto` falls back to the CPU (0: one per core;
-    /// at most 1024). [default: 0]
-    #[arg(long, help_heading = "Pipeline")]
-    pub threads: Option<usize>,
-    /// Files per task, the unit read, computed and written together (0: automatic). [default: 0]
-    #[arg(long, help_heading = "Pipeline")]
-    pub files_per_task: Option<usize>,
-    /// Tasks in flight between reading and writing; bounds memory (0: automatic; at most
-    /// 65536, and never more than the run has tasks). A GPU run may also hold computed tasks,
-    /// up to about 192 MiB of features, waiting for the disk. [default: 0]
-    #[arg(long, help_heading = "Pipeline")]
-    pub queue_depth: Option<usize>,
-    /// Compute streams per GPU (0: automatic; at most 64). [default: 0]
-    #[arg(long, help_heading = "Pipeline")]
-    pub streams: Option<usize>,
-    /// GPU runs: how many of the first files CPU threads compute while the GPU starts, so that
-    /// rows reach the disk from the first moment (0: none). Automatic: what half the CPU
-    /// threads compute in about 0.15 s, from the parameters and the thread count, never from
-    /// timing, so the same machine always splits the same way. The two backends agree to
-    /// rounding; the manifest records the number, and a resume keeps it.
-    #[arg(long, help_heading = "Pipeline")]
-    pub cpu_head: Option<usize>,
+/// Builds [`SettingsFlags`] from the one definition of every parameter and run option
+/// ([`melpipe_core::settings_table!`]): flag, help, heading and default come from there.
+macro_rules! define_flags {
+    ($($place:ident [$h:ident] $n:ident : $t:ty => $f:ty = $d:expr, $dt:literal, $help:literal;)*) => {
+        /// Every parameter and run option, as optional overrides of the `--config` file.
+        #[derive(Args, Debug, Default, Clone)]
+        pub struct SettingsFlags {
+            $(
+                #[arg(long, help_heading = stringify!($h), help = Definition::flag_help($help, $dt))]
+                pub $n: Option<$f>,
+            )*
+            /// MiB of computed features a device run may hold past the queue depth while their
+            /// rows wait for the disk (192; 0: each compute thread writes its own rows).
+            #[arg(long, hide = true, value_name = "MIB")]
+            pub ahead_mib: Option<f64>,
+            /// Seconds between journal checkpoints (1; 1e9: only the final commit).
+            #[arg(long, hide = true, value_name = "SECS")]
+            pub checkpoint_secs: Option<f64>,
+            /// Positioned writes from this many bytes start their own writeback (1 MiB).
+            #[arg(long, hide = true, value_name = "BYTES")]
+            pub own_writeback_min: Option<u64>,
+        }
+
+        impl SettingsFlags {
+            /// Applies every given flag over `s`.
+            pub fn apply(&self, s: &mut Settings) -> melpipe_core::Result<()> {
+                $(
+                    if let Some(v) = self.$n.clone() {
+                        s.$place.$n = FromFlag::from_flag(v)?;
+                    }
+                )*
+                let t = &mut s.run.tuning;
+                t.ahead_mib = self.ahead_mib.or(t.ahead_mib);
+                t.checkpoint_secs = self.checkpoint_secs.or(t.checkpoint_secs);
+                t.own_writeback_min = self.own_writeback_min.or(t.own_writeback_min);
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Params {
-    /// Applies every given flag over `cfg`.
-    pub fn apply(&self, cfg: &mut Config) {
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { cfg.$f = v; } )* };
-        }
-        set!(
-            device,
-            sample_rate,
-            clip_samples,
-            length,
-            channel,
-            long_win,
-            long_hop,
-            short_win,
-            short_hop,
-            n_fft,
-            win_length,
-            hop_length,
-            n_mels,
-            f_min,
-            mel_scale,
-            norm,
-            pool,
-            dtype,
-            mapping,
-            layout,
-            readers,
-            threads,
-            files_per_task,
-            queue_depth,
-            streams
-        );
-        if let Some(v) = self.f_max {
-            cfg.f_max = Some(v);
-        }
-        if let Some(v) = self.top_db {
-            cfg.top_db = Some(v);
-        }
-        if let Some(v) = self.cpu_head {
-            cfg.cpu_head = Some(v);
-        }
-    }
-}
+melpipe_core::settings_table!(define_flags);
 
 /// `melpipe demo`.
 #[derive(Args, Debug)]
@@ -256,7 +152,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0)]
     pub corrupt: usize,
     #[command(flatten)]
-    pub params: Params,
+    pub params: SettingsFlags,
 }
 
 /// `melpipe generate`.

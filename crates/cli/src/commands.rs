@@ -1,21 +1,19 @@
 //! One function per subcommand.
 
 use crate::cli::{
-    Cli, Command, DemoArgs, GenerateArgs, InspectArgs, MergeArgs, Params, PlotArgs, RunArgs,
+    Cli, Command, DemoArgs, GenerateArgs, InspectArgs, MergeArgs, PlotArgs, RunArgs, SettingsFlags,
     VerifyArgs,
 };
 use crate::output::{errln, outln};
 use crate::status;
 use crate::Exit;
 use anyhow::{Context, Result};
-use melpipe_core::backend::BackendFactory;
-use melpipe_core::config::{parse_device, DeviceChoice};
-use melpipe_core::dsp::CpuBackendFactory;
+use melpipe_core::config::{DeviceChoice, Settings};
 use melpipe_core::manifest::{FileStatus, Manifest};
 use melpipe_core::pipeline::{self, RunRequest, RunSummary};
 use melpipe_core::progress::Progress;
 use melpipe_core::shard::{self, ShardEnv, ShardSpec};
-use melpipe_core::{verify, Config};
+use melpipe_core::verify;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -34,17 +32,21 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// The effective configuration: defaults, then the TOML file, then flags.
-fn effective_config(config: Option<&Path>, params: &Params, strict: bool) -> Result<Config> {
+/// The effective settings: defaults, then the TOML file, then flags.
+fn effective_config(
+    config: Option<&Path>,
+    flags: &SettingsFlags,
+    strict: bool,
+) -> Result<Settings> {
     let mut cfg = match config {
         Some(p) => {
             let text = read_config(p)?;
-            Config::from_toml(&text).with_context(|| format!("in {}", p.display()))?
+            Settings::from_toml(&text).with_context(|| format!("in {}", p.display()))?
         }
-        None => Config::default(),
+        None => Settings::default(),
     };
-    params.apply(&mut cfg);
-    cfg.strict |= strict;
+    flags.apply(&mut cfg)?;
+    cfg.run.strict |= strict;
     Ok(cfg)
 }
 
@@ -76,301 +78,19 @@ fn read_config(p: &Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text (a TOML file is)".into()))
 }
 
-/// A chosen backend and, for GPUs, what the status line shows of them.
-pub struct Selected {
-    factory: Box<dyn BackendFactory>,
-    gpu_status: Option<status::GpuProbe>,
-}
-
-/// Picks the backend for the `device` setting; `auto` falls back to the CPU and says why.
-fn select_backend(cfg: &Config) -> Result<Selected> {
-    let cpu = || Selected {
-        factory: Box::new(CpuBackendFactory),
-        gpu_status: None,
-    };
-    let unusable = |dev: String, why: String| -> anyhow::Error {
-        melpipe_core::Error::Backend {
-            backend: dev,
-            msg: why,
-        }
-        .into()
-    };
-    match parse_device(&cfg.device)? {
-        DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Auto => match gpu_backend(cfg, Some(0), true) {
-            Ok(sel) => {
-                tracing::info!("device: cuda:0 (auto: an NVIDIA GPU and driver are present)");
-                Ok(sel)
-            }
-            Err(why) => {
-                tracing::info!("device: cpu (auto: no usable GPU: {why})");
-                Ok(cpu())
-            }
-        },
-        DeviceChoice::Cuda(n) => {
-            gpu_backend(cfg, Some(n), false).map_err(|w| unusable(format!("cuda:{n}"), w))
-        }
-        DeviceChoice::CudaAll => {
-            gpu_backend(cfg, None, false).map_err(|w| unusable("cuda:all".into(), w))
-        }
-    }
-}
-
-/// Whether the kernel driver shows an NVIDIA GPU, without initialising CUDA (which takes about
-/// 0.1 s): `/proc/driver/nvidia/gpus` has an entry, or `/dev/nvidia0` exists.
-fn nvidia_gpu_visible() -> bool {
-    std::fs::read_dir("/proc/driver/nvidia/gpus").is_ok_and(|mut d| d.next().is_some())
-        || std::path::Path::new("/dev/nvidia0").exists()
-}
-
-/// The CUDA backend on one GPU (`Some(ordinal)`) or all of them (`None`).
-///
-/// Only the libraries are checked here (and, for `auto`, that the kernel driver shows a GPU).
-/// Driver initialisation, the device count, the context and the NVRTC compile of the kernels
-/// (a few hundred milliseconds together) happen on a thread of their own while the pipeline
-/// already discovers and reads files. A failure there stops the run with its reason; with
-/// `auto` (`fallback`), the run computes on the CPU instead and says why. `cuda:all` counts the
-/// devices first: the pipeline starts compute threads per device.
-fn gpu_backend(cfg: &Config, ordinal: Option<usize>, fallback: bool) -> Result<Selected, String> {
-    use melpipe_cuda::{CudaBackendFactory, GpuMonitor, MultiGpuFactory};
-    if !melpipe_cuda::driver_library_present() {
-        return Err(melpipe_cuda::GpuUnavailable::NoDriver.to_string());
-    }
-    if !melpipe_cuda::nvrtc_library_present() {
-        return Err("the NVRTC library (libnvrtc) could not be loaded: set LD_LIBRARY_PATH to the CUDA lib64 folder (e.g. /usr/local/cuda/lib64)".into());
-    }
-    if fallback && !nvidia_gpu_visible() {
-        return Err("the NVIDIA kernel driver shows no GPU".into());
-    }
-    limit_gpu_connections();
-    let count = match ordinal {
-        Some(_) => None,
-        None => {
-            let n = melpipe_cuda::device_count().map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("no CUDA device is visible".into());
-            }
-            Some(n)
-        }
-    };
-    let owned = cfg.clone();
-    let build = std::thread::spawn(move || -> Building {
-        let r = build_gpu(&owned, ordinal);
-        crate::timeline("GPU backend started");
-        r
-    });
-    /// Opens the GPU(s) and compiles the kernels (on the build thread).
-    fn build_gpu(owned: &Config, ordinal: Option<usize>) -> Building {
-        match ordinal {
-            // The device count and ordinal are checked there, with messages that say what to do.
-            Some(n) => {
-                let f = CudaBackendFactory::new(n, owned).map_err(|e| e.to_string())?;
-                let uuid = f.info().uuid.clone();
-                Ok((Box::new(f), vec![uuid]))
-            }
-            None => {
-                let f = MultiGpuFactory::all(owned).map_err(|e| e.to_string())?;
-                let uuids = f.devices().iter().map(|d| d.info().uuid.clone()).collect();
-                Ok((Box::new(f), uuids))
-            }
-        }
-    }
-    let lazy = Arc::new(LazyFactory {
-        build: std::sync::Mutex::new(Some(build)),
-        built: std::sync::OnceLock::new(),
-        releasing: std::sync::Mutex::new(None),
-        devices: count.unwrap_or(1),
-        label: ordinal.map_or("cuda:all".to_string(), |n| format!("cuda:{n}")),
-        fallback,
-        warned: std::sync::atomic::AtomicBool::new(false),
-    });
-    let watch = Arc::clone(&lazy);
-    let monitors: std::sync::OnceLock<Vec<GpuMonitor>> = std::sync::OnceLock::new();
-    let gpu_status: status::GpuProbe = Box::new(move || {
-        let Ok(started) = watch.built.get()? else {
-            return None;
-        };
-        let ms = monitors.get_or_init(|| {
-            started
-                .uuids
-                .iter()
-                .filter_map(|u| GpuMonitor::new(u))
-                .collect()
-        });
-        let parts: Vec<String> = ms
-            .iter()
-            .filter_map(|m| m.sample().map(|s| s.to_string()))
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(" | "))
-    });
-    Ok(Selected {
-        factory: Box::new(SharedLazy(lazy)),
-        gpu_status: Some(gpu_status),
-    })
-}
-
-/// A started GPU backend factory.
-struct Started {
-    /// Taken out by [`BackendFactory::release`] to give the device back.
-    factory: std::sync::RwLock<Option<Box<dyn BackendFactory>>>,
-    name: String,
-    uuids: Vec<String>,
-}
-
 /// Gives each GPU context one hardware work queue, unless the user chose
 /// (`CUDA_DEVICE_MAX_CONNECTIONS`, 1–32, the driver's default 8). Creating a context sets up
 /// every queue, and both the context's creation and its release are on the GPU path's critical
-/// path: on the H100 machine the context took 0.14–0.17 s with 8 queues, 0.08–0.11 s with 4 and
-/// 0.057–0.072 s with 1, and its release 0.06 s with 4 against 0.03 s with 1 (docs/PERFORMANCE.md,
-/// 'Design: one hardware queue per context'). One queue serialises the streams' copies and
-/// kernels, which cost nothing measurable with the pipeline's tasks ahead (computed tasks
-/// waiting for the disk on writer threads): the seed's workload, `pool none` and a
-/// compute-heavy set (n_fft 256, hop 2) were no slower with it. Without tasks ahead
-/// (`MELPIPE_AHEAD_MIB=0`, or tasks whose features pass the budget) one queue measured as fast
-/// as four on the seed's workload.
+/// path; one queue serialises the streams' copies and kernels, which cost nothing measurable
+/// with the pipeline's tasks ahead (docs/PERFORMANCE.md, 'Design: one hardware queue per
+/// context'). Set here, in the binary, because the driver reads it from the process
+/// environment when the context is created.
 fn limit_gpu_connections() {
     const VAR: &str = "CUDA_DEVICE_MAX_CONNECTIONS";
     if std::env::var_os(VAR).is_none() {
         // Called before the CUDA driver starts and before the run's threads exist (only the
         // signal thread, waiting in sigwait, runs now): nothing reads the environment meanwhile.
         std::env::set_var(VAR, "1");
-    }
-}
-
-type Built = Result<Started, String>;
-/// What the build thread returns: the factory and the GPUs' UUIDs, or why the GPU did not start.
-type Building = Result<(Box<dyn BackendFactory>, Vec<String>), String>;
-
-/// A GPU backend factory being built on another thread; its users wait for it.
-struct LazyFactory {
-    build: std::sync::Mutex<Option<std::thread::JoinHandle<Building>>>,
-    built: std::sync::OnceLock<Built>,
-    /// The thread tearing the GPU state down while the run commits (joined on drop).
-    releasing: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    devices: usize,
-    label: String,
-    /// `auto`: compute on the CPU if the GPU cannot be started.
-    fallback: bool,
-    /// The fallback was announced.
-    warned: std::sync::atomic::AtomicBool,
-}
-
-impl LazyFactory {
-    fn get(&self) -> &Built {
-        self.built.get_or_init(|| {
-            let handle = self.build.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match handle.map(|h| h.join()) {
-                Some(Ok(r)) => r.map(|(f, uuids)| Started {
-                    name: f.name(),
-                    factory: std::sync::RwLock::new(Some(f)),
-                    uuids,
-                }),
-                Some(Err(_)) => Err("starting the GPU backend panicked".into()),
-                None => Err("the GPU backend was not started".into()),
-            }
-        })
-    }
-}
-
-impl Drop for LazyFactory {
-    fn drop(&mut self) {
-        let releasing = self.releasing.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = releasing.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// [`LazyFactory`] shared with the status line.
-struct SharedLazy(Arc<LazyFactory>);
-
-impl BackendFactory for SharedLazy {
-    fn name(&self) -> String {
-        match self.0.get() {
-            Ok(started) => started.name.clone(),
-            Err(why) if self.0.fallback => {
-                format!("cpu (auto: the GPU could not be started: {why})")
-            }
-            Err(_) => self.0.label.clone(),
-        }
-    }
-
-    fn create(
-        &self,
-        cfg: &Config,
-    ) -> melpipe_core::Result<Box<dyn melpipe_core::backend::Backend>> {
-        match self.0.get() {
-            Ok(started) => match &*started.factory.read().unwrap_or_else(|p| p.into_inner()) {
-                Some(f) => f.create(cfg),
-                None => Err(melpipe_core::Error::Backend {
-                    backend: started.name.clone(),
-                    msg: "the GPU was already given back".into(),
-                }),
-            },
-            Err(why) if self.0.fallback => {
-                if !self
-                    .0
-                    .warned
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
-                    tracing::warn!(
-                        "device auto: the GPU could not be started ({why}); computing on the CPU instead (pass --device cpu to skip the GPU, or --device cuda to make this an error)"
-                    );
-                }
-                CpuBackendFactory.create(cfg)
-            }
-            Err(why) => Err(melpipe_core::Error::Backend {
-                backend: self.0.label.clone(),
-                msg: why.clone(),
-            }),
-        }
-    }
-
-    fn is_cpu(&self) -> bool {
-        false
-    }
-
-    fn devices(&self) -> usize {
-        self.0.devices
-    }
-
-    fn accepts_i16(&self) -> bool {
-        // Only GPU factories are built lazily; readers start before the build ends.
-        true
-    }
-
-    fn fell_back_to_cpu(&self) -> bool {
-        self.0.fallback && self.0.get().is_err()
-    }
-
-    fn release(&self) {
-        // Only a GPU that was started (a run with nothing to compute may end before that).
-        let Some(Ok(started)) = self.0.built.get() else {
-            return;
-        };
-        let taken = started
-            .factory
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(f) = taken {
-            let h = std::thread::spawn(move || {
-                melpipe_core::trace::span("gpu-release", 0, || drop(f));
-                // SAFETY: a `melpipe` process runs one pipeline and makes no CUDA call once
-                // its GPUs are given back; what is left is its commit and its exit. With
-                // MELPIPE_CLEAN_EXIT=1 the driver is left to end as it would by itself.
-                let ended = crate::fast_exit()
-                    && melpipe_core::trace::span("gpu-driver-end", 0, || unsafe {
-                        melpipe_cuda::end_driver_session(std::time::Duration::from_millis(500))
-                    });
-                crate::timeline(if ended {
-                    "GPU given back, driver session ended"
-                } else {
-                    "GPU given back"
-                });
-            });
-            *self.0.releasing.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
-        }
     }
 }
 
@@ -384,7 +104,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
         return Ok(Exit::Success);
     }
     let out = a.out.clone().context("--out is required")?;
-    let shard = shard_of(&a, &ShardEnv::from_process())?;
+    let shard = shard_of(&a, &ShardEnv::from_lookup(|k| std::env::var_os(k)))?;
     let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, shard, quiet)?;
     print_summary(&summary, quiet);
     Ok(Exit::Success)
@@ -419,7 +139,7 @@ fn shard_of(a: &RunArgs, env: &ShardEnv) -> Result<Option<ShardSpec>> {
 
 /// Runs the pipeline with a status line and Ctrl-C handling.
 pub fn execute(
-    cfg: &Config,
+    cfg: &Settings,
     inputs: Vec<PathBuf>,
     out: PathBuf,
     force: bool,
@@ -427,10 +147,17 @@ pub fn execute(
     shard: Option<ShardSpec>,
     quiet: bool,
 ) -> Result<RunSummary> {
-    let Selected {
+    if cfg.run.device != DeviceChoice::Cpu {
+        limit_gpu_connections();
+    }
+    let select = melpipe_cuda::SelectOptions {
+        on_event: Some(Arc::new(crate::timeline)),
+        end_driver_after_release: crate::fast_exit(),
+    };
+    let melpipe_cuda::Selection {
         factory,
-        gpu_status,
-    } = select_backend(cfg)?;
+        gpu_probe: gpu_status,
+    } = melpipe_cuda::select(cfg.run.device, &cfg.params, &select)?;
     crate::timeline("backend selected");
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C, SIGTERM or SIGHUP stops the run cleanly; a second one exits at once with 130.
@@ -447,7 +174,7 @@ pub fn execute(
         stop,
         shard,
     };
-    let r = pipeline::run(cfg, &req, factory.as_ref());
+    let r = pipeline::run(&cfg.params, &cfg.run, &req, factory.as_ref());
     crate::timeline("pipeline returned");
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     reporter.thread().unpark();
@@ -892,8 +619,8 @@ fn generate(a: GenerateArgs) -> Result<Exit> {
 
 fn demo(a: DemoArgs, quiet: bool) -> Result<Exit> {
     use melpipe_gen::{generate, GenerateOptions};
-    let mut cfg = Config::default();
-    a.params.apply(&mut cfg);
+    let mut cfg = Settings::default();
+    a.params.apply(&mut cfg)?;
     cfg.validate()?;
     let dir = tempfile::Builder::new()
         .prefix("melpipe-demo-")

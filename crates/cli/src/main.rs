@@ -12,7 +12,7 @@ use clap::Parser;
 use output::errln;
 use std::process::ExitCode;
 
-/// Exit codes (SPEC §1).
+/// Exit codes (the README's table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Exit {
@@ -48,7 +48,9 @@ impl Exit {
             return Exit::Usage;
         }
         match e.downcast_ref::<E>() {
-            Some(E::Config(_) | E::Input(_) | E::Output { .. }) => Exit::Usage,
+            Some(E::Config(_) | E::Input(_) | E::Output { .. } | E::NoJournalHeader { .. }) => {
+                Exit::Usage
+            }
             Some(E::Io { .. } | E::Machine { .. } | E::Backend { .. }) => Exit::Io,
             Some(E::StrictFailure { .. }) => Exit::FilesFailed,
             Some(E::Interrupted) => Exit::Interrupted,
@@ -136,7 +138,9 @@ pub(crate) fn fast_exit() -> bool {
 fn main() -> ExitCode {
     let _ = START.set(std::time::Instant::now());
     signals::block();
-    melpipe_core::trace::start();
+    // MELPIPE_TRACE=FILE records every stage's spans (bench/trace_summary.py reads them). A
+    // path, not text: a name that is not UTF-8 is still a file name.
+    melpipe_core::trace::start(std::env::var_os("MELPIPE_TRACE").map(Into::into));
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

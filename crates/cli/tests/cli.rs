@@ -163,6 +163,64 @@ fn print_config_round_trips_through_config_file() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("n_melz"));
+    // Parameters and run options side by side in one file; flags still win.
+    std::fs::write(
+        &cfg,
+        "n_mels = 40\nthreads = 2\ndevice = \"cpu\"\nstrict = true\ncpu_head = 3\n",
+    )
+    .unwrap();
+    let o = run_ok(&[
+        "run",
+        "--print-config",
+        "--config",
+        s(&cfg),
+        "--threads",
+        "5",
+    ]);
+    let text3 = String::from_utf8(o.stdout).unwrap();
+    for line in [
+        "n_mels = 40",
+        "threads = 5",
+        "device = \"cpu\"",
+        "strict = true",
+        "cpu_head = 3",
+    ] {
+        assert!(text3.contains(line), "{line}: {text3}");
+    }
+}
+
+#[test]
+fn run_options_are_not_recorded_and_hidden_tuning_flags_work() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 3, 0);
+    let out = t.path().join("out");
+    run_ok(&[
+        "run",
+        s(&data),
+        "-o",
+        s(&out),
+        "-q",
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--ahead-mib",
+        "0",
+        "--checkpoint-secs",
+        "0.5",
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let config = m["config"].as_object().unwrap();
+    assert_eq!(config["n_mels"], 32);
+    for key in ["device", "threads", "strict", "queue_depth", "cpu_head"] {
+        assert!(!config.contains_key(key), "{key} in the manifest's config");
+    }
+    let o = melpipe()
+        .args(["run", s(&data), "-o", s(&out), "--force", "--ahead-mib=-1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
 }
 
 #[test]

@@ -65,7 +65,7 @@ fn write_resealed(out: &Path, v: &Value) {
     std::fs::write(out.join("manifest.json"), m.to_json().unwrap()).unwrap();
 }
 
-/// Item 6: one flipped bit turned a file name into the next file's name; `verify` said intact.
+/// One flipped bit turned a file name into the next file's name; `verify` said intact.
 #[test]
 fn a_bit_flip_that_renames_a_file_in_the_manifest_is_refused() {
     let t = tempfile::tempdir().unwrap();
@@ -111,7 +111,7 @@ fn a_bit_flip_that_renames_a_file_in_the_manifest_is_refused() {
     run_ok(&["verify", s(&out)]);
 }
 
-/// Item 7: `verify` accepted `.npy` headers that numpy refuses (a changed padding byte, version
+/// `verify` accepted `.npy` headers that numpy refuses (a changed padding byte, version
 /// or newline). The header must be the one melpipe writes, byte for byte.
 #[test]
 fn npy_headers_that_numpy_refuses_are_refused() {
@@ -189,7 +189,7 @@ fn interrupted(data: &Path, out: &Path) -> PathBuf {
     partial
 }
 
-/// Item 8: bytes of the committed partial arrays changed before `--resume` were kept, and the
+/// Bytes of the committed partial arrays changed before `--resume` were kept, and the
 /// output differed from an uninterrupted run yet verified. The resume now refuses (exit 1: the
 /// partial output cannot be used as it is, like other refused resumes) and says `--force`.
 #[test]
@@ -337,7 +337,7 @@ fn huge_but_consistent(v: &mut Value) {
     v["mapping"]["data_bytes"] = Value::from(row * 48);
 }
 
-/// Item 10: commands hung for hours (a file claiming 10^12 rows) or panicked (a hop of 0) on an
+/// Commands hung for hours (a file claiming 10^12 rows) or panicked (a hop of 0) on an
 /// edited manifest. Each edit is tried with its checksum made to fit, so that the structural
 /// checks must refuse it; every command answers at once, with an error, without a panic.
 #[test]

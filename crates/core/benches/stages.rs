@@ -28,7 +28,7 @@ use melpipe_core::dsp::{CpuBackendFactory, FeatureExtractor};
 use melpipe_core::geometry::Geometry;
 use melpipe_core::read::Reader;
 use melpipe_core::wav;
-use melpipe_core::Config;
+use melpipe_core::Params;
 use std::hint::black_box;
 use std::io::{Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ const BATCH: usize = 16;
 
 /// Samples of a seed-shaped clip: one to three tones plus noise, on the int16 grid, a pure
 /// function of `index` (an LCG, so the benches need no RNG crate).
-fn clip_samples(cfg: &Config, index: usize) -> Vec<i16> {
+fn clip_samples(cfg: &Params, index: usize) -> Vec<i16> {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ index as u64;
     (0..cfg.clip_samples)
         .map(|i| {
@@ -57,12 +57,12 @@ fn clip_samples(cfg: &Config, index: usize) -> Vec<i16> {
 }
 
 /// A seed-shaped clip as the bytes of a 16-bit mono WAV file (81,964 bytes).
-fn clip_wav(cfg: &Config, index: usize) -> Vec<u8> {
+fn clip_wav(cfg: &Params, index: usize) -> Vec<u8> {
     wav::encode_pcm16(1, cfg.sample_rate, &clip_samples(cfg, index))
 }
 
 /// A batch of `BATCH` decoded clips, as the reader leaves it for the backend.
-fn decoded_batch(cfg: &Config, dir: &std::path::Path) -> AudioBatch {
+fn decoded_batch(cfg: &Params, dir: &std::path::Path) -> AudioBatch {
     let files = write_clips(cfg, dir);
     let mut batch = AudioBatch::default();
     let outcomes = Reader::new(cfg).read_task(&files, &mut batch);
@@ -70,7 +70,7 @@ fn decoded_batch(cfg: &Config, dir: &std::path::Path) -> AudioBatch {
     batch
 }
 
-fn write_clips(cfg: &Config, dir: &std::path::Path) -> Vec<InputFile> {
+fn write_clips(cfg: &Params, dir: &std::path::Path) -> Vec<InputFile> {
     (0..BATCH)
         .map(|i| {
             let rel = format!("clip_{i:03}.wav");
@@ -88,7 +88,7 @@ fn write_clips(cfg: &Config, dir: &std::path::Path) -> Vec<InputFile> {
 }
 
 fn read_stage(c: &mut Criterion) {
-    let cfg = Config::default();
+    let cfg = Params::default();
     let bytes = clip_wav(&cfg, 0);
     let mut g = c.benchmark_group("wav");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -115,7 +115,7 @@ fn read_stage(c: &mut Criterion) {
 
 fn extract_stage(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = Config::default();
+    let cfg = Params::default();
     let batch = decoded_batch(&cfg, dir.path());
     let mut g = c.benchmark_group("extract");
 
@@ -135,9 +135,9 @@ fn extract_stage(c: &mut Criterion) {
     let file = batch.files[0];
     let samples = &batch.samples.f32s().expect("an f32 batch")[file.offset..file.offset + file.len];
     for pool in [Pool::Mean, Pool::None] {
-        let cfg = Config {
+        let cfg = Params {
             pool,
-            ..Config::default()
+            ..Params::default()
         };
         let mut fx = FeatureExtractor::new(&cfg).expect("extractor");
         let mut out = vec![0.0f32; file.rows * cfg.values_per_row()];
@@ -157,7 +157,7 @@ fn pool_name(pool: Pool) -> &'static str {
 }
 
 /// Feature values of a batch of `BATCH` files with `cfg`, f32, plausible dB magnitudes.
-fn batch_values(cfg: &Config) -> Vec<f32> {
+fn batch_values(cfg: &Params) -> Vec<f32> {
     let rows = BATCH * Geometry::new(cfg).rows(Some(cfg.clip_samples));
     (0..rows * cfg.values_per_row())
         .map(|i| -80.0 + (i % 997) as f32 * 0.09)
@@ -167,9 +167,9 @@ fn batch_values(cfg: &Config) -> Vec<f32> {
 fn f16_stage(c: &mut Criterion) {
     let mut g = c.benchmark_group("f16");
     for pool in [Pool::Mean, Pool::None] {
-        let cfg = Config {
+        let cfg = Params {
             pool,
-            ..Config::default()
+            ..Params::default()
         };
         let vals = batch_values(&cfg);
         let mut buf = FeatureBuf::new(Dtype::F16);
@@ -182,7 +182,7 @@ fn f16_stage(c: &mut Criterion) {
 }
 
 fn write_stage(c: &mut Criterion) {
-    let cfg = Config::default();
+    let cfg = Params::default();
     let mut buf = FeatureBuf::new(Dtype::F16);
     let vals = batch_values(&cfg);
     buf.resize(vals.len());

@@ -1,7 +1,7 @@
 //! Micro benchmark of the CPU feature extraction alone (no I/O): µs per file on one core.
 //!
 //! `cargo run --release -p melpipe-core --example extract_bench -- [files] [reps] [key=value...]`
-//! where the key/values are Config TOML keys (`pool="none"`, `n_fft=128`, ...), plus
+//! where the key/values are `--config` TOML keys (`pool="none"`, `n_fft=128`, ...), plus
 //! `isa=avx512|avx2|portable` to force an instruction set. Files are synthetic seed-shaped clips
 //! (tones, chirp and noise on the int16 grid); the best of `reps` passes over them is reported.
 //! Each clip is first copied into a buffer (untimed), as a reader decoding it would leave it in
@@ -9,7 +9,7 @@
 
 use melpipe_core::dsp::{FeatureExtractor, Isa};
 use melpipe_core::geometry::Geometry;
-use melpipe_core::Config;
+use melpipe_core::Settings;
 use std::time::Instant;
 
 fn main() {
@@ -34,7 +34,7 @@ fn main() {
             toml.push('\n');
         }
     }
-    let cfg = Config::from_toml(&toml).expect("config");
+    let cfg = Settings::from_toml(&toml).expect("config").params;
     let geom = Geometry::new(&cfg);
     let len = cfg.clip_samples;
     let rows = geom.rows(Some(len));

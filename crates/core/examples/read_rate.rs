@@ -3,15 +3,15 @@
 //! page-locking the batches). Page cache warm after the first round.
 //!
 //! ```text
-//! cargo run --release -p melpipe-core --example read_rate -- DIR [THREADS] [FILES] [ROUNDS] [f32]
-//! MELPIPE_PCM16_IN_PLACE=0 read_rate DIR    # the whole-file way, for comparison
+//! cargo run --release -p melpipe-core --example read_rate -- DIR [THREADS] [FILES] [ROUNDS] [f32|whole|f32-whole]
+//! read_rate DIR 16 128 5 whole                # the whole-file way, for comparison
 //! read_rate DIR 16 16 5 f32                  # f32 batches, as the CPU path reads them
 //! ```
 
 use melpipe_core::backend::AudioBatch;
 use melpipe_core::discover::discover;
 use melpipe_core::read::Reader;
-use melpipe_core::Config;
+use melpipe_core::Params;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -19,15 +19,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(
         args.next()
-            .ok_or("usage: read_rate DIR [THREADS] [FILES] [ROUNDS] [f32]")?,
+            .ok_or("usage: read_rate DIR [THREADS] [FILES] [ROUNDS] [f32|whole|f32-whole]")?,
     );
     let threads: usize = args.next().map_or(Ok(16), |s| s.parse())?;
     let per_task: usize = args.next().map_or(Ok(128), |s| s.parse())?;
     let rounds: usize = args.next().map_or(Ok(5), |s| s.parse())?;
-    let f32_batches = args.next().is_some_and(|s| s == "f32");
+    let way = args.next().unwrap_or_default();
+    let (f32_batches, whole_file) = (way.contains("f32"), way.contains("whole"));
     let files = discover(&[dir], threads)?;
     let tasks: Vec<_> = files.chunks(per_task).collect();
-    let cfg = Config::default();
+    let cfg = Params::default();
     for round in 0..rounds {
         let next = AtomicUsize::new(0);
         let bytes = AtomicUsize::new(0);
@@ -40,6 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     } else {
                         Reader::with_pcm16(&cfg)
                     };
+                    if whole_file {
+                        reader = reader.whole_file();
+                    }
                     let mut batch = AudioBatch::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,7 @@
 //! The compute stage: one trait for "a batch of decoded files in, their feature rows out",
 //! implemented by the CPU backend here and the CUDA backend in `melpipe-cuda`.
 
-use crate::config::{Config, Dtype};
+use crate::config::{Dtype, Params};
 use crate::error::Result;
 use crate::samples::{SampleBuf, SampleKind};
 use half::f16;
@@ -145,7 +145,7 @@ pub trait BackendFactory: Send + Sync {
     /// Name of the device the backends run on.
     fn name(&self) -> String;
     /// A new backend instance for one thread.
-    fn create(&self, cfg: &Config) -> Result<Box<dyn Backend>>;
+    fn create(&self, cfg: &Params) -> Result<Box<dyn Backend>>;
     /// True for backends whose compute runs on the host's cores (the pipeline then reads and
     /// computes in the same threads, so decoded samples are still in cache).
     fn is_cpu(&self) -> bool;

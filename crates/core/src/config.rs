@@ -1,4 +1,5 @@
-//! The effective configuration of a run (SPEC §2), its TOML form and its checks.
+//! What a run is given: [`Params`] (what shapes the output bytes) and [`RunOptions`] (how the run
+//! goes), both defined once in [`crate::settings_table!`]; their TOML form ([`Settings`]) and their checks.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -185,130 +186,342 @@ impl<'de> Deserialize<'de> for Channel {
     }
 }
 
-/// The effective configuration of a run: every parameter of SPEC §2 plus the pipeline's knobs.
+/// Every parameter and run option that has a flag and a TOML key, defined once: its heading in
+/// `melpipe run --help`, its field (the TOML key; the flag is the key with `-`), the type stored
+/// in [`Params`] or [`RunOptions`], the type the flag takes, the default, the default as the
+/// help and the README show it (empty: the help says it), and the help text.
 ///
-/// Read from TOML (every field optional, unknown keys rejected), overridden by command-line flags.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Hz; every input must have it.
-    pub sample_rate: u32,
-    /// Samples per clip in `fixed` length mode.
-    pub clip_samples: usize,
-    /// `fixed` or `natural`.
-    pub length: LengthMode,
-    /// Long window, in samples.
-    pub long_win: usize,
-    /// Hop between long windows.
-    pub long_hop: usize,
-    /// Short window (the segment), in samples.
-    pub short_win: usize,
-    /// Hop between short windows inside a long window.
-    pub short_hop: usize,
-    /// FFT size of the STFT of each segment.
-    pub n_fft: usize,
-    /// Hann window length (≤ n_fft, centred in the FFT frame as torchaudio does).
-    pub win_length: usize,
-    /// Hop between STFT frames.
-    pub hop_length: usize,
-    /// Number of mel bands.
-    pub n_mels: usize,
-    /// Lowest mel frequency, Hz.
-    pub f_min: f64,
-    /// Highest mel frequency, Hz; `sample_rate / 2` when absent.
-    pub f_max: Option<f64>,
-    /// `htk` or `slaney`.
-    pub mel_scale: MelScale,
-    /// `none` or `slaney`.
-    pub norm: MelNorm,
-    /// `mean` or `none`.
-    pub pool: Pool,
-    /// Clip each segment's values to `max − top_db`.
-    pub top_db: Option<f64>,
-    /// Stored dtype.
-    pub dtype: Dtype,
-    /// `auto`, `cpu`, `cuda`, `cuda:N`, `cuda:all`.
-    pub device: String,
-    /// `mix` or a channel index.
-    pub channel: Channel,
-    /// Mapping table kind.
-    pub mapping: MappingKind,
-    /// Output file names.
-    pub layout: Layout,
-    /// Stop at the first failed file (exit 3).
-    pub strict: bool,
-    /// Reader threads (0: chosen from the machine).
-    pub readers: usize,
-    /// CPU compute threads (0: one per core).
-    pub threads: usize,
-    /// Files per task (the unit read, computed and written together).
-    pub files_per_task: usize,
-    /// Tasks in flight between reading and writing (bounds memory).
-    pub queue_depth: usize,
-    /// CUDA streams per GPU.
-    pub streams: usize,
-    /// A GPU run's first files computed by CPU threads while the GPU starts (none: sized from
-    /// the machine and the parameters; 0: none). The output records the number used.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_head: Option<usize>,
+/// Each entry starts with `params` (it shapes the output: a field of [`Params`]) or `run` (a field
+/// of [`RunOptions`]), the name of its place in [`Settings`]. `$callback` receives the list in
+/// the order of `--help`; this crate builds [`Params`], [`RunOptions`] and [`DEFINITIONS`] from
+/// it, and the command line builds its flags from the same list, so that a parameter added here
+/// appears everywhere at once.
+#[macro_export]
+macro_rules! settings_table {
+    ($callback:path) => {
+        $callback! {
+            run [Device] device: $crate::config::DeviceChoice => String = $crate::config::DeviceChoice::Auto, "auto",
+                "auto (cuda:0 when an NVIDIA GPU, libcuda and libnvrtc are present, else CPU; a GPU that then fails to start falls back to the CPU with a warning), cpu, cuda (exit 2 if the GPU cannot start, with the reason), cuda:N, cuda:all (every visible GPU).";
+            params [Signal] sample_rate: u32 => u32 = 4096, "4096",
+                "Sample rate every input must have, Hz.";
+            params [Signal] clip_samples: usize => usize = 40960, "40960",
+                "Samples per clip in fixed mode (shorter files zero-padded, longer truncated; at most 2^28, and one clip's samples and features within 1 GiB).";
+            params [Signal] length: $crate::config::LengthMode => $crate::config::LengthMode = $crate::config::LengthMode::Fixed, "fixed",
+                "fixed: every file gives the same rows; natural: rows only where the file has samples.";
+            params [Signal] channel: $crate::config::Channel => $crate::config::Channel = $crate::config::Channel::Mix, "mix",
+                "Channel of multi-channel files: mix (mean of channels) or an index from 0.";
+            params [Segments] long_win: usize => usize = 1024, "1024",
+                "Long window, samples.";
+            params [Segments] long_hop: usize => usize = 512, "512",
+                "Hop between long windows.";
+            params [Segments] short_win: usize => usize = 512, "512",
+                "Short window (one row), samples.";
+            params [Segments] short_hop: usize => usize = 256, "256",
+                "Hop between short windows inside a long one.";
+            params [Spectrogram] n_fft: usize => usize = 64, "64",
+                "FFT size.";
+            params [Spectrogram] win_length: usize => usize = 64, "64",
+                "Hann window length (≤ n_fft).";
+            params [Spectrogram] hop_length: usize => usize = 16, "16",
+                "Hop between STFT frames.";
+            params [Spectrogram] n_mels: usize => usize = 32, "32",
+                "Mel bands.";
+            params [Spectrogram] f_min: f64 => f64 = 0.0, "0",
+                "Lowest mel frequency, Hz.";
+            params [Spectrogram] f_max: Option<f64> => f64 = None, "sample_rate/2",
+                "Highest mel frequency, Hz.";
+            params [Spectrogram] mel_scale: $crate::config::MelScale => $crate::config::MelScale = $crate::config::MelScale::Htk, "htk",
+                "htk or slaney.";
+            params [Spectrogram] norm: $crate::config::MelNorm => $crate::config::MelNorm = $crate::config::MelNorm::None, "none",
+                "Mel filter normalisation: none or slaney.";
+            params [Spectrogram] pool: $crate::config::Pool => $crate::config::Pool = $crate::config::Pool::Mean, "mean",
+                "mean: one frame per row (mean mel power before the log); none: every STFT frame.";
+            params [Spectrogram] top_db: Option<f64> => f64 = None, "none",
+                "Clip each row to its maximum minus this many dB.";
+            params [Output] dtype: $crate::config::Dtype => $crate::config::Dtype = $crate::config::Dtype::F16, "f16",
+                "Stored feature dtype: f16 or f32.";
+            params [Output] mapping: $crate::config::MappingKind => $crate::config::MappingKind = $crate::config::MappingKind::I64, "i64",
+                "Mapping table: i64 (the seed's), i32 (half the bytes) or none.";
+            params [Output] layout: $crate::config::Layout => $crate::config::Layout = $crate::config::Layout::Default, "default",
+                "seed: write PIPELINE_FEATURES.DAT (raw) and PIPELINE_MEMMAP.npy instead.";
+            run [Pipeline] readers: usize => usize = 0, "0",
+                "Reader threads (0: automatic; at most 1024).";
+            run [Pipeline] threads: usize => usize = 0, "0",
+                "CPU compute threads, also when `--device auto` falls back to the CPU (0: one per core; at most 1024).";
+            run [Pipeline] files_per_task: usize => usize = 0, "0",
+                "Files per task, the unit read, computed and written together (0: automatic).";
+            run [Pipeline] queue_depth: usize => usize = 0, "0",
+                "Tasks in flight between reading and writing; bounds memory (0: automatic; at most 65536, and never more than the run has tasks). A GPU run may also hold computed tasks, up to about 192 MiB of features, waiting for the disk.";
+            run [Pipeline] streams: usize => usize = 0, "0",
+                "Compute streams per GPU (0: automatic; at most 64).";
+            run [Pipeline] cpu_head: Option<usize> => usize = None, "",
+                "GPU runs: how many of the first files CPU threads compute while the GPU starts, so that rows reach the disk from the first moment (0: none). Automatic: what half the CPU threads compute in about 0.15 s, from the parameters and the thread count, never from timing, so the same machine always splits the same way. The two backends agree to rounding; the manifest records the number, and a resume keeps it";
+        }
+    };
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            sample_rate: 4096,
-            clip_samples: 40960,
-            length: LengthMode::Fixed,
-            long_win: 1024,
-            long_hop: 512,
-            short_win: 512,
-            short_hop: 256,
-            n_fft: 64,
-            win_length: 64,
-            hop_length: 16,
-            n_mels: 32,
-            f_min: 0.0,
-            f_max: None,
-            mel_scale: MelScale::Htk,
-            norm: MelNorm::None,
-            pool: Pool::Mean,
-            top_db: None,
-            dtype: Dtype::F16,
-            device: "auto".to_string(),
-            channel: Channel::Mix,
-            mapping: MappingKind::I64,
-            layout: Layout::Default,
-            strict: false,
-            readers: 0,
-            threads: 0,
-            files_per_task: 0,
-            queue_depth: 0,
-            streams: 0,
-            cpu_head: None,
+/// One entry of [`crate::settings_table!`], for documentation and checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Definition {
+    /// TOML key and field name; the flag is `--` and the key with `-` for `_`.
+    pub key: &'static str,
+    /// Heading of the flag in `melpipe run --help`.
+    pub heading: &'static str,
+    /// The default as the help and the README show it (empty: the help says it).
+    pub default: &'static str,
+    /// The help text.
+    pub help: &'static str,
+    /// Whether it shapes the output ([`Params`]) or only how the run goes ([`RunOptions`]).
+    pub shapes_output: bool,
+}
+
+impl Definition {
+    /// The flag's help: the text and, where there is one, `[default: …]`.
+    pub fn flag_help(help: &str, default: &str) -> String {
+        if default.is_empty() {
+            help.to_string()
+        } else {
+            format!("{help} [default: {default}]")
         }
     }
 }
 
-impl Config {
+/// Converts a flag's value into the stored value of its setting.
+pub trait FromFlag<T>: Sized {
+    /// The stored value, or why the flag's value is refused.
+    fn from_flag(v: T) -> Result<Self>;
+}
+
+impl<T> FromFlag<T> for T {
+    fn from_flag(v: T) -> Result<Self> {
+        Ok(v)
+    }
+}
+
+impl<T> FromFlag<T> for Option<T> {
+    fn from_flag(v: T) -> Result<Self> {
+        Ok(Some(v))
+    }
+}
+
+impl FromFlag<String> for DeviceChoice {
+    fn from_flag(v: String) -> Result<Self> {
+        parse_device(&v)
+    }
+}
+
+macro_rules! define_settings {
+    // Sorts the entries into the two structs' lists, keeping their order.
+    (@split [$($p:tt)*] [$($r:tt)*]) => {
+        define_settings! { @emit params: $($p)* run: $($r)* }
+    };
+    (@split [$($p:tt)*] [$($r:tt)*]
+        params [$h:ident] $n:ident : $t:ty => $f:ty = $d:expr, $dt:literal, $help:literal; $($rest:tt)*) => {
+        define_settings! { @split [$($p)* [$h] $n: $t => $f = $d, $dt, $help;] [$($r)*] $($rest)* }
+    };
+    (@split [$($p:tt)*] [$($r:tt)*]
+        run [$h:ident] $n:ident : $t:ty => $f:ty = $d:expr, $dt:literal, $help:literal; $($rest:tt)*) => {
+        define_settings! { @split [$($p)*] [$($r)* [$h] $n: $t => $f = $d, $dt, $help;] $($rest)* }
+    };
+    (@emit
+        params: $([$ph:ident] $p:ident : $pt:ty => $pf:ty = $pd:expr, $pdt:literal, $phelp:literal;)*
+        run: $([$rh:ident] $r:ident : $rt:ty => $rf:ty = $rd:expr, $rdt:literal, $rhelp:literal;)*
+    ) => {
+        /// The parameters: everything that shapes the output bytes. They are journaled, written
+        /// to the manifest's `config`, and compared on resume and merge. How a run goes (threads,
+        /// device, queue) is [`RunOptions`], never persisted.
+        ///
+        /// Read from TOML (every key optional, unknown keys rejected), overridden by flags; each
+        /// field is defined once, in [`crate::settings_table!`].
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Params {
+            $(#[doc = $phelp] pub $p: $pt,)*
+        }
+
+        impl Default for Params {
+            fn default() -> Self {
+                Params { $($p: $pd,)* }
+            }
+        }
+
+        /// How a run goes: device choice, threads, queue depth, the CPU head, `--strict` and the
+        /// tuning for benchmarks. Nothing here changes the output bytes, so nothing here is
+        /// journaled or compared on resume; a resume may use other values.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct RunOptions {
+            $(#[doc = $rhelp] pub $r: $rt,)*
+            /// Stop at the first failed file (exit 3); also `--strict`.
+            pub strict: bool,
+            /// Tuning for benchmarks and tests (hidden flags; not a TOML key).
+            #[serde(skip)]
+            pub tuning: Tuning,
+        }
+
+        impl Default for RunOptions {
+            fn default() -> Self {
+                RunOptions { $($r: $rd,)* strict: false, tuning: Tuning::default() }
+            }
+        }
+
+        /// Every setting with a flag and a TOML key: the parameters, then the run options.
+        pub const DEFINITIONS: &[Definition] = &[
+            $(Definition { key: stringify!($p), heading: stringify!($ph), default: $pdt, help: $phelp, shapes_output: true },)*
+            $(Definition { key: stringify!($r), heading: stringify!($rh), default: $rdt, help: $rhelp, shapes_output: false },)*
+        ];
+
+        impl Params {
+            /// The TOML keys of the parameters.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($p)),*];
+        }
+
+        impl RunOptions {
+            /// The TOML keys of the run options.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($r),)* "strict"];
+        }
+    };
+    ($($entries:tt)*) => {
+        define_settings! { @split [] [] $($entries)* }
+    };
+}
+
+settings_table!(define_settings);
+
+/// Knobs for benchmarks and tests, reachable from hidden flags of `melpipe run`. The defaults
+/// are the measured choices (docs/PERFORMANCE.md).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tuning {
+    /// MiB of computed features a device run may hold past the queue depth while their rows wait
+    /// for the disk (none: 192; 0 turns it off: each compute thread writes its own rows).
+    pub ahead_mib: Option<f64>,
+    /// Seconds between journal checkpoints (none: 1).
+    pub checkpoint_secs: Option<f64>,
+    /// Positioned writes from this many bytes start their own writeback (none: 1 MiB).
+    pub own_writeback_min: Option<u64>,
+}
+
+/// Legacy keys of a manifest's or a journal's `config` written before the run options had a type
+/// of their own: ignored when reading them.
+const LEGACY_RUN_KEYS: &[&str] = &[
+    "device",
+    "strict",
+    "readers",
+    "threads",
+    "files_per_task",
+    "queue_depth",
+    "streams",
+    "cpu_head",
+];
+
+/// Reads [`Params`] from a manifest or journal: the run options that earlier versions wrote
+/// beside them are dropped, every other unknown key is still refused.
+pub fn deserialize_params_lenient<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Params, D::Error> {
+    use serde::de::Error as _;
+    let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    for k in LEGACY_RUN_KEYS {
+        map.remove(*k);
+    }
+    Params::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)
+}
+
+/// What a `--config` file holds: parameters and run options side by side, with the keys of
+/// `--print-config`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// What shapes the output.
+    pub params: Params,
+    /// How the run goes.
+    pub run: RunOptions,
+}
+
+impl Settings {
     /// Parses a TOML document; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Config(format!("{e}")))
+        let table: toml::Table = toml::from_str(text).map_err(|e| Error::Config(format!("{e}")))?;
+        let (mut params, mut run) = (toml::Table::new(), toml::Table::new());
+        for (k, v) in table {
+            if Params::KEYS.contains(&k.as_str()) {
+                params.insert(k, v);
+            } else if RunOptions::KEYS.contains(&k.as_str()) {
+                run.insert(k, v);
+            } else {
+                let expected: Vec<String> = Params::KEYS
+                    .iter()
+                    .chain(RunOptions::KEYS)
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                return Err(Error::Config(format!(
+                    "unknown field `{k}`, expected one of {}",
+                    expected.join(", ")
+                )));
+            }
+        }
+        let bad = |e: toml::de::Error| Error::Config(format!("{e}"));
+        Ok(Settings {
+            params: toml::Value::Table(params).try_into().map_err(bad)?,
+            run: toml::Value::Table(run).try_into().map_err(bad)?,
+        })
     }
 
-    /// The configuration as TOML, every key present (absent options are commented).
+    /// The settings as TOML, every key present (absent options are commented).
     pub fn to_toml(&self) -> String {
-        let mut s = toml::to_string(self).unwrap_or_default();
-        if self.f_max.is_none() {
+        let mut s = toml::to_string(&self.params).unwrap_or_default();
+        s.push_str(&toml::to_string(&self.run).unwrap_or_default());
+        if self.params.f_max.is_none() {
             s.push_str("# f_max = sample_rate / 2 when absent\n");
         }
-        if self.top_db.is_none() {
+        if self.params.top_db.is_none() {
             s.push_str("# top_db = 80.0  (absent: no clipping)\n");
         }
         s
     }
 
+    /// Checks the parameters, then the run options.
+    pub fn validate(&self) -> Result<()> {
+        self.params.validate()?;
+        self.run.validate()
+    }
+}
+
+impl RunOptions {
+    /// Checks the limits of the pipeline's knobs; the message says what to change.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v, max) in [
+            ("readers", self.readers, MAX_THREADS),
+            ("threads", self.threads, MAX_THREADS),
+            ("streams", self.streams, MAX_STREAMS),
+            ("queue_depth", self.queue_depth, MAX_QUEUE_DEPTH),
+        ] {
+            if v > max {
+                return Err(Error::Config(format!(
+                    "{name} ({v}) is above the limit of {max} (0 chooses it from the machine)"
+                )));
+            }
+        }
+        if let Some(secs) = self.tuning.checkpoint_secs {
+            if secs.is_nan() || secs < 0.0 {
+                return Err(Error::Config(format!(
+                    "checkpoint_secs ({secs}) must be a number of seconds ≥ 0"
+                )));
+            }
+        }
+        if let Some(mib) = self.tuning.ahead_mib {
+            if !(mib.is_finite() && mib >= 0.0) {
+                return Err(Error::Config(format!(
+                    "ahead_mib ({mib}) must be a number of MiB ≥ 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Params {
     /// Names of the keys whose values differ between `self` and `other`, sorted.
-    pub fn differing_keys(&self, other: &Config) -> Vec<String> {
+    pub fn differing_keys(&self, other: &Params) -> Vec<String> {
         let a = toml::Table::try_from(self).unwrap_or_default();
         let b = toml::Table::try_from(other).unwrap_or_default();
         a.keys()
@@ -383,18 +596,6 @@ impl Config {
                     "{name} ({v}) is above the limit of {MAX_SAMPLES} samples (2^28: {:.1} hours at {} Hz)",
                     MAX_SAMPLES as f64 / f64::from(self.sample_rate) / 3600.0,
                     self.sample_rate
-                ));
-            }
-        }
-        for (name, v, max) in [
-            ("readers", self.readers, MAX_THREADS),
-            ("threads", self.threads, MAX_THREADS),
-            ("streams", self.streams, MAX_STREAMS),
-            ("queue_depth", self.queue_depth, MAX_QUEUE_DEPTH),
-        ] {
-            if v > max {
-                return err(format!(
-                    "{name} ({v}) is above the limit of {max} (0 chooses it from the machine)"
                 ));
             }
         }
@@ -475,7 +676,6 @@ impl Config {
                 ));
             }
         }
-        parse_device(&self.device)?;
         Ok(())
     }
 }
@@ -500,9 +700,10 @@ pub const MAX_STREAMS: usize = 64;
 pub const MAX_QUEUE_DEPTH: usize = 1 << 16;
 
 /// A parsed `device` setting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// GPU when usable, else CPU.
+    #[default]
     Auto,
     /// CPU backend.
     Cpu,
@@ -510,6 +711,44 @@ pub enum DeviceChoice {
     Cuda(usize),
     /// Every GPU of the host.
     CudaAll,
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceChoice::CudaAll => f.write_str("cuda:all"),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        parse_device(s)
+    }
+}
+
+impl Serialize for DeviceChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        // `cuda` as written, so that --print-config shows the setting as the user gives it.
+        match self {
+            DeviceChoice::Cuda(0) => s.serialize_str("cuda:0"),
+            other => s.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_device(&s).map_err(|e| match e {
+            Error::Config(m) => serde::de::Error::custom(m),
+            other => serde::de::Error::custom(other),
+        })
+    }
 }
 
 /// Parses `auto`, `cpu`, `cuda`, `cuda:N`, `cuda:all`.
@@ -529,13 +768,40 @@ pub fn parse_device(s: &str) -> Result<DeviceChoice> {
     }
 }
 
+/// Which kind of backend computed a run's rows. The backends agree only to rounding, so a
+/// resume keeps the kind (the journal records it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The CPU backend.
+    Cpu,
+    /// A CUDA GPU.
+    Cuda,
+}
+
+impl BackendKind {
+    /// `cpu` or `cuda`, as in the journal and in `--device`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn defaults_are_the_seed_values_and_valid() {
-        let c = Config::default();
+        let c = Params::default();
         c.validate().unwrap();
         assert_eq!(c.n_freqs(), 33);
         assert_eq!(c.stft_frames(), 33);
@@ -545,122 +811,137 @@ mod tests {
 
     #[test]
     fn toml_round_trip_and_unknown_keys() {
-        let c = Config {
-            top_db: Some(80.0),
-            channel: Channel::Index(1),
-            pool: Pool::None,
-            ..Config::default()
+        let c = Settings {
+            params: Params {
+                top_db: Some(80.0),
+                channel: Channel::Index(1),
+                pool: Pool::None,
+                ..Params::default()
+            },
+            run: RunOptions {
+                device: DeviceChoice::Cuda(2),
+                cpu_head: Some(7),
+                strict: true,
+                threads: 3,
+                ..RunOptions::default()
+            },
         };
-        let back = Config::from_toml(&c.to_toml()).unwrap();
+        let back = Settings::from_toml(&c.to_toml()).unwrap();
         assert_eq!(back, c);
-        let e = Config::from_toml("n_melz = 3").unwrap_err().to_string();
+        let e = Settings::from_toml("n_melz = 3").unwrap_err().to_string();
         assert!(e.contains("n_melz"), "{e}");
-        let c = Config::from_toml("channel = \"mix\"\nmel_scale = \"slaney\"").unwrap();
-        assert_eq!(c.mel_scale, MelScale::Slaney);
+        let c =
+            Settings::from_toml("channel = \"mix\"\nmel_scale = \"slaney\"\nthreads = 2").unwrap();
+        assert_eq!(c.params.mel_scale, MelScale::Slaney);
+        assert_eq!(c.run.threads, 2);
+        let e = Settings::from_toml("device = \"tpu\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("device `tpu`"), "{e}");
     }
 
     #[test]
     fn absurd_sizes_are_refused_with_the_limit() {
-        let check = |c: Config, name: &str, limit: &str| {
+        let check = |c: Params, name: &str, limit: &str| {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(name) && e.contains(limit), "{e}");
         };
         let huge = 1_000_000_000_000;
         check(
-            Config {
+            Params {
                 clip_samples: huge,
-                ..Config::default()
+                ..Params::default()
             },
             "clip_samples",
             "268435456",
         );
         check(
-            Config {
+            Params {
                 length: LengthMode::Natural,
                 long_win: huge,
-                ..Config::default()
+                ..Params::default()
             },
             "long_win",
             "268435456",
         );
-        check(
-            Config {
+        let run = |r: RunOptions, name: &str, limit: &str| {
+            let e = r.validate().unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(limit), "{e}");
+        };
+        run(
+            RunOptions {
                 queue_depth: 1_000_000_000,
-                ..Config::default()
+                ..RunOptions::default()
             },
             "queue_depth",
             "65536",
         );
-        check(
-            Config {
+        run(
+            RunOptions {
                 threads: 1_000_000,
-                ..Config::default()
+                ..RunOptions::default()
             },
             "threads",
             "1024",
         );
         // Within the sample limit but over the memory of one clip: 2^28 samples of f32 is 1 GiB.
         check(
-            Config {
+            Params {
                 clip_samples: MAX_SAMPLES,
-                ..Config::default()
+                ..Params::default()
             },
             "clip_samples",
             "1024 MiB",
         );
         check(
-            Config {
+            Params {
                 pool: Pool::None,
                 length: LengthMode::Natural,
                 long_win: MAX_SAMPLES,
                 short_win: MAX_SAMPLES,
                 hop_length: 1,
                 n_mels: 4096,
-                ..Config::default()
+                ..Params::default()
             },
             "one row",
             "1024 MiB",
         );
-        let ok = Config {
+        let ok = Params {
             clip_samples: 10_000_000,
-            ..Config::default()
+            ..Params::default()
         };
         ok.validate().unwrap();
     }
 
     #[test]
     fn validation_rejects_short_segments_and_bad_f_max() {
-        let c = Config {
+        let c = Params {
             short_win: 32,
-            ..Config::default()
+            ..Params::default()
         };
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("short_win"), "{e}");
-        let c = Config {
+        let c = Params {
             f_max: Some(3000.0),
-            ..Config::default()
+            ..Params::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("f_max"));
-        let c = Config {
+        let c = Params {
             hop_length: 0,
-            ..Config::default()
+            ..Params::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("hop_length"));
-        let c = Config {
-            device: "tpu".into(),
-            ..Config::default()
-        };
-        assert!(c.validate().is_err());
+        assert!(parse_device("tpu").is_err());
     }
 
     #[test]
     fn differing_keys_names_every_changed_key() {
-        let a = Config::default();
+        let a = Params::default();
         assert!(a.differing_keys(&a).is_empty());
-        let b = Config {
+        let b = Params {
             n_mels: 64,
             top_db: Some(80.0),
-            ..Config::default()
+            ..Params::default()
         };
         assert_eq!(a.differing_keys(&b), ["n_mels", "top_db"]);
         assert_eq!(b.differing_keys(&a), ["n_mels", "top_db"]);
@@ -672,5 +953,78 @@ mod tests {
         assert_eq!(parse_device("CUDA").unwrap(), DeviceChoice::Cuda(0));
         assert_eq!(parse_device("cuda:all").unwrap(), DeviceChoice::CudaAll);
         assert!(parse_device("cuda:x").is_err());
+        for d in ["auto", "cpu", "cuda:0", "cuda:5", "cuda:all"] {
+            assert_eq!(parse_device(d).unwrap().to_string(), d);
+        }
+    }
+
+    #[test]
+    fn manifests_of_earlier_versions_with_run_options_in_config_still_load() {
+        #[derive(Deserialize)]
+        struct M {
+            #[serde(deserialize_with = "deserialize_params_lenient")]
+            config: Params,
+        }
+        let old = r#"{"config": {"n_mels": 40, "device": "cuda", "strict": true, "readers": 3,
+            "threads": 0, "files_per_task": 0, "queue_depth": 0, "streams": 0, "cpu_head": 12}}"#;
+        let m: M = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            m.config,
+            Params {
+                n_mels: 40,
+                ..Params::default()
+            }
+        );
+        let odd = r#"{"config": {"n_mels": 40, "n_melz": 3}}"#;
+        assert!(serde_json::from_str::<M>(odd).is_err());
+    }
+
+    #[test]
+    fn the_readme_parameter_table_matches_the_definitions() {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("## Parameters")
+            .nth(1)
+            .and_then(|s| s.split("\n\n").find(|p| p.starts_with("| key / flag |")))
+            .expect("README: the table under ## Parameters");
+        let rows: Vec<(String, String)> = table
+            .lines()
+            .skip(2)
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').into(), cells[2].replace('`', ""))
+            })
+            .collect();
+        let defined: Vec<(String, String)> = DEFINITIONS
+            .iter()
+            .map(|d| {
+                let default = if d.default.is_empty() {
+                    "automatic"
+                } else {
+                    d.default
+                };
+                (d.key.to_string(), default.to_string())
+            })
+            .collect();
+        assert_eq!(
+            rows, defined,
+            "README rows (key, default) against DEFINITIONS"
+        );
+    }
+
+    #[test]
+    fn every_definition_is_a_field_of_its_type() {
+        let p = toml::Table::try_from(Params::default()).unwrap();
+        let r = toml::Table::try_from(RunOptions::default()).unwrap();
+        for d in DEFINITIONS {
+            let t = if d.shapes_output { &p } else { &r };
+            let optional = ["f_max", "top_db", "cpu_head"].contains(&d.key);
+            assert!(t.contains_key(d.key) || optional, "{}", d.key);
+        }
+        assert_eq!(
+            DEFINITIONS.len() + 1,
+            Params::KEYS.len() + RunOptions::KEYS.len(),
+            "every key but strict has a definition with a flag"
+        );
     }
 }

@@ -40,6 +40,13 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// The journal of an interrupted run has no header line: the run was killed before it
+    /// started, and committed nothing (a resume starts over).
+    #[error("output folder {}: the journal has no header: the run was killed before it started", path.display())]
+    NoJournalHeader {
+        /// The journal.
+        path: PathBuf,
+    },
     /// A compute backend failed (device lost, out of memory, kernel error).
     #[error("backend {backend}: {msg}")]
     Backend {

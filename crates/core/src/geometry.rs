@@ -1,6 +1,6 @@
 //! Segmentation geometry (SPEC §2): long windows over a clip, short windows (segments) inside each.
 
-use crate::config::{Config, LengthMode};
+use crate::config::{LengthMode, Params};
 
 /// Where the rows of a file come from: long windows, short windows inside them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct Segment {
 
 impl Geometry {
     /// The geometry of a (validated) configuration.
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &Params) -> Self {
         Geometry {
             long_win: cfg.long_win,
             long_hop: cfg.long_hop,
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn seed_geometry() {
-        let g = Geometry::new(&Config::default());
+        let g = Geometry::new(&Params::default());
         assert_eq!(g.n_short, 3);
         assert_eq!(g.n_long(40960), 79);
         assert_eq!(g.rows(Some(100)), 237);
@@ -113,9 +113,9 @@ mod tests {
 
     #[test]
     fn natural_mode_counts_on_the_file() {
-        let cfg = Config {
+        let cfg = Params {
             length: LengthMode::Natural,
-            ..Config::default()
+            ..Params::default()
         };
         let g = Geometry::new(&cfg);
         assert_eq!(g.rows(Some(1023)), 0);
@@ -132,8 +132,8 @@ mod tests {
             samples in 0usize..5000,
         ) {
             let short_win = (long_win * sw_frac / 100).max(1);
-            let cfg = Config { long_win, long_hop: lh, short_win, short_hop: sh,
-                length: LengthMode::Natural, ..Config::default() };
+            let cfg = Params { long_win, long_hop: lh, short_win, short_hop: sh,
+                length: LengthMode::Natural, ..Params::default() };
             let g = Geometry::new(&cfg);
             let rows = g.rows(Some(samples));
             for s in 0..rows {

@@ -33,5 +33,5 @@ pub mod write;
 pub use format::{journal, manifest, npy};
 pub use write::folder as outdir;
 
-pub use config::Config;
+pub use config::{Params, RunOptions, Settings};
 pub use error::{Error, Result};

@@ -4,7 +4,7 @@
 //! in f64 (including `torch.linspace`'s two-sided formula and the integer `sample_rate // 2` of
 //! its frequency axis), so the weights agree with a float64 torchaudio to the last bits or so.
 
-use crate::config::{Config, MelNorm, MelScale};
+use crate::config::{MelNorm, MelScale, Params};
 use std::ops::Range;
 
 /// Triangular mel filters over the one-sided FFT bins.
@@ -75,7 +75,7 @@ pub fn mel_to_hz(mel: f64, scale: MelScale) -> f64 {
 
 impl MelFilterbank {
     /// The filterbank of a configuration.
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &Params) -> Self {
         Self::from_params(
             cfg.n_freqs(),
             cfg.f_min,
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn seed_htk_filterbank() {
-        let fb = MelFilterbank::new(&Config::default());
+        let fb = MelFilterbank::new(&Params::default());
         assert_eq!((fb.n_freqs, fb.n_mels), (33, 32));
         assert_eq!(fb.weight(1, 0), 0.0);
         assert!(close(fb.weight(1, 1), 0.890_895_882_818_492_2));
@@ -180,9 +180,9 @@ mod tests {
 
     #[test]
     fn htk_with_slaney_norm() {
-        let cfg = Config {
+        let cfg = Params {
             norm: MelNorm::Slaney,
-            ..Config::default()
+            ..Params::default()
         };
         let fb = MelFilterbank::new(&cfg);
         assert!(close(fb.weight(1, 1), 0.028_260_562_478_888_425));
@@ -191,10 +191,10 @@ mod tests {
 
     #[test]
     fn slaney_scale_and_norm() {
-        let cfg = Config {
+        let cfg = Params {
             norm: MelNorm::Slaney,
             mel_scale: MelScale::Slaney,
-            ..Config::default()
+            ..Params::default()
         };
         let fb = MelFilterbank::new(&cfg);
         assert!(close(fb.weight(1, 0), 0.014_679_994_103_364_149));

@@ -9,9 +9,8 @@
 //! check it against the shard's manifest and what it writes for the new manifest, and commits
 //! the way a run does. Memory stays at one copy buffer whatever the size of the shards.
 
-use crate::config::{Config, Layout, MappingKind};
+use crate::config::{Layout, MappingKind, Params};
 use crate::error::{Error, Result};
-use crate::format::journal;
 use crate::format::manifest::{self, ArrayInfo, FileEntry, Manifest, StatusCounts, Timings};
 use crate::format::shard::ShardInfo;
 use crate::verify;
@@ -251,7 +250,7 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 /// Same file list, same output-shaping parameters, same layout of the arrays.
 fn check_compatible(shards: &[Shard]) -> Result<()> {
     let a = &shards[0];
-    let a_cfg = journal::output_config(&a.manifest.config);
+    let a_cfg = &a.manifest.config;
     for b in &shards[1..] {
         if (b.info.files_total, &b.info.inputs) != (a.info.files_total, &a.info.inputs) {
             return Err(Error::Input(format!(
@@ -264,13 +263,13 @@ fn check_compatible(shards: &[Shard]) -> Result<()> {
                 b.info.inputs.xxh3_64
             )));
         }
-        let b_cfg = journal::output_config(&b.manifest.config);
+        let b_cfg = &b.manifest.config;
         if a_cfg != b_cfg {
             return Err(Error::Input(format!(
                 "shards made with different parameters: {} and {} differ in {}; run them again with the same parameters",
                 a.label(),
                 b.label(),
-                a_cfg.differing_keys(&b_cfg).join(", ")
+                a_cfg.differing_keys(b_cfg).join(", ")
             )));
         }
         let descr = |m: &Manifest| {
@@ -405,7 +404,7 @@ fn check_tiling(shards: &[Shard]) -> Result<()> {
 /// Streams every shard's arrays into the partial folder, in file order.
 fn copy_all(
     shards: &[Shard],
-    cfg: &Config,
+    cfg: &Params,
     partial: &Path,
 ) -> Result<(ArrayInfo, Option<ArrayInfo>, u64)> {
     let (fname, mname) = write::array_names(cfg.layout);

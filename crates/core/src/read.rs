@@ -6,7 +6,7 @@
 //! while mapped raises SIGBUS and kills the process, a read just returns fewer bytes.
 
 use crate::backend::{AudioBatch, BatchFile};
-use crate::config::{Channel, Config, LengthMode};
+use crate::config::{Channel, LengthMode, Params};
 use crate::discover::InputFile;
 use crate::geometry::Geometry;
 use crate::manifest::FileStatus;
@@ -103,23 +103,36 @@ pub struct Reader {
     channel: Channel,
     buf: Vec<u8>,
     kind: SampleKind,
+    /// Whether mono PCM16 files are read in place (see [`Reader::whole_file`]).
+    in_place: bool,
 }
 
 impl Reader {
     /// A reader for a (validated) configuration.
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &Params) -> Self {
         Reader {
             geometry: Geometry::new(cfg),
             sample_rate: cfg.sample_rate,
             channel: cfg.channel,
             buf: Vec::new(),
             kind: SampleKind::F32,
+            in_place: true,
+        }
+    }
+
+    /// The same reader, but reading every file the whole-file way (read, zero-fill, decode),
+    /// for timing the in-place way against it (`examples/read_rate.rs`; docs/PERFORMANCE.md,
+    /// 'Design: readers read PCM16 in place'). Both ways give the same batches.
+    pub fn whole_file(self) -> Self {
+        Reader {
+            in_place: false,
+            ..self
         }
     }
 
     /// A reader that keeps 16-bit PCM samples as raw values (batches of [`SampleKind::I16`]),
     /// for a backend that scales them itself. A batch with any other file is f32 throughout.
-    pub fn with_pcm16(cfg: &Config) -> Self {
+    pub fn with_pcm16(cfg: &Params) -> Self {
         Reader {
             kind: SampleKind::I16,
             ..Reader::new(cfg)
@@ -146,7 +159,7 @@ impl Reader {
         // Opened and checked once, whichever way reads it.
         let input = open_input(&file.path);
         if let Ok((f, len)) = &input {
-            if in_place_allowed() {
+            if self.in_place {
                 if let Some(outcome) = self.read_pcm16_in_place(f, *len, batch) {
                     return outcome;
                 }
@@ -367,16 +380,6 @@ impl Reader {
     }
 }
 
-/// Whether PCM16 readers may read samples in place: yes unless the environment sets
-/// `MELPIPE_PCM16_IN_PLACE=0`, a benchmark switch that times the whole-file way in the same
-/// binary (docs/PERFORMANCE.md, 'Design: readers read PCM16 in place'). Both ways give the same
-/// batches.
-fn in_place_allowed() -> bool {
-    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOWED
-        .get_or_init(|| std::env::var("MELPIPE_PCM16_IN_PLACE").map_or(true, |v| v.trim() != "0"))
-}
-
 /// Bytes a PCM16 reader reads first to find a file's samples: the seed's files have a
 /// 44-byte header, files with metadata chunks before the samples a few hundred more.
 const HEAD: usize = 4096;
@@ -519,7 +522,7 @@ mod tests {
     #[test]
     fn statuses_padding_and_non_finite_floats() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = Config::default();
+        let cfg = Params::default();
         let short: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.01).sin() * 0.5).collect();
         let mut bad = short.clone();
         bad[10] = f64::NAN;
@@ -629,7 +632,7 @@ mod tests {
     #[test]
     fn a_file_that_cannot_be_opened_for_a_reason_of_the_machine_says_so() {
         let t = tempfile::tempdir().unwrap();
-        let cfg = Config::default();
+        let cfg = Params::default();
         let files = [
             InputFile {
                 path: t.path().join("missing.wav"),
@@ -656,7 +659,7 @@ mod tests {
     #[test]
     fn files_changed_or_special_after_discovery() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = Config::default();
+        let cfg = Params::default();
         let clip: Vec<i16> = (0..40960)
             .map(|i| ((i * 37) % 2000) as i16 - 1000)
             .collect();
@@ -737,7 +740,7 @@ mod tests {
     #[test]
     fn pcm16_batches_match_f32_batches_and_fall_back_to_f32() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = Config::default();
+        let cfg = Params::default();
         let clip: Vec<i16> = (0..30000)
             .map(|i| ((i * 7919) % 65536 - 32768) as i16)
             .collect();
@@ -770,9 +773,9 @@ mod tests {
         let scaled: Vec<f32> = r.iter().map(|&v| f32::from(v) / 32768.0).collect();
         assert_eq!(&scaled[..], flt.samples.f32s().unwrap());
         // A picked channel of a stereo file stays raw; a mix does not.
-        let pick = Config {
+        let pick = Params {
             channel: Channel::Index(1),
-            ..Config::default()
+            ..Params::default()
         };
         let (raw, _) = read(&mut Reader::with_pcm16(&pick), std::slice::from_ref(&st));
         let want: Vec<i16> = clip.iter().map(|&x| x / 3).collect();
@@ -869,9 +872,9 @@ mod tests {
             .map(|(n, bytes, _)| input(d.path(), &format!("{n}.wav"), bytes))
             .collect();
         for length in [LengthMode::Fixed, LengthMode::Natural] {
-            let cfg = Config {
+            let cfg = Params {
                 length,
-                ..Config::default()
+                ..Params::default()
             };
             // Each file alone, after three samples already in the batch: in place exactly
             // when expected, with what the whole-file way gives; the batch untouched otherwise.
@@ -967,9 +970,9 @@ mod tests {
         let clip: Vec<i16> = (0..40960).map(|i| (i % 3000) as i16 - 1500).collect();
         let f = input(d.path(), "m.wav", &encode_pcm16(1, 4096, &clip));
         for (channel, in_place) in [(Channel::Index(0), true), (Channel::Index(1), false)] {
-            let cfg = Config {
+            let cfg = Params {
                 channel,
-                ..Config::default()
+                ..Params::default()
             };
             for mut r in [Reader::with_pcm16(&cfg), Reader::new(&cfg)] {
                 let mut b = AudioBatch::default();

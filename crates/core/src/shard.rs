@@ -12,8 +12,8 @@ use std::fmt;
 
 pub use crate::format::shard::{ShardInfo, ShardSpec};
 
-/// The scheduler variables shard detection looks at, read once from the process environment
-/// (or built by hand in tests).
+/// The scheduler variables shard detection looks at, given by the caller (the `melpipe` binary
+/// passes its environment; tests build them by hand).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShardEnv {
     /// `SLURM_ARRAY_TASK_ID`.
@@ -29,10 +29,11 @@ pub struct ShardEnv {
 }
 
 impl ShardEnv {
-    /// Reads the variables from the environment of this process. A value that is not UTF-8 is
-    /// kept (lossily), so that it is refused as a bad number rather than taken as unset.
-    pub fn from_process() -> Self {
-        let get = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+    /// Reads the variables through `lookup` (for a process: `std::env::var_os`). A value that is
+    /// not UTF-8 is kept (lossily), so that it is refused as a bad number rather than taken as
+    /// unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
+        let get = |k: &str| lookup(k).map(|v| v.to_string_lossy().into_owned());
         ShardEnv {
             slurm_task_id: get("SLURM_ARRAY_TASK_ID"),
             slurm_task_count: get("SLURM_ARRAY_TASK_COUNT"),

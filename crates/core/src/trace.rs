@@ -1,6 +1,6 @@
 //! An event trace of a run, for finding the stage that holds the pipeline back.
 //!
-//! With `MELPIPE_TRACE=FILE` in the environment, every stage of every task (read, upload and
+//! Once [`start`] is given a FILE (the `melpipe` binary passes `MELPIPE_TRACE`), every stage of every task (read, upload and
 //! compute, write) and the GPU's start-up steps are recorded as spans with their thread, and
 //! [`dump`] writes them to FILE as tab-separated lines `begin_s end_s thread what id`, in
 //! seconds since [`start`] (the process start). `bench/trace_summary.py` turns the file into a
@@ -22,20 +22,19 @@ struct Span {
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
 static SPANS: OnceLock<Option<(std::path::PathBuf, Mutex<Vec<Span>>)>> = OnceLock::new();
 
-/// Sets the trace's time origin (call first thing in `main`; otherwise the first span sets it).
-pub fn start() {
+/// Sets the trace's time origin and, with `file`, records spans to be written there by [`dump`]
+/// (call first thing in `main`, before any span; otherwise the first span sets the origin and
+/// nothing is recorded).
+pub fn start(file: Option<std::path::PathBuf>) {
     let _ = ORIGIN.get_or_init(Instant::now);
+    let _ = SPANS.set(
+        file.filter(|p| !p.as_os_str().is_empty())
+            .map(|p| (p, Mutex::new(Vec::with_capacity(1 << 16)))),
+    );
 }
 
 fn sink() -> Option<&'static (std::path::PathBuf, Mutex<Vec<Span>>)> {
-    SPANS
-        .get_or_init(|| {
-            // A path, not text: a name that is not UTF-8 is still a file name.
-            std::env::var_os("MELPIPE_TRACE")
-                .filter(|p| !p.is_empty())
-                .map(|p| (p.into(), Mutex::new(Vec::with_capacity(1 << 16))))
-        })
-        .as_ref()
+    SPANS.get_or_init(|| None).as_ref()
 }
 
 fn seconds(t: Instant) -> f64 {
@@ -100,8 +99,9 @@ mod tests {
 
     #[test]
     fn spans_return_their_value_whether_or_not_tracing_is_on() {
-        // The environment of the test process decides `enabled`; both ways, `span` is `f`.
-        start();
+        // Off (no file given): `span` is `f`.
+        start(None);
+        assert!(!enabled());
         assert_eq!(span("test", 1, || 41 + 1), 42);
         mark("test-mark", 2);
         assert!(dump().is_ok());

@@ -2,7 +2,7 @@
 //! 2.11, float64) in `tests/golden/`. SPEC §3: every value within 60 dB of its segment's peak
 //! is within 0.05 dB (f32 output) or 0.1 dB (f16 output) of torchaudio; nothing is non-finite.
 
-use melpipe_core::config::{Config, Dtype};
+use melpipe_core::config::{DeviceChoice, Dtype, Settings};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::npy;
 use melpipe_core::pipeline::{run, RunRequest};
@@ -55,9 +55,9 @@ fn cpu_backend_matches_torchaudio_goldens() {
             .map(|n| dir.join("inputs").join(n.as_str().unwrap()))
             .collect();
         for (dtype, tol) in [(Dtype::F32, 0.05f64), (Dtype::F16, 0.1)] {
-            let mut cfg = Config::from_toml(case["config_toml"].as_str().unwrap()).unwrap();
-            cfg.dtype = dtype;
-            cfg.device = "cpu".into();
+            let mut cfg = Settings::from_toml(case["config_toml"].as_str().unwrap()).unwrap();
+            cfg.params.dtype = dtype;
+            cfg.run.device = DeviceChoice::Cpu;
             let out = tmp.path().join(format!("{name}_{dtype}"));
             let req = RunRequest {
                 inputs: inputs.clone(),
@@ -68,7 +68,7 @@ fn cpu_backend_matches_torchaudio_goldens() {
                 stop: Arc::default(),
                 shard: None,
             };
-            run(&cfg, &req, &CpuBackendFactory).unwrap();
+            run(&cfg.params, &cfg.run, &req, &CpuBackendFactory).unwrap();
             let (shape, got) = match dtype {
                 Dtype::F32 => read_f32(&out.join("features.npy")),
                 Dtype::F16 => read_f16(&out.join("features.npy")),

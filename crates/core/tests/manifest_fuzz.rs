@@ -12,7 +12,7 @@
 mod common;
 
 use common::*;
-use melpipe_core::config::{Config, LengthMode};
+use melpipe_core::config::LengthMode;
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::manifest::Manifest;
 use melpipe_core::verify;
@@ -106,10 +106,8 @@ impl Watchdog {
 fn output(dir: &Path, length: LengthMode) -> std::path::PathBuf {
     let data = dataset(&dir.join(format!("in-{length}")), 6, 3);
     let out = dir.join(format!("out-{length}"));
-    let cfg = Config {
-        length,
-        ..small_config()
-    };
+    let mut cfg = small_config();
+    cfg.params.length = length;
     run_into(&cfg, &data, &out, &CpuBackendFactory);
     out
 }

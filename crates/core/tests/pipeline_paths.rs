@@ -7,9 +7,8 @@
 mod common;
 
 use common::*;
-use melpipe_core::config::Config;
+use melpipe_core::config::BackendKind;
 use melpipe_core::dsp::CpuBackendFactory;
-use melpipe_core::pipeline::run;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ fn a_run_that_fell_back_to_the_cpu_journals_cpu_and_resumes_only_on_the_cpu() {
     interrupted_run(&cfg, &data, &out, true, 5);
     let partial = out.join(melpipe_core::write::PARTIAL_DIR);
     let loaded = melpipe_core::journal::load(&partial, 1000).unwrap();
-    assert_eq!(loaded.header.backend_kind, "cpu");
+    assert_eq!(loaded.header.backend_kind, BackendKind::Cpu);
     assert!(
         !loaded.records.is_empty(),
         "the interrupted run committed nothing"
@@ -64,7 +63,7 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
             .unwrap()
             .header
             .backend_kind,
-        "cuda"
+        BackendKind::Cuda
     );
     // The resume's device does not start: it must not finish the output on the CPU.
     let fell_back = Device::new(true);
@@ -83,17 +82,14 @@ fn a_resume_that_falls_back_to_the_cpu_does_not_mix_backends() {
 
 #[test]
 fn device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline() {
-    check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(0);
+    check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(0, None);
 }
 
 #[test]
 fn a_device_that_fell_back_computes_with_a_cpu_runs_threads_and_is_released_after_its_backends() {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 60, 0);
-    let cfg = Config {
-        threads: 5,
-        ..small_config()
-    };
+    let cfg = small_with(|r| r.threads = 5);
     // A device that started: one compute thread per stream (2); released once, after every
     // backend is gone and before the run returns.
     let device = Device::new(false);
@@ -112,17 +108,14 @@ fn a_device_that_fell_back_computes_with_a_cpu_runs_threads_and_is_released_afte
 
 #[test]
 fn every_pooled_batch_is_gone_when_the_device_is_released() {
-    check_every_pooled_batch_is_gone_when_the_device_is_released(0);
+    check_every_pooled_batch_is_gone_when_the_device_is_released(0, None);
 }
 
 #[test]
 fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 120, 0);
-    let cfg = Config {
-        cpu_head: Some(30),
-        ..small_config()
-    };
+    let cfg = small_with(|r| r.cpu_head = Some(30));
     // The CPU threads take the first 30 files (8 tasks of at most 4: the head's tasks end at
     // its last file), the device the other 90 (23 tasks).
     let device = Device::new(false);
@@ -132,10 +125,7 @@ fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
     assert_eq!(device.computed.load(Ordering::SeqCst), 23);
     assert!(melpipe_core::verify::verify(&whole).intact());
     // More files than there are: all on the CPU, and the device is still given back.
-    let all = Config {
-        cpu_head: Some(500),
-        ..small_config()
-    };
+    let all = small_with(|r| r.cpu_head = Some(500));
     let device = Device::new(false);
     let m = run_into(&all, &data, &tmp.path().join("all"), &device);
     assert_eq!(m.cpu_head_files, 120);
@@ -149,13 +139,10 @@ fn a_cpu_head_computes_the_first_files_and_a_resume_keeps_its_split() {
     let partial = out.join(melpipe_core::write::PARTIAL_DIR);
     let header = melpipe_core::journal::load(&partial, 1000).unwrap().header;
     assert_eq!(
-        (header.backend_kind.as_str(), header.cpu_head_files),
-        ("cuda", 30)
+        (header.backend_kind, header.cpu_head_files),
+        (BackendKind::Cuda, 30)
     );
-    let other = Config {
-        cpu_head: Some(70),
-        ..small_config()
-    };
+    let other = small_with(|r| r.cpu_head = Some(70));
     let m = run(
         &other,
         &request(&data, &out, true, Arc::default()),
@@ -178,15 +165,12 @@ fn a_device_that_fell_back_behind_a_cpu_head_journals_cpu() {
     // backend is settled at the first device task or the first checkpoint, whichever is first.
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 120, 0);
-    let cfg = Config {
-        cpu_head: Some(30),
-        ..small_config()
-    };
+    let cfg = small_with(|r| r.cpu_head = Some(30));
     let out = tmp.path().join("out");
     interrupted_run(&cfg, &data, &out, true, 5);
     let loaded =
         melpipe_core::journal::load(&out.join(melpipe_core::write::PARTIAL_DIR), 1000).unwrap();
-    assert_eq!(loaded.header.backend_kind, "cpu");
+    assert_eq!(loaded.header.backend_kind, BackendKind::Cpu);
     assert!(!loaded.records.is_empty());
     // Every file was the CPU's: the manifest names no head.
     let m = run(

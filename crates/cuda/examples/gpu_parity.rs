@@ -13,7 +13,7 @@
 
 use half::f16;
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, BatchFile, FeatureBuf};
-use melpipe_core::config::{Config, Dtype, LengthMode, MelNorm, MelScale, Pool};
+use melpipe_core::config::{Dtype, LengthMode, MelNorm, MelScale, Params, Pool};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::geometry::Geometry;
 use melpipe_core::mel::MelFilterbank;
@@ -87,7 +87,7 @@ fn clip(rng: &mut Rng, len: usize, sr: f64) -> Vec<f32> {
 
 /// A batch of `n` files; every `fail_every`-th file failed. Fixed mode pads/truncates to
 /// `clip_samples`; natural mode keeps each file's own length.
-fn make_batch(cfg: &Config, n: usize, seed: u64, fail_every: usize) -> AudioBatch {
+fn make_batch(cfg: &Params, n: usize, seed: u64, fail_every: usize) -> AudioBatch {
     let g = Geometry::new(cfg);
     let mut rng = Rng(seed);
     let mut b = AudioBatch::default();
@@ -150,7 +150,7 @@ fn bytes_of<T>(v: &[T]) -> &[u8] {
 }
 
 /// Output buffer poisoned with a value no feature can take, so unwritten values show.
-fn poisoned(cfg: &Config, n: usize) -> FeatureBuf {
+fn poisoned(cfg: &Params, n: usize) -> FeatureBuf {
     match cfg.dtype {
         Dtype::F16 => FeatureBuf::F16(vec![f16::from_f32(30000.0); n]),
         Dtype::F32 => FeatureBuf::F32(vec![1e30; n]),
@@ -160,7 +160,7 @@ fn poisoned(cfg: &Config, n: usize) -> FeatureBuf {
 fn parity_case(
     out: &Path,
     name: &str,
-    cfg: &Config,
+    cfg: &Params,
     n_files: usize,
     seed: u64,
 ) -> Result<(), String> {
@@ -228,7 +228,11 @@ fn parity_case(
         feats.as_bytes(),
     )
     .map_err(io)?;
-    std::fs::write(dir.join("config.toml"), cfg.to_toml()).map_err(io)?;
+    let settings = melpipe_core::Settings {
+        params: cfg.clone(),
+        ..Default::default()
+    };
+    std::fs::write(dir.join("config.toml"), settings.to_toml()).map_err(io)?;
 
     // The CPU backend on the same batch, for the CPU/GPU agreement clause.
     let mut cpu = CpuBackendFactory.create(cfg).map_err(|e| e.to_string())?;
@@ -258,7 +262,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// A big batch of `n` seed clips, tiled from 256 distinct ones (generating is slow).
-fn tiled_batch(cfg: &Config, base: &AudioBatch, n: usize) -> AudioBatch {
+fn tiled_batch(cfg: &Params, base: &AudioBatch, n: usize) -> AudioBatch {
     let mut b = AudioBatch::default();
     let per = cfg.clip_samples;
     let src = base.samples.f32s().expect("an f32 batch");
@@ -273,7 +277,7 @@ fn tiled_batch(cfg: &Config, base: &AudioBatch, n: usize) -> AudioBatch {
     b
 }
 
-fn timing(cfg: &Config, sizes: &[usize], full: bool) -> Result<(), String> {
+fn timing(cfg: &Params, sizes: &[usize], full: bool) -> Result<(), String> {
     let factory = CudaBackendFactory::new(0, cfg).map_err(|e| e.to_string())?;
     let base = make_batch(cfg, 256, 99, 0);
     println!(
@@ -375,7 +379,7 @@ fn timing(cfg: &Config, sizes: &[usize], full: bool) -> Result<(), String> {
 /// (pageable) memory through the driver's own staging, from page-locked memory already filled
 /// (the PCIe ceiling: what readers decoding straight into pinned buffers would get), and through
 /// the backend's path (memcpy into two pinned chunks overlapping their DMA).
-fn transfer_bench(cfg: &Config) -> Result<(), String> {
+fn transfer_bench(cfg: &Params) -> Result<(), String> {
     use cudarc::driver::CudaContext;
     let e = |e: cudarc::driver::DriverError| e.to_string();
     let ctx = CudaContext::new(0).map_err(e)?;
@@ -412,7 +416,7 @@ fn transfer_bench(cfg: &Config) -> Result<(), String> {
 /// PCM16 batches (raw values scaled on the GPU), uploaded from pageable memory and from memory
 /// page-locked in place, give the same bytes as the f32 batch of the same values, on the GPU
 /// and on the CPU backend.
-fn pcm16_case(name: &str, cfg: &Config, n: usize, seed: u64) -> Result<(), String> {
+fn pcm16_case(name: &str, cfg: &Params, n: usize, seed: u64) -> Result<(), String> {
     let base = make_batch(cfg, n, seed, 5);
     let src = base.samples.f32s().ok_or("an f32 batch")?;
     let raw: Vec<i16> = src
@@ -481,12 +485,12 @@ fn main() {
         ),
         None => println!("NVML: unavailable"),
     }
-    let seed = Config::default();
-    let cases: Vec<(&str, Config, usize)> = vec![
+    let seed = Params::default();
+    let cases: Vec<(&str, Params, usize)> = vec![
         ("seed_f16", seed.clone(), 16),
         (
             "seed_f32",
-            Config {
+            Params {
                 dtype: Dtype::F32,
                 ..seed.clone()
             },
@@ -494,7 +498,7 @@ fn main() {
         ),
         (
             "none_f16",
-            Config {
+            Params {
                 pool: Pool::None,
                 ..seed.clone()
             },
@@ -502,7 +506,7 @@ fn main() {
         ),
         (
             "slaney_norm",
-            Config {
+            Params {
                 mel_scale: MelScale::Slaney,
                 norm: MelNorm::Slaney,
                 dtype: Dtype::F32,
@@ -512,7 +516,7 @@ fn main() {
         ),
         (
             "topdb_none",
-            Config {
+            Params {
                 pool: Pool::None,
                 top_db: Some(40.0),
                 dtype: Dtype::F32,
@@ -522,7 +526,7 @@ fn main() {
         ),
         (
             "topdb_mean",
-            Config {
+            Params {
                 top_db: Some(30.0),
                 ..seed.clone()
             },
@@ -530,7 +534,7 @@ fn main() {
         ),
         (
             "mels64_band",
-            Config {
+            Params {
                 n_mels: 64,
                 f_min: 50.0,
                 f_max: Some(1500.0),
@@ -541,7 +545,7 @@ fn main() {
         ),
         (
             "win48_hop8",
-            Config {
+            Params {
                 win_length: 48,
                 hop_length: 8,
                 dtype: Dtype::F32,
@@ -551,7 +555,7 @@ fn main() {
         ),
         (
             "fft32",
-            Config {
+            Params {
                 n_fft: 32,
                 win_length: 32,
                 n_mels: 16,
@@ -562,7 +566,7 @@ fn main() {
         ),
         (
             "gen_fft128",
-            Config {
+            Params {
                 n_fft: 128,
                 win_length: 128,
                 hop_length: 32,
@@ -574,7 +578,7 @@ fn main() {
         ),
         (
             "gen_fft100",
-            Config {
+            Params {
                 n_fft: 100,
                 win_length: 90,
                 hop_length: 20,
@@ -586,7 +590,7 @@ fn main() {
         ),
         (
             "gen_fft63",
-            Config {
+            Params {
                 n_fft: 63,
                 win_length: 63,
                 n_mels: 24,
@@ -597,7 +601,7 @@ fn main() {
         ),
         (
             "natural_f32",
-            Config {
+            Params {
                 length: LengthMode::Natural,
                 dtype: Dtype::F32,
                 ..seed.clone()
@@ -681,7 +685,7 @@ fn main() {
         let runs = [
             (seed.clone(), &[64usize, 256, 1024, 4096][..], true),
             (
-                Config {
+                Params {
                     pool: Pool::None,
                     ..seed.clone()
                 },

@@ -12,7 +12,7 @@ use cudarc::driver::{
     DriverError, LaunchConfig, PushKernelArg,
 };
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
-use melpipe_core::config::{Config, Dtype};
+use melpipe_core::config::{Dtype, Params};
 use melpipe_core::geometry::Geometry;
 use melpipe_core::mel::MelFilterbank;
 use melpipe_core::samples::SampleKind;
@@ -28,7 +28,7 @@ const CHUNK: usize = 8 << 20;
 pub struct CudaBackendFactory {
     ctx: Arc<CudaContext>,
     info: DeviceInfo,
-    cfg: Config,
+    cfg: Params,
     plan: KernelPlan,
     func: CudaFunction,
     arch: String,
@@ -51,7 +51,7 @@ pub struct KernelResources {
 impl CudaBackendFactory {
     /// Opens `cuda:ordinal` and compiles the kernel for `cfg`, with the mel filterbank of
     /// [`MelFilterbank::new`].
-    pub fn new(ordinal: usize, cfg: &Config) -> Result<Self, GpuUnavailable> {
+    pub fn new(ordinal: usize, cfg: &Params) -> Result<Self, GpuUnavailable> {
         cfg.validate()
             .map_err(|e| GpuUnavailable::Unsupported(e.to_string()))?;
         let fb = MelFilterbank::new(cfg);
@@ -62,7 +62,7 @@ impl CudaBackendFactory {
     /// torchaudio's `fb`).
     pub fn with_filterbank(
         ordinal: usize,
-        cfg: &Config,
+        cfg: &Params,
         fb: &[f64],
     ) -> Result<Self, GpuUnavailable> {
         cfg.validate()
@@ -216,7 +216,7 @@ impl CudaBackendFactory {
     }
 
     /// True when `cfg` computes the same features as the configuration this factory compiled.
-    fn same_features(&self, cfg: &Config) -> bool {
+    fn same_features(&self, cfg: &Params) -> bool {
         let a = &self.cfg;
         a.sample_rate == cfg.sample_rate
             && a.long_win == cfg.long_win
@@ -242,7 +242,7 @@ impl BackendFactory for CudaBackendFactory {
         format!("cuda:{} {}", self.info.ordinal, self.info.name)
     }
 
-    fn create(&self, cfg: &Config) -> melpipe_core::Result<Box<dyn Backend>> {
+    fn create(&self, cfg: &Params) -> melpipe_core::Result<Box<dyn Backend>> {
         if !self.same_features(cfg) {
             return Err(melpipe_core::Error::Backend {
                 backend: self.name(),
@@ -273,7 +273,7 @@ pub struct MultiGpuFactory {
 
 impl MultiGpuFactory {
     /// One factory per visible GPU (the kernel is compiled for each).
-    pub fn all(cfg: &Config) -> Result<Self, GpuUnavailable> {
+    pub fn all(cfg: &Params) -> Result<Self, GpuUnavailable> {
         let n = crate::probe::device_count()?;
         if n == 0 {
             return Err(GpuUnavailable::NoDevice);
@@ -308,7 +308,7 @@ impl BackendFactory for MultiGpuFactory {
         names.join(", ")
     }
 
-    fn create(&self, cfg: &Config) -> melpipe_core::Result<Box<dyn Backend>> {
+    fn create(&self, cfg: &Params) -> melpipe_core::Result<Box<dyn Backend>> {
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.devices.len();
         self.devices[i].create(cfg)
     }

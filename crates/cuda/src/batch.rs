@@ -106,7 +106,7 @@ pub(crate) fn pack_batch(
 mod tests {
     use super::*;
     use melpipe_core::backend::BatchFile;
-    use melpipe_core::config::{Config, LengthMode};
+    use melpipe_core::config::{LengthMode, Params};
 
     fn batch(files: &[(usize, bool)], rows_of: impl Fn(usize) -> usize) -> AudioBatch {
         let mut b = AudioBatch::default();
@@ -127,9 +127,9 @@ mod tests {
 
     #[test]
     fn table_holds_offsets_first_rows_and_failed_flags() {
-        let cfg = Config {
+        let cfg = Params {
             length: LengthMode::Natural,
-            ..Config::default()
+            ..Params::default()
         };
         let g = Geometry::new(&cfg);
         // 2000 samples: 2 long windows, 6 rows; 1024: 3 rows; a failed file: no rows.
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn fixed_mode_failed_files_keep_their_rows() {
-        let cfg = Config::default();
+        let cfg = Params::default();
         let g = Geometry::new(&cfg);
         let b = batch(&[(40960, false), (0, true)], |_| 237);
         let mut t = Vec::new();
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn inconsistent_batches_are_errors() {
-        let g = Geometry::new(&Config::default());
+        let g = Geometry::new(&Params::default());
         let mut t = Vec::new();
         // Too many rows for the samples.
         let b = batch(&[(1500, false)], |_| 6);

@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::plan::{KernelPlan, Tables};
     use crate::probe::nvrtc_library_present;
-    use melpipe_core::config::{Config, Dtype, MelNorm, Pool};
+    use melpipe_core::config::{Dtype, MelNorm, Params, Pool};
 
     #[test]
     fn arch_is_the_device_own_when_known_else_the_newest_below() {
@@ -159,26 +159,26 @@ mod tests {
             return;
         }
         let variants = [
-            Config::default(),
-            Config {
+            Params::default(),
+            Params {
                 pool: Pool::None,
                 top_db: Some(80.0),
                 dtype: Dtype::F32,
-                ..Config::default()
+                ..Params::default()
             },
-            Config {
+            Params {
                 n_fft: 256,
                 win_length: 200,
                 hop_length: 64,
                 norm: MelNorm::Slaney,
                 top_db: Some(40.0),
-                ..Config::default()
+                ..Params::default()
             },
-            Config {
+            Params {
                 n_fft: 100,
                 win_length: 100,
                 pool: Pool::None,
-                ..Config::default()
+                ..Params::default()
             },
         ];
         for cfg in variants {

@@ -23,6 +23,7 @@ mod error;
 mod monitor;
 pub mod plan;
 mod probe;
+pub mod select;
 
 pub use backend::{
     ComputeTiming, CudaBackend, CudaBackendFactory, KernelResources, MultiGpuFactory,
@@ -33,3 +34,4 @@ pub use probe::{
     device_count, driver_library_present, end_driver_session, nvrtc_library_present, probe,
     DeviceInfo,
 };
+pub use select::{select, SelectOptions, Selection};

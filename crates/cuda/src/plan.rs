@@ -3,7 +3,7 @@
 //! source with its generated prelude. Pure host logic, tested without a GPU.
 
 use crate::error::GpuUnavailable;
-use melpipe_core::config::{Config, Dtype, Pool};
+use melpipe_core::config::{Dtype, Params, Pool};
 use std::fmt::Write as _;
 
 /// The kernel source, compiled at run time by NVRTC.
@@ -106,7 +106,7 @@ pub fn torch_frames(seg_len: usize, n_fft: usize, hop: usize) -> usize {
 impl KernelPlan {
     /// Plans the kernel of a validated configuration for a device allowing `max_smem` bytes of
     /// shared memory per block (with opt-in).
-    pub fn new(cfg: &Config, max_smem: usize) -> Result<Self, GpuUnavailable> {
+    pub fn new(cfg: &Params, max_smem: usize) -> Result<Self, GpuUnavailable> {
         let n_fft = cfg.n_fft;
         let seg_len = cfg.short_win;
         let hop = cfg.hop_length;
@@ -257,7 +257,7 @@ impl KernelPlan {
     }
 
     /// The NVRTC source: generated prelude, then the kernel file.
-    pub fn source(&self, cfg: &Config, tables: &Tables) -> String {
+    pub fn source(&self, cfg: &Params, tables: &Tables) -> String {
         let mut p = String::new();
         let half = self.n_fft / 2;
         let log2_half = if half.is_power_of_two() {
@@ -353,7 +353,7 @@ pub struct Tables {
 
 impl Tables {
     /// The tables of a configuration.
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &Params) -> Self {
         let n = cfg.n_fft;
         let wl = cfg.win_length;
         let left = (n - wl) / 2;
@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn seed_config_uses_the_register_kernel_with_seven_segments() {
-        let cfg = Config::default();
+        let cfg = Params::default();
         let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
         assert_eq!(p.kind, KernelKind::Register);
         assert_eq!(p.n_frames, 33);
@@ -466,10 +466,10 @@ mod tests {
     #[test]
     fn other_ffts_use_the_generic_kernel() {
         for n_fft in [128, 256, 48, 100] {
-            let cfg = Config {
+            let cfg = Params {
                 n_fft,
                 win_length: n_fft.min(64),
-                ..Config::default()
+                ..Params::default()
             };
             cfg.validate().unwrap();
             let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
@@ -482,9 +482,9 @@ mod tests {
 
     #[test]
     fn pool_none_rows_hold_every_frame() {
-        let cfg = Config {
+        let cfg = Params {
             pool: Pool::None,
-            ..Config::default()
+            ..Params::default()
         };
         let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();
         assert_eq!(p.out_frames, 33);
@@ -494,12 +494,12 @@ mod tests {
 
     #[test]
     fn too_many_frames_is_a_clear_error_not_a_launch_failure() {
-        let cfg = Config {
+        let cfg = Params {
             n_fft: 1024,
             win_length: 1024,
             hop_length: 1,
             short_win: 1024,
-            ..Config::default()
+            ..Params::default()
         };
         cfg.validate().unwrap();
         let e = KernelPlan::new(&cfg, H100_SMEM).unwrap_err().to_string();
@@ -512,10 +512,10 @@ mod tests {
     #[test]
     fn odd_fft_counts_frames_as_torch_stft() {
         // n_fft 63 pads by 31 on each side: one frame fewer than 1 + short_win/hop.
-        let cfg = Config {
+        let cfg = Params {
             n_fft: 63,
             win_length: 63,
-            ..Config::default()
+            ..Params::default()
         };
         cfg.validate().unwrap();
         assert_eq!(torch_frames(512, 63, 16), 32);
@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn window_is_a_centred_periodic_hann() {
-        let cfg = Config {
+        let cfg = Params {
             n_fft: 8,
             win_length: 4,
             short_win: 16,
@@ -536,7 +536,7 @@ mod tests {
             short_hop: 8,
             long_hop: 16,
             hop_length: 2,
-            ..Config::default()
+            ..Params::default()
         };
         let t = Tables::new(&cfg);
         assert_eq!(t.window, vec![0.0, 0.0, 0.0, 0.5, 1.0, 0.5, 0.0, 0.0]);
@@ -569,15 +569,15 @@ mod tests {
     #[test]
     fn source_defines_every_macro_the_kernel_uses() {
         for cfg in [
-            Config::default(),
-            Config {
+            Params::default(),
+            Params {
                 n_fft: 128,
                 win_length: 100,
                 pool: Pool::None,
                 top_db: Some(80.0),
                 dtype: Dtype::F32,
                 norm: MelNorm::Slaney,
-                ..Config::default()
+                ..Params::default()
             },
         ] {
             let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();

@@ -333,7 +333,7 @@ mod tests {
     use melpipe_core::backend::AudioBatch;
     use melpipe_core::discover::discover;
     use melpipe_core::read::Reader;
-    use melpipe_core::Config;
+    use melpipe_core::Params;
 
     fn small(files: usize, corrupt: usize) -> GenerateOptions {
         GenerateOptions {
@@ -359,9 +359,9 @@ mod tests {
         );
 
         // The real discover and read stages, as a run would use them.
-        let cfg = Config {
+        let cfg = Params {
             clip_samples: opts.samples,
-            ..Config::default()
+            ..Params::default()
         };
         cfg.validate().expect("valid config");
         let found = discover(&[dir.path().to_path_buf()], 2).expect("discover");

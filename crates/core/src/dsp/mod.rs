@@ -17,7 +17,7 @@ pub mod reference;
 mod shared;
 
 use crate::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
-use crate::config::{Config, Pool};
+use crate::config::{Params, Pool};
 use crate::error::Result;
 use crate::geometry::Geometry;
 use crate::mel::MelFilterbank;
@@ -90,7 +90,7 @@ pub(crate) struct SegmentGeometry {
 }
 
 impl SegmentGeometry {
-    fn new(cfg: &Config) -> Self {
+    fn new(cfg: &Params) -> Self {
         SegmentGeometry {
             len: cfg.short_win,
             n_fft: cfg.n_fft,
@@ -252,12 +252,12 @@ pub struct FeatureExtractor {
 
 impl FeatureExtractor {
     /// Plans the extractor; the configuration must be valid.
-    pub fn new(cfg: &Config) -> Result<Self> {
+    pub fn new(cfg: &Params) -> Result<Self> {
         Self::with_isa(cfg, Isa::detect())
     }
 
     /// Plans the extractor for a given instruction set (an error when this CPU lacks it).
-    pub fn with_isa(cfg: &Config, isa: Isa) -> Result<Self> {
+    pub fn with_isa(cfg: &Params, isa: Isa) -> Result<Self> {
         cfg.validate()?;
         if !isa.available() {
             return Err(crate::Error::Config(format!(
@@ -381,7 +381,7 @@ impl BackendFactory for CpuBackendFactory {
         "cpu".to_string()
     }
 
-    fn create(&self, cfg: &Config) -> Result<Box<dyn Backend>> {
+    fn create(&self, cfg: &Params) -> Result<Box<dyn Backend>> {
         Ok(Box::new(CpuBackend {
             extractor: FeatureExtractor::new(cfg)?,
             values_per_row: cfg.values_per_row(),

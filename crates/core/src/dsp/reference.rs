@@ -3,7 +3,7 @@
 //! torchaudio's code; the tests hold the fast [`FeatureExtractor`](super::FeatureExtractor)
 //! to it.
 
-use crate::config::{Config, Pool};
+use crate::config::{Params, Pool};
 use crate::geometry::Geometry;
 use crate::mel::MelFilterbank;
 
@@ -43,7 +43,7 @@ pub fn reflect(j: isize, len: usize) -> usize {
 
 /// The dB features of the first `rows` segments of `samples`, computed in f64:
 /// `rows × n_mels × out_frames` values, C order.
-pub fn features(cfg: &Config, samples: &[f32], rows: usize) -> Vec<f64> {
+pub fn features(cfg: &Params, samples: &[f32], rows: usize) -> Vec<f64> {
     let geom = Geometry::new(cfg);
     let n_fft = cfg.n_fft;
     let n_freqs = n_fft / 2 + 1;
@@ -142,14 +142,14 @@ mod tests {
         // A full-scale sine exactly on bin 8 (512 Hz at 4096 Hz, n_fft 64): an interior frame's
         // DFT of the Hann-windowed sine has |X[8]| = N/4 = 16, so power 256, split by the mel
         // filters that cover bin 8. Check the pooled total against that by hand.
-        let cfg = Config {
+        let cfg = Params {
             n_mels: 4,
-            ..Config::default()
+            ..Params::default()
         };
         let x: Vec<f32> = (0..4096)
             .map(|n| (2.0 * std::f64::consts::PI * 512.0 * n as f64 / 4096.0).sin() as f32)
             .collect();
-        let cfg1 = Config {
+        let cfg1 = Params {
             pool: Pool::None,
             ..cfg.clone()
         };

@@ -23,7 +23,7 @@
 use super::fft::{FrameIndex, RealFftPlan};
 use super::lanes::Vector;
 use super::{MelWeights, RowPlan, SegmentGeometry};
-use crate::config::{Config, Pool};
+use crate::config::{Params, Pool};
 use crate::geometry::Geometry;
 
 /// Where a configuration's frames can be shared, and how.
@@ -51,7 +51,7 @@ fn gcd(a: usize, b: usize) -> usize {
 impl SharedParams {
     /// The sharing of a configuration, or `None` when it does not apply or would not pay off
     /// (then the general path is used).
-    pub(super) fn new(cfg: &Config, seg: &SegmentGeometry) -> Option<Self> {
+    pub(super) fn new(cfg: &Params, seg: &SegmentGeometry) -> Option<Self> {
         let (n, h) = (seg.n_fft, seg.hop);
         if !n.is_power_of_two() || !(8..=4096).contains(&n) || !seg.pad.is_multiple_of(h) {
             return None;

@@ -125,7 +125,7 @@ pub(crate) fn compare(got: &[f32], want: &[f64], vpr: usize, tol: f64, what: &st
 }
 
 /// Runs every signal through the extractor and the reference; returns the worst difference.
-fn check(cfg: &Config, samples: usize, tol: f64) -> f64 {
+fn check(cfg: &Params, samples: usize, tol: f64) -> f64 {
     let geom = Geometry::new(cfg);
     let len = geom.effective_samples(samples);
     let rows = geom.rows(Some(len));
@@ -160,8 +160,8 @@ fn isas() -> Vec<Isa> {
         .collect()
 }
 
-fn small(cfg: Config) -> Config {
-    Config {
+fn small(cfg: Params) -> Params {
+    Params {
         clip_samples: 4096,
         ..cfg
     }
@@ -171,29 +171,29 @@ const TOL: f64 = 2e-3;
 
 #[test]
 fn seed_config() {
-    let w = check(&small(Config::default()), 4096, TOL);
+    let w = check(&small(Params::default()), 4096, TOL);
     eprintln!("seed config: worst {w:.2e} dB");
 }
 
 #[test]
 fn seed_config_pool_none() {
-    let cfg = small(Config {
+    let cfg = small(Params {
         pool: Pool::None,
-        ..Config::default()
+        ..Params::default()
     });
     check(&cfg, 4096, TOL);
 }
 
 #[test]
 fn slaney_scale_and_norm_with_top_db() {
-    let cfg = small(Config {
+    let cfg = small(Params {
         mel_scale: MelScale::Slaney,
         norm: MelNorm::Slaney,
         top_db: Some(40.0),
-        ..Config::default()
+        ..Params::default()
     });
     check(&cfg, 4096, TOL);
-    let cfg = Config {
+    let cfg = Params {
         pool: Pool::None,
         top_db: Some(25.0),
         ..cfg
@@ -203,7 +203,7 @@ fn slaney_scale_and_norm_with_top_db() {
 
 #[test]
 fn other_fft_sizes_and_bands() {
-    let cfg = Config {
+    let cfg = Params {
         sample_rate: 8000,
         clip_samples: 6000,
         long_win: 2048,
@@ -216,10 +216,10 @@ fn other_fft_sizes_and_bands() {
         n_mels: 40,
         f_min: 50.0,
         f_max: Some(3000.0),
-        ..Config::default()
+        ..Params::default()
     };
     check(&cfg, 6000, TOL);
-    let cfg = Config {
+    let cfg = Params {
         n_fft: 32,
         win_length: 32,
         hop_length: 8,
@@ -228,7 +228,7 @@ fn other_fft_sizes_and_bands() {
         long_hop: 384,
         short_win: 256,
         short_hop: 128,
-        ..small(Config::default())
+        ..small(Params::default())
     };
     check(&cfg, 4096, TOL);
 }
@@ -236,38 +236,38 @@ fn other_fft_sizes_and_bands() {
 #[test]
 fn general_path_configs() {
     // Hop 24 divides neither the segment step nor n_fft/2.
-    let cfg = small(Config {
+    let cfg = small(Params {
         hop_length: 24,
-        ..Config::default()
+        ..Params::default()
     });
     check(&cfg, 4096, TOL);
     // Non-power-of-two and odd FFT sizes.
-    let cfg = small(Config {
+    let cfg = small(Params {
         n_fft: 48,
         win_length: 40,
         hop_length: 12,
         pool: Pool::None,
-        ..Config::default()
+        ..Params::default()
     });
     check(&cfg, 4096, TOL);
-    let cfg = small(Config {
+    let cfg = small(Params {
         n_fft: 63,
         win_length: 63,
         hop_length: 16,
-        ..Config::default()
+        ..Params::default()
     });
     check(&cfg, 4096, TOL);
 }
 
 #[test]
 fn natural_length_and_partial_rows() {
-    let cfg = Config {
+    let cfg = Params {
         length: LengthMode::Natural,
-        ..Config::default()
+        ..Params::default()
     };
     check(&cfg, 5000, TOL);
     // Only the first rows of a file.
-    let cfg = small(Config::default());
+    let cfg = small(Params::default());
     let x = &signals(4096, 3)[2].1;
     for isa in isas() {
         let mut fx = FeatureExtractor::with_isa(&cfg, isa).unwrap();
@@ -279,7 +279,7 @@ fn natural_length_and_partial_rows() {
 
 #[test]
 fn duplicate_rows_are_identical() {
-    let cfg = small(Config::default());
+    let cfg = small(Params::default());
     let x = &signals(4096, 5)[0].1;
     let mut fx = FeatureExtractor::new(&cfg).unwrap();
     let mut out = vec![f32::NAN; 21 * 32];
@@ -290,31 +290,31 @@ fn duplicate_rows_are_identical() {
 
 #[test]
 fn paths_are_chosen_as_documented() {
-    let shared = |cfg: &Config| {
+    let shared = |cfg: &Params| {
         FeatureExtractor::new(cfg)
             .unwrap()
             .describe()
             .starts_with("frame-sharing")
     };
-    assert!(shared(&Config::default()));
-    assert!(shared(&Config {
+    assert!(shared(&Params::default()));
+    assert!(shared(&Params {
         pool: Pool::None,
         n_fft: 128,
         hop_length: 32,
-        ..Config::default()
+        ..Params::default()
     }));
     // Hop not dividing n_fft/2, non-power-of-two FFT, segments sparse on the grid.
-    assert!(!shared(&Config {
+    assert!(!shared(&Params {
         hop_length: 24,
-        ..Config::default()
+        ..Params::default()
     }));
-    assert!(!shared(&Config {
+    assert!(!shared(&Params {
         n_fft: 48,
         win_length: 48,
-        ..Config::default()
+        ..Params::default()
     }));
-    assert!(!shared(&Config {
+    assert!(!shared(&Params {
         long_hop: 8192,
-        ..Config::default()
+        ..Params::default()
     }));
 }

@@ -8,7 +8,7 @@
 
 use super::files::FileEntry;
 use super::shard::ShardInfo;
-use crate::config::Config;
+use crate::config::{BackendKind, Params};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -27,10 +27,12 @@ pub const FORMAT: &str = "melpipe-journal/2";
 pub struct JournalHeader {
     /// Format tag.
     pub format: String,
-    /// Output-shaping configuration (pipeline knobs zeroed, see [`output_config`]).
-    pub config: Config,
+    /// The parameters (what shapes the output; journals of earlier versions also hold run
+    /// options here, which are ignored).
+    #[serde(deserialize_with = "crate::config::deserialize_params_lenient")]
+    pub config: Params,
     /// `cpu` or `cuda`: backends agree only to rounding, so a resume keeps the kind.
-    pub backend_kind: String,
+    pub backend_kind: BackendKind,
     /// The inputs when the run started (the shard's files for a shard).
     pub inputs: InputsFingerprint,
     /// The shard, for `run --shard` (absent in journals of whole runs).
@@ -58,22 +60,6 @@ pub struct JournalRecord {
     pub features_xxh3_64: String,
     /// Manifest entries of the files committed by this record (not the earlier ones).
     pub files: Vec<FileEntry>,
-}
-
-/// The configuration with everything that does not change the output bytes reset, so that a
-/// resume may use other thread counts or task sizes.
-pub fn output_config(cfg: &Config) -> Config {
-    Config {
-        device: String::new(),
-        strict: false,
-        readers: 0,
-        threads: 0,
-        files_per_task: 0,
-        queue_depth: 0,
-        streams: 0,
-        cpu_head: None,
-        ..cfg.clone()
-    }
 }
 
 /// An open journal being appended to.
@@ -154,9 +140,6 @@ impl Journal {
     }
 }
 
-/// What [`load`] says of a journal without its header line: the killed run committed nothing.
-pub const NO_HEADER: &str = "the journal has no header: the run was killed before it started";
-
 /// A journal read back: its header, its complete records, and the bytes they span.
 #[derive(Debug)]
 pub struct Loaded {
@@ -200,10 +183,7 @@ pub fn load(dir: &Path, inputs: usize) -> Result<Loaded> {
         pos += n + 1;
     }
     let Some(((first, mut valid), rest)) = lines.split_first() else {
-        return Err(Error::Output {
-            path: path.clone(),
-            msg: NO_HEADER.into(),
-        });
+        return Err(Error::NoJournalHeader { path: path.clone() });
     };
     let header: JournalHeader = serde_json::from_slice(first)
         .map_err(|e| bad(format!("unreadable journal header: {e}")))?;

@@ -4,7 +4,7 @@
 use super::files::is_zero;
 use super::npy;
 use super::shard::{ShardInfo, ShardSpec};
-use crate::config::{Config, Layout, LengthMode};
+use crate::config::{Layout, LengthMode, Params};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub struct GeometryInfo {
 
 impl GeometryInfo {
     /// The geometry of a validated configuration.
-    pub fn of(cfg: &Config) -> Self {
+    pub fn of(cfg: &Params) -> Self {
         let g = Geometry::new(cfg);
         let fixed = cfg.length == LengthMode::Fixed;
         GeometryInfo {
@@ -121,8 +121,10 @@ pub struct Manifest {
     pub melpipe_version: String,
     /// Seconds since the Unix epoch when the run committed.
     pub created_unix: u64,
-    /// The full effective configuration.
-    pub config: Config,
+    /// The parameters (what shapes the output). Manifests of earlier versions also hold the
+    /// run options here; they are ignored when read.
+    #[serde(deserialize_with = "crate::config::deserialize_params_lenient")]
+    pub config: Params,
     /// Row geometry.
     pub geometry: GeometryInfo,
     /// Total rows N.
@@ -136,7 +138,7 @@ pub struct Manifest {
     /// The device that computed the features.
     pub device: String,
     /// In a GPU run, how many of the first files the CPU computed while the GPU started (their
-    /// rows agree with the GPU's to rounding; `config.cpu_head`; a resume keeps the interrupted
+    /// rows agree with the GPU's to rounding; the `cpu_head` run option; a resume keeps the interrupted
     /// run's). In a merged output, the sum over its shards, each of which had its own head.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cpu_head_files: u64,
@@ -399,7 +401,7 @@ pub(crate) fn is_xxh3_hex(s: &str) -> bool {
 /// the geometry of `cfg`, which must be valid: paths unique and sorted byte-wise (as discovery
 /// sorts them), each status consistent with the samples found, each file with the rows its
 /// samples and status give, rows starting at 0 and following each other. Returns the rows.
-pub(crate) fn check_files(cfg: &Config, files: &[FileEntry]) -> std::result::Result<u64, String> {
+pub(crate) fn check_files(cfg: &Params, files: &[FileEntry]) -> std::result::Result<u64, String> {
     let g = Geometry::new(cfg);
     let clip = cfg.clip_samples as u64;
     let mut row = 0u64;
@@ -470,7 +472,7 @@ mod tests {
     fn file_lists_must_be_sorted_unique_and_add_up() {
         use std::ffi::OsStr;
         use std::os::unix::ffi::OsStrExt;
-        let cfg = Config::default();
+        let cfg = Params::default();
         let entry = |rel: &[u8], first_row: u64| {
             let (path, path_bytes_hex) = entry_path(Path::new(OsStr::from_bytes(rel)));
             FileEntry {

@@ -2,6 +2,7 @@
 
 use super::{Finished, Flow};
 use crate::backend::BackendFactory;
+use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::journal::JournalHeader;
 use crate::progress::{Phase, Progress};
@@ -97,7 +98,6 @@ impl<'a, 'w> Accountant<'a, 'w> {
     /// Accounts the next task in order.
     fn account(&mut self, d: Finished) -> Result<()> {
         let flow = self.flow;
-        let cfg = flow.cfg;
         let progress = flow.progress();
         let files = flow.plan.tasks[d.task];
         Progress::add(&progress.queued, 0u64.wrapping_sub(1));
@@ -113,7 +113,7 @@ impl<'a, 'w> Accountant<'a, 'w> {
                 error: std::io::Error::from_raw_os_error(code),
             });
         }
-        if cfg.strict {
+        if flow.plan.knobs.strict {
             if let Some((f, o)) = files
                 .iter()
                 .zip(&d.outcomes)
@@ -175,7 +175,7 @@ pub(super) fn settle(
 ) -> Result<()> {
     if !std::mem::replace(settled, true) && factory.fell_back_to_cpu() {
         let mut h = header.clone();
-        h.backend_kind = "cpu".into();
+        h.backend_kind = BackendKind::Cpu;
         writer.change_backend(&h, &factory.name())?;
     }
     Ok(())

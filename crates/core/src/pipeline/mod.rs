@@ -64,7 +64,7 @@ mod resume;
 mod window;
 
 use crate::backend::{AudioBatch, BackendFactory, FeatureBuf};
-use crate::config::{Config, LengthMode, MappingKind};
+use crate::config::{BackendKind, LengthMode, MappingKind, Params, RunOptions};
 use crate::discover;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
@@ -126,22 +126,28 @@ pub struct Knobs {
     pub queue_depth: usize,
     /// Compute threads per GPU.
     pub streams: usize,
+    /// Stop at the first failed file (`--strict`).
+    pub strict: bool,
 }
 
 impl Knobs {
     /// Fills in zeros (automatic) from the machine and the backend kind.
-    pub fn resolve(cfg: &Config, cpu_backend: bool) -> Knobs {
+    pub fn resolve(opts: &RunOptions, cpu_backend: bool) -> Knobs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if cfg.threads > 0 { cfg.threads } else { cores };
-        let readers = if cfg.readers > 0 {
-            cfg.readers
+        let threads = if opts.threads > 0 {
+            opts.threads
+        } else {
+            cores
+        };
+        let readers = if opts.readers > 0 {
+            opts.readers
         } else if cpu_backend {
             threads
         } else {
             cores.clamp(1, 16)
         };
-        let files_per_task = if cfg.files_per_task > 0 {
-            cfg.files_per_task
+        let files_per_task = if opts.files_per_task > 0 {
+            opts.files_per_task
         } else if cpu_backend {
             16
         } else {
@@ -149,14 +155,14 @@ impl Knobs {
             // small enough that `queue_depth` batches stay far under the 1.5 GB memory bound.
             128
         };
-        let streams = if cfg.streams > 0 { cfg.streams } else { 4 };
+        let streams = if opts.streams > 0 { opts.streams } else { 4 };
         let workers = if cpu_backend {
             threads
         } else {
             readers / 2 + streams
         };
-        let queue_depth = if cfg.queue_depth > 0 {
-            cfg.queue_depth
+        let queue_depth = if opts.queue_depth > 0 {
+            opts.queue_depth
         } else {
             2 * workers + 2
         };
@@ -166,6 +172,7 @@ impl Knobs {
             files_per_task,
             queue_depth: queue_depth.max(1),
             streams: streams.max(1),
+            strict: opts.strict,
         }
     }
 }
@@ -201,7 +208,7 @@ struct ReadTask {
 /// What every thread of a run shares: the plan and its parameters, the halt, the claims and
 /// their window, row placement and the feature buffers. Each piece states its own invariants.
 struct Flow<'a> {
-    cfg: &'a Config,
+    cfg: &'a Params,
     req: &'a RunRequest,
     factory: &'a dyn BackendFactory,
     plan: &'a Plan<'a>,
@@ -224,11 +231,17 @@ impl Flow<'_> {
 }
 
 /// Runs the whole job.
-pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Result<RunSummary> {
+pub fn run(
+    cfg: &Params,
+    opts: &RunOptions,
+    req: &RunRequest,
+    factory: &dyn BackendFactory,
+) -> Result<RunSummary> {
     let t0 = Instant::now();
     let progress = &req.progress;
     progress.set_phase(Phase::Init);
     cfg.validate()?;
+    opts.validate()?;
     let fb = MelFilterbank::new(cfg);
     let empty = fb.empty_filters();
     if !empty.is_empty() {
@@ -242,7 +255,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
         );
     }
     let cpu = factory.is_cpu();
-    let knobs = Knobs::resolve(cfg, cpu);
+    let knobs = Knobs::resolve(opts, cpu);
     let all = trace::span("discover", 0, || {
         discover::discover(&req.inputs, knobs.readers.max(4))
     })?;
@@ -273,20 +286,24 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     // never more tasks in flight than files (and, once planned, than tasks).
     let mut knobs = knobs;
     knobs.queue_depth = knobs.queue_depth.min(files.len()).max(1);
-    check_in_flight_memory(&files, cfg, knobs.queue_depth)?;
+    check_in_flight_memory(&files, cfg, knobs.queue_depth, opts.queue_depth > 0)?;
     Progress::add(&progress.files_total, files.len() as u64);
     let head_files = if cpu {
         0
     } else {
-        match cfg.cpu_head {
+        match opts.cpu_head {
             Some(n) => n.min(files.len()),
             None => cpu_head_files(&files, cfg, &knobs),
         }
     };
     let mut header = JournalHeader {
         format: journal::FORMAT.into(),
-        config: journal::output_config(cfg),
-        backend_kind: if cpu { "cpu" } else { "cuda" }.into(),
+        config: cfg.clone(),
+        backend_kind: if cpu {
+            BackendKind::Cpu
+        } else {
+            BackendKind::Cuda
+        },
         inputs: InputsFingerprint::of(&files),
         shard: shard.clone(),
         cpu_head_files: head_files as u64,
@@ -305,11 +322,11 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
     };
     header.cpu_head_files = head_files as u64;
     // What --force discards is deleted in the background while the run works.
+    let tuning = WriteTuning::of(&opts.tuning);
     let mut discard = outdir::Discard::default();
     let (mut writer, done) = if let Some(loaded) = loaded {
         resume::check_resumable(&loaded.header, &header, &files, &loaded.records)?;
-        let (w, done) =
-            OutputWriter::resume(&req.out, cfg, loaded, &files, WriteTuning::default())?;
+        let (w, done) = OutputWriter::resume(&req.out, cfg, loaded, &files, tuning)?;
         tracing::info!(
             "resuming: {done} of {} files were committed ({} rows)",
             files.len(),
@@ -335,13 +352,21 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
             },
         )?;
         (
-            OutputWriter::create(&req.out, cfg, &header, files.len(), WriteTuning::default())?,
+            OutputWriter::create(&req.out, cfg, &header, files.len(), tuning)?,
             0,
         )
     };
     Progress::add(&progress.files_done, done as u64);
     Progress::add(&progress.rows_done, writer.rows());
-    let plan = Plan::new(&files, done, head_files, cfg, knobs, cpu);
+    let plan = Plan::new(
+        &files,
+        done,
+        head_files,
+        cfg,
+        knobs,
+        cpu,
+        opts.tuning.ahead_mib,
+    );
     progress.queue_capacity.store(
         (plan.knobs.queue_depth + plan.ahead) as u64,
         Ordering::Relaxed,
@@ -413,7 +438,7 @@ pub fn run(cfg: &Config, req: &RunRequest, factory: &dyn BackendFactory) -> Resu
 /// computed tasks past the queue depth on a device; see `plan::AHEAD_MEMORY`); returns the
 /// device description.
 fn execute(
-    cfg: &Config,
+    cfg: &Params,
     req: &RunRequest,
     factory: &dyn BackendFactory,
     release: &(dyn Fn() + Sync),

@@ -2,7 +2,7 @@
 //! tasks a device run may hold ahead of the disk, and the CPU head's size.
 
 use super::Knobs;
-use crate::config::{Config, LengthMode};
+use crate::config::{LengthMode, Params};
 use crate::discover::InputFile;
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
@@ -31,9 +31,10 @@ impl<'a> Plan<'a> {
         files: &'a [InputFile],
         done: usize,
         head_files: usize,
-        cfg: &Config,
+        cfg: &Params,
         mut knobs: Knobs,
         cpu: bool,
+        ahead_mib: Option<f64>,
     ) -> Self {
         // A device run's first files go to the CPU while the device starts (see `cpu_head_files`):
         // they form tasks of their own, so that no task mixes the two backends.
@@ -54,7 +55,11 @@ impl<'a> Plan<'a> {
         knobs.queue_depth = knobs.queue_depth.min(tasks.len()).max(1);
         // A device run's computed tasks may wait for the disk past the queue depth (writer threads
         // then write their rows), so that the device is done before the disk.
-        let ahead = if cpu { 0 } else { ahead_tasks(&tasks, cfg) };
+        let ahead = if cpu {
+            0
+        } else {
+            ahead_tasks(&tasks, cfg, ahead_mib)
+        };
         Plan {
             knobs,
             tasks,
@@ -86,7 +91,7 @@ fn task_memory(queue_depth: usize) -> u64 {
 /// sizes, so the plan is deterministic; tasks never change the output bytes anyway.
 fn plan_tasks<'a>(
     files: &'a [InputFile],
-    cfg: &Config,
+    cfg: &Params,
     per_task: usize,
     max_bytes: u64,
 ) -> Vec<&'a [InputFile]> {
@@ -121,8 +126,9 @@ fn plan_tasks<'a>(
 /// killer in the middle of the run.
 pub(super) fn check_in_flight_memory(
     files: &[InputFile],
-    cfg: &Config,
+    cfg: &Params,
     queue_depth: usize,
+    chosen: bool,
 ) -> Result<()> {
     let geometry = Geometry::new(cfg);
     let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
@@ -148,7 +154,7 @@ pub(super) fn check_in_flight_memory(
         .ok()
         .zip(u64::try_from(page).ok())
         .map_or(u64::MAX, |(n, p)| n.saturating_mul(p));
-    if cfg.queue_depth > 0 && need > physical && queue_depth > 1 {
+    if chosen && need > physical && queue_depth > 1 {
         return Err(Error::Config(format!(
             "queue_depth {queue_depth} would hold up to {:.1} GB of samples and features in flight ({queue_depth} tasks of at least one file of up to {:.1} MB), more than this machine's {:.1} GB of memory: lower --queue-depth (0 chooses it from the machine)",
             need as f64 / 1e9,
@@ -161,7 +167,7 @@ pub(super) fn check_in_flight_memory(
 
 /// A file's estimated samples and rows: fixed mode decodes one clip; natural mode the whole
 /// file, at most one sample per byte (8-bit mono).
-fn file_estimate(f: &InputFile, cfg: &Config, geometry: &Geometry) -> (u64, u64) {
+fn file_estimate(f: &InputFile, cfg: &Params, geometry: &Geometry) -> (u64, u64) {
     let samples = match cfg.length {
         LengthMode::Fixed => cfg.clip_samples as u64,
         LengthMode::Natural => f.size,
@@ -182,26 +188,16 @@ const AHEAD_MEMORY: u64 = 192 << 20;
 const AHEAD_TASKS_MAX: usize = 4096;
 
 /// How many computed tasks a device run may hold past the queue depth: [`AHEAD_MEMORY`] (or
-/// `MELPIPE_AHEAD_MIB`, MiB, fractions allowed, for benchmarks and tests; 0 turns it off) over
+/// `ahead_mib`, MiB, fractions allowed, from [`crate::config::Tuning`]; 0 turns it off) over
 /// the largest task's estimated features.
-fn ahead_tasks(tasks: &[&[InputFile]], cfg: &Config) -> usize {
-    const VAR: &str = "MELPIPE_AHEAD_MIB";
-    let budget = match std::env::var(VAR) {
-        Err(_) => AHEAD_MEMORY,
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(mib) if mib.is_finite() && mib >= 0.0 => (mib * f64::from(1u32 << 20)) as u64,
-            _ => {
-                tracing::warn!("{VAR}={v:?} is not a number of MiB; using the default (192)");
-                AHEAD_MEMORY
-            }
-        },
-    };
+fn ahead_tasks(tasks: &[&[InputFile]], cfg: &Params, ahead_mib: Option<f64>) -> usize {
+    let budget = ahead_mib.map_or(AHEAD_MEMORY, |mib| (mib * f64::from(1u32 << 20)) as u64);
     ahead_tasks_within(tasks, cfg, budget)
 }
 
 /// How many of the largest of `tasks` fit `budget` bytes of estimated features (at most as many
 /// as there are tasks, and [`AHEAD_TASKS_MAX`]).
-fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Config, budget: u64) -> usize {
+fn ahead_tasks_within(tasks: &[&[InputFile]], cfg: &Params, budget: u64) -> usize {
     let geometry = Geometry::new(cfg);
     let row_bytes = (cfg.values_per_row() * cfg.dtype.size()) as u64;
     let largest = tasks
@@ -241,7 +237,7 @@ pub(super) fn head_threads(knobs: &Knobs) -> usize {
 
 /// Relative CPU work per sample of the STFT and what follows it: n_fft log2(n_fft) per hop,
 /// four times that without pooling (the mel projection and the logarithm run per frame).
-fn stft_work(cfg: &Config) -> f64 {
+fn stft_work(cfg: &Params) -> f64 {
     let n = cfg.n_fft.max(2) as f64;
     let per_sample = n * n.log2() / cfg.hop_length.max(1) as f64;
     if cfg.pool == crate::config::Pool::None {
@@ -256,7 +252,7 @@ fn stft_work(cfg: &Config) -> f64 {
 /// files, the parameters and the thread count only, never of timing, so that a run on the same
 /// machine always splits the same way (the two backends agree only to rounding); the journal
 /// keeps the split for a resume.
-pub(super) fn cpu_head_files(files: &[InputFile], cfg: &Config, knobs: &Knobs) -> usize {
+pub(super) fn cpu_head_files(files: &[InputFile], cfg: &Params, knobs: &Knobs) -> usize {
     let geometry = Geometry::new(cfg);
     let ns_per_sample = HEAD_NS_PER_SAMPLE * stft_work(cfg) / 24.0;
     let mut budget = HEAD_SECONDS * 1e9 * head_threads(knobs) as f64;
@@ -292,13 +288,14 @@ mod tests {
 
     #[test]
     fn a_cpu_head_is_what_half_the_threads_compute_in_its_seconds() {
-        let cfg = Config::default();
+        let cfg = Params::default();
         let knobs = |threads| Knobs {
             readers: 16,
             threads,
             files_per_task: 128,
             queue_depth: 26,
             streams: 4,
+            strict: false,
         };
         let seed = files(&vec![81_964; 40_000]);
         // 8 of 16 threads, 0.15 s, 3.4 ns per sample of 40,960-sample clips: 8,617 clips.
@@ -309,27 +306,27 @@ mod tests {
         assert_eq!(cpu_head_files(&seed[..100], &cfg, &knobs(16)), 100);
         // Costlier parameters get a smaller head: no pooling, a larger FFT, a shorter hop.
         for heavier in [
-            Config {
+            Params {
                 pool: crate::config::Pool::None,
-                ..Config::default()
+                ..Params::default()
             },
-            Config {
+            Params {
                 n_fft: 256,
                 win_length: 256,
-                ..Config::default()
+                ..Params::default()
             },
-            Config {
+            Params {
                 hop_length: 4,
-                ..Config::default()
+                ..Params::default()
             },
         ] {
             assert!(cpu_head_files(&seed, &heavier, &knobs(16)) <= n / 4);
         }
         // A file that alone exceeds the budget ends the head at once (natural length: its
         // samples follow its size).
-        let natural = Config {
+        let natural = Params {
             length: LengthMode::Natural,
-            ..Config::default()
+            ..Params::default()
         };
         assert_eq!(
             cpu_head_files(&files(&[1 << 40, 100]), &natural, &knobs(16)),
@@ -341,7 +338,7 @@ mod tests {
     fn tasks_ahead_fit_their_budget_of_feature_bytes() {
         // The seed's shape: 237 rows of 32 f16 values a clip, 128 clips a task (1,941,504
         // bytes of features): 103 such tasks fit 192 MiB.
-        let cfg = Config::default();
+        let cfg = Params::default();
         let all = files(&[81_964; 128 * 120]);
         let tasks: Vec<&[InputFile]> = all.chunks(128).collect();
         let task_bytes = 128 * Geometry::new(&cfg).rows(None) as u64 * 32 * 2;
@@ -356,9 +353,9 @@ mod tests {
         assert_eq!(ahead_tasks_within(&few, &cfg, AHEAD_MEMORY), 3);
         assert_eq!(ahead_tasks_within(&few, &cfg, 2 * task_bytes + 1), 2);
         // Natural length: the estimate takes one sample per byte of each file, an upper bound.
-        let natural = Config {
+        let natural = Params {
             length: LengthMode::Natural,
-            ..Config::default()
+            ..Params::default()
         };
         let big = files(&[81_964 * 8; 4 * 100]);
         let long: Vec<&[InputFile]> = big.chunks(4).collect();
@@ -373,7 +370,7 @@ mod tests {
 
     #[test]
     fn tasks_are_cut_by_count_and_by_memory() {
-        let mut cfg = Config::default();
+        let mut cfg = Params::default();
         // Seed-shaped clips: only the count cuts (fixed mode ignores file sizes).
         let seed = files(&[81_964; 40]);
         assert_eq!(lens(&plan_tasks(&seed, &cfg, 16, TASK_MEMORY)), [16, 16, 8]);
@@ -408,9 +405,9 @@ mod tests {
     fn tasks_in_flight_stay_under_the_memory_bound() {
         // pool none, f16: 237 rows × 32 mels × 33 frames × 2 B + 40,960 f32 samples ≈ 0.66 MB
         // a clip. The GPU defaults (128 files, queue 26) would hold 2.2 GB in flight.
-        let cfg = Config {
+        let cfg = Params {
             pool: crate::config::Pool::None,
-            ..Config::default()
+            ..Params::default()
         };
         let clips = files(&[81_964; 300]);
         let tasks = plan_tasks(&clips, &cfg, 128, task_memory(26));
@@ -422,7 +419,7 @@ mod tests {
         );
         assert!(biggest >= 40, "{biggest}");
         // The seed's mean pooling keeps its 128 files a task.
-        let seed = plan_tasks(&clips, &Config::default(), 128, task_memory(26));
+        let seed = plan_tasks(&clips, &Params::default(), 128, task_memory(26));
         assert_eq!(seed[0].len(), 128);
     }
 }

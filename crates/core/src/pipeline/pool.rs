@@ -2,7 +2,7 @@
 
 use super::window::Claims;
 use crate::backend::{AudioBatch, FeatureBuf};
-use crate::config::{Config, Dtype};
+use crate::config::{Dtype, Params};
 use crate::trace;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +23,7 @@ pub(super) struct FeaturePool {
 }
 
 impl FeaturePool {
-    pub(super) fn new(cfg: &Config, capacity: usize) -> Self {
+    pub(super) fn new(cfg: &Params, capacity: usize) -> Self {
         let (tx, rx) = bounded(capacity);
         FeaturePool {
             tx,

@@ -1,7 +1,7 @@
 //! Resuming an interrupted run: what its journal allows, and what it refuses.
 
 use super::RunRequest;
-use crate::config::Config;
+use crate::config::Params;
 use crate::discover::InputFile;
 use crate::error::{Error, Result};
 use crate::journal::{self, JournalHeader, JournalRecord, Loaded};
@@ -24,7 +24,7 @@ pub(super) struct Found {
 /// the split of a header it has.
 pub(super) fn find(
     req: &RunRequest,
-    cfg: &Config,
+    cfg: &Params,
     files: &[InputFile],
     partial: &Path,
 ) -> Result<Found> {
@@ -36,7 +36,7 @@ pub(super) fn find(
                 None
             }
             Ok(l) => Some(l),
-            Err(Error::Output { msg, .. }) if msg == journal::NO_HEADER => None,
+            Err(Error::NoJournalHeader { .. }) => None,
             Err(e) => return Err(e),
         }
     } else {

@@ -10,7 +10,7 @@
 
 use super::array::{ArrayFile, Sealed};
 use super::tuning::WriteTuning;
-use crate::config::{Config, LengthMode, MappingKind};
+use crate::config::{LengthMode, MappingKind, Params};
 use crate::error::{Error, Result};
 use crate::format::manifest::FileEntry;
 use crate::geometry::Geometry;
@@ -99,7 +99,7 @@ fn encode_mapping(
 /// XXH3-64 of the mapping a run writes for `files` (in row order, from row 0): the table is
 /// fully determined by the file list and the geometry, so `verify` and `--resume` compare the
 /// bytes on disk with it.
-pub(crate) fn mapping_digest(cfg: &Config, files: &[FileEntry]) -> Result<u64> {
+pub(crate) fn mapping_digest(cfg: &Params, files: &[FileEntry]) -> Result<u64> {
     let g = Geometry::new(cfg);
     let mut hasher = Xxh3::new();
     let mut buf = Vec::with_capacity(1 << 16);
@@ -143,7 +143,7 @@ impl MappingWriter {
     /// Takes over `file` (holding the rows of the first `files_done` files).
     pub(super) fn start(
         file: ArrayFile,
-        cfg: &Config,
+        cfg: &Params,
         total_files: usize,
         files_done: usize,
         tuning: &WriteTuning,
@@ -477,7 +477,7 @@ mod tests {
 
     #[test]
     fn the_mapping_template_encodes_the_same_bytes_as_each_segment_derived() {
-        let cfg = Config::default();
+        let cfg = Params::default();
         let g = Geometry::new(&cfg);
         let rows = g.rows(None) as u64;
         let t = FileRowsTemplate::new(&g, rows);
@@ -499,7 +499,7 @@ mod tests {
         per_chunk: u64,
         before: &[u8],
     ) -> (Result<ArrayFile>, tempfile::TempDir) {
-        let cfg = Config::default();
+        let cfg = Params::default();
         let geometry = Geometry::new(&cfg);
         let per_file = geometry.rows(None) as u64;
         let row_bytes = 6 * kind.size().unwrap() as u64;
@@ -530,7 +530,7 @@ mod tests {
     }
 
     fn encoded(kind: MappingKind, files: std::ops::Range<usize>) -> Vec<u8> {
-        let g = Geometry::new(&Config::default());
+        let g = Geometry::new(&Params::default());
         let rows = g.rows(None) as u64;
         let mut b = Vec::new();
         for f in files {

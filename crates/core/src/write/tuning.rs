@@ -25,7 +25,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 impl Default for WriteTuning {
     /// One checkpoint a second, own writeback from 1 MiB, one mapping thread. With the
     /// `test-hooks` feature, `MELPIPE_CHECKPOINT_SECS` sets the checkpoint interval (tests that
-    /// run the binary use small values).
+    /// run the binary use small values); a build without it reads no environment.
     fn default() -> Self {
         WriteTuning {
             #[cfg(feature = "test-hooks")]
@@ -36,6 +36,25 @@ impl Default for WriteTuning {
             checkpoint_interval: CHECKPOINT_INTERVAL,
             own_writeback_min: 1 << 20,
             mapping_threads: 1,
+        }
+    }
+}
+
+impl WriteTuning {
+    /// The writer's part of a run's tuning options (`--checkpoint-secs`, `--own-writeback-min`,
+    /// hidden flags for benchmarks); what they leave unset is [`WriteTuning::default`].
+    /// `RunOptions::validate` has refused negative and NaN seconds; a value too large for a
+    /// `Duration` means no checkpoint before the commit.
+    pub fn of(t: &crate::config::Tuning) -> WriteTuning {
+        let d = WriteTuning::default();
+        WriteTuning {
+            checkpoint_interval: t.checkpoint_secs.map_or(d.checkpoint_interval, |s| {
+                Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+            }),
+            own_writeback_min: t.own_writeback_min.map_or(d.own_writeback_min, |b| {
+                usize::try_from(b).unwrap_or(usize::MAX)
+            }),
+            mapping_threads: d.mapping_threads,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::folder::{self, sync_dir, PARTIAL_DIR};
 use super::mapping::{mapping_digest, MappingWriter};
 use super::positioned::PositionedWriter;
 use super::tuning::WriteTuning;
-use crate::config::{Config, Dtype, Layout, LengthMode};
+use crate::config::{Dtype, Layout, LengthMode, Params};
 use crate::discover::InputFile;
 use crate::error::{Error, Result};
 use crate::format::journal::{self, Journal, JournalHeader, JournalRecord};
@@ -85,7 +85,7 @@ struct Committed {
 /// before it (files done, rows, array bytes), the files must be the first of `inputs`, and
 /// their entries a file list melpipe could write ([`manifest::check_files`]).
 fn committed(
-    cfg: &Config,
+    cfg: &Params,
     loaded: &journal::Loaded,
     inputs: &[InputFile],
 ) -> std::result::Result<(Committed, Option<String>), String> {
@@ -155,7 +155,7 @@ impl OutputWriter {
     /// run is known from it alone and is written ahead by its own thread).
     pub fn create(
         out: &Path,
-        cfg: &Config,
+        cfg: &Params,
         header: &JournalHeader,
         total_files: usize,
         tuning: WriteTuning,
@@ -197,7 +197,7 @@ impl OutputWriter {
     fn assemble(
         out: &Path,
         partial: PathBuf,
-        cfg: &Config,
+        cfg: &Params,
         (features, mapping, journal): (ArrayFile, Option<MappingWriter>, Journal),
         committed: Committed,
         resumed: bool,
@@ -230,7 +230,7 @@ impl OutputWriter {
     /// rows its files give. Returns the writer and the number of input files already done.
     pub fn resume(
         out: &Path,
-        cfg: &Config,
+        cfg: &Params,
         loaded: journal::Loaded,
         inputs: &[InputFile],
         tuning: WriteTuning,
@@ -405,7 +405,7 @@ impl OutputWriter {
 /// length mode); `features` holds the rows of the first `files_done` files.
 fn presize(
     features: &ArrayFile,
-    cfg: &Config,
+    cfg: &Params,
     total_files: usize,
     files_done: usize,
 ) -> Result<()> {

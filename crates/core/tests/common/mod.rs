@@ -3,11 +3,11 @@
 #![allow(dead_code)]
 
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
-use melpipe_core::config::{Config, LengthMode};
+use melpipe_core::config::{LengthMode, Params, RunOptions, Settings};
 use melpipe_core::dsp::CpuBackendFactory;
 use melpipe_core::geometry::Geometry;
 use melpipe_core::manifest::Manifest;
-use melpipe_core::pipeline::{run, RunRequest};
+use melpipe_core::pipeline::RunRequest;
 use melpipe_core::Result;
 use melpipe_gen::{generate, GenerateOptions};
 use std::path::Path;
@@ -121,7 +121,7 @@ impl BackendFactory for Device {
             "test device".into()
         }
     }
-    fn create(&self, cfg: &Config) -> Result<Box<dyn Backend>> {
+    fn create(&self, cfg: &Params) -> Result<Box<dyn Backend>> {
         let state = self
             .seed
             .as_ref()
@@ -167,7 +167,16 @@ pub fn request(data: &Path, out: &Path, resume: bool, stop: Arc<AtomicBool>) -> 
     }
 }
 
-pub fn run_into(cfg: &Config, data: &Path, out: &Path, factory: &dyn BackendFactory) -> Manifest {
+/// The pipeline with the parameters and run options of `s`.
+pub fn run(
+    s: &Settings,
+    req: &RunRequest,
+    factory: &dyn BackendFactory,
+) -> melpipe_core::Result<melpipe_core::pipeline::RunSummary> {
+    melpipe_core::pipeline::run(&s.params, &s.run, req, factory)
+}
+
+pub fn run_into(cfg: &Settings, data: &Path, out: &Path, factory: &dyn BackendFactory) -> Manifest {
     run(cfg, &request(data, out, false, Arc::default()), factory)
         .unwrap()
         .manifest
@@ -189,7 +198,7 @@ pub fn dataset(dir: &Path, files: usize, corrupt: usize) -> std::path::PathBuf {
 /// A run into `out` on a device (`fell_back` as in [`Device::new`]) that stops it after `after`
 /// batches; the run must say it was interrupted. Returns the device, for its counts.
 pub fn interrupted_run(
-    cfg: &Config,
+    cfg: &Settings,
     data: &Path,
     out: &Path,
     fell_back: bool,
@@ -202,38 +211,50 @@ pub fn interrupted_run(
     device
 }
 
-pub fn small_config() -> Config {
-    Config {
-        clip_samples: 6000,
-        files_per_task: 4,
-        readers: 3,
-        streams: 2,
-        queue_depth: 4,
-        // The device computes every task unless a test asks for a head.
-        cpu_head: Some(0),
-        ..Config::default()
+pub fn small_config() -> Settings {
+    Settings {
+        params: Params {
+            clip_samples: 6000,
+            ..Params::default()
+        },
+        run: RunOptions {
+            files_per_task: 4,
+            readers: 3,
+            streams: 2,
+            queue_depth: 4,
+            // The device computes every task unless a test asks for a head.
+            cpu_head: Some(0),
+            ..RunOptions::default()
+        },
     }
+}
+
+/// `small_config()` with its run options changed by `f`.
+pub fn small_with(f: impl FnOnce(&mut RunOptions)) -> Settings {
+    let mut s = small_config();
+    f(&mut s.run);
+    s
 }
 
 /// The device pipeline gives the CPU pipeline's bytes (fixed and natural length, failed
 /// files among the inputs, tasks finishing out of order).
-pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(cpu_head: usize) {
+pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(
+    cpu_head: usize,
+    ahead_mib: Option<f64>,
+) {
     let tmp = tempfile::tempdir().unwrap();
     // Short clips, a few unusual and malformed files among them (failed files keep their rows
     // in fixed mode; in natural mode rows follow each file's length).
     let data = dataset(tmp.path(), 150, 12);
     for length in [LengthMode::Fixed, LengthMode::Natural] {
-        let cfg = Config {
-            length,
-            clip_samples: 6000,
-            files_per_task: 4,
-            readers: 3,
-            threads: 3,
-            streams: 3,
-            queue_depth: 5,
-            cpu_head: Some(cpu_head),
-            ..Config::default()
-        };
+        let mut cfg = small_with(|r| {
+            r.threads = 3;
+            r.streams = 3;
+            r.queue_depth = 5;
+            r.cpu_head = Some(cpu_head);
+            r.tuning.ahead_mib = ahead_mib;
+        });
+        cfg.params.length = length;
         let cpu = tmp.path().join(format!("cpu_{length:?}"));
         let dev = tmp.path().join(format!("dev_{length:?}"));
         let a = run_into(&cfg, &data, &cpu, &CpuBackendFactory);
@@ -258,24 +279,27 @@ pub fn check_device_pipeline_writes_the_same_bytes_as_the_cpu_pipeline(cpu_head:
 }
 
 /// Every pooled batch is unpinned by the time the device is given back.
-pub fn check_every_pooled_batch_is_gone_when_the_device_is_released(cpu_head: usize) {
+pub fn check_every_pooled_batch_is_gone_when_the_device_is_released(
+    cpu_head: usize,
+    ahead_mib: Option<f64>,
+) {
     // The device's context is held by the batches' page-locked registrations: it is given back
     // only once all are dropped, whatever order tasks finish in (readers that end early drop
     // the pool's surplus while others still wait for a batch).
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 90, 3);
     for (seed, readers, depth) in [(1, 4, 3), (2, 6, 2), (3, 3, 8), (4, 8, 12), (5, 1, 1)] {
-        let cfg = Config {
-            readers,
-            queue_depth: depth,
-            cpu_head: Some(cpu_head),
-            ..small_config()
-        };
+        let cfg = small_with(|r| {
+            r.readers = readers;
+            r.queue_depth = depth;
+            r.cpu_head = Some(cpu_head);
+            r.tuning.ahead_mib = ahead_mib;
+        });
         let device = Device::new(false).shuffled(seed);
         let out = tmp.path().join(format!("o{seed}"));
         let m = run_into(&cfg, &data, &out, &device);
         // 90 clips and 3 malformed files (which keep their rows in fixed mode).
-        assert_eq!(m.rows, 93 * Geometry::new(&cfg).rows(None) as u64);
+        assert_eq!(m.rows, 93 * Geometry::new(&cfg.params).rows(None) as u64);
         assert!(
             device.pins.load(Ordering::SeqCst) == 0,
             "seed {seed}: pins left"
@@ -292,17 +316,20 @@ pub fn check_every_pooled_batch_is_gone_when_the_device_is_released(cpu_head: us
 /// A run stopped (Ctrl-C) while it has fewer batches than compute threads ends, whatever moment
 /// the stop comes: a compute thread that stops drops the batch it took, and a reader waiting for
 /// that batch must notice the stop rather than wait for ever.
-pub fn check_a_stopped_run_ends_with_fewer_batches_than_compute_threads(cpu_head: usize) {
+pub fn check_a_stopped_run_ends_with_fewer_batches_than_compute_threads(
+    cpu_head: usize,
+    ahead_mib: Option<f64>,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), 60, 0);
     for (i, after) in [1, 2, 3, 5, 8].into_iter().enumerate() {
-        let cfg = Config {
-            queue_depth: 1,
-            streams: 3,
-            readers: 3,
-            cpu_head: Some(cpu_head),
-            ..small_config()
-        };
+        let cfg = small_with(|r| {
+            r.queue_depth = 1;
+            r.streams = 3;
+            r.readers = 3;
+            r.cpu_head = Some(cpu_head);
+            r.tuning.ahead_mib = ahead_mib;
+        });
         let device = interrupted_run(&cfg, &data, &tmp.path().join(format!("o{i}")), false, after);
         assert!(device.released_with_live.lock().unwrap().is_empty());
     }
