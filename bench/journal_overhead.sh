@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cost of the resume journal (target: at most 3 %, docs/PERFORMANCE.md): the same run with the
 # default checkpoint every second (fsync of the arrays + a journal line) and with checkpoints off
-# (MELPIPE_CHECKPOINT_SECS=1e9: only the final commit), alternated, median of REPEAT each.
+# (--checkpoint-secs 1e9: only the final commit), alternated, median of REPEAT each.
 # usage: MELPIPE=.carry/melpipe bench/journal_overhead.sh DATA OUTDIR DEVICE [REPEAT]
 set -uo pipefail
 M=${MELPIPE:-target/release/melpipe}
@@ -11,14 +11,14 @@ t() {
     rm -rf "$OUTD/o"
     local t0 t1
     t0=$(date +%s%N)
-    env "$@" "$M" run "$DATA" -o "$OUTD/o" -q --device "$DEV" 2>/dev/null || echo "FAILED" >&2
+    "$M" run "$DATA" -o "$OUTD/o" -q --device "$DEV" "$@" 2>/dev/null || echo "FAILED" >&2
     t1=$(date +%s%N)
     echo $(( (t1 - t0) / 1000000 ))
 }
 on=(); off=()
 for _ in $(seq "$REP"); do
-    on+=("$(t MELPIPE_CHECKPOINT_SECS=1)")
-    off+=("$(t MELPIPE_CHECKPOINT_SECS=1000000000)")
+    on+=("$(t --checkpoint-secs 1)")
+    off+=("$(t --checkpoint-secs 1000000000)")
 done
 python3 - "$DEV" "${on[*]}" "${off[*]}" <<'PY'
 import statistics, sys

@@ -110,7 +110,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The shard this run processes: `--shard`, else the scheduler's variables (SPEC §9).
+/// The shard this run processes: `--shard`, else the scheduler's variables (docs/SCALING.md).
 fn shard_of(a: &RunArgs, env: &ShardEnv) -> Result<Option<ShardSpec>> {
     let flag = a
         .shard

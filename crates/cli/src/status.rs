@@ -1,5 +1,5 @@
-//! The status line (SPEC §6): every second on stderr, a progress bar on a terminal, plain lines
-//! otherwise; and the process's own CPU and memory figures, read from /proc.
+//! The status line (README, Usage): every second on stderr, a progress bar on a terminal, plain
+//! lines otherwise; and the process's own CPU and memory figures, read from /proc.
 
 use crate::output::errln;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -1,5 +1,5 @@
-//! Criterion benches of the pipeline's stages on seed-shaped clips (SPEC §7): 40,960 int16
-//! samples at 4,096 Hz, 237 rows of 32 mels per file with the default configuration.
+//! Criterion benches of the pipeline's stages on seed-shaped clips (docs/PERFORMANCE.md): 40,960
+//! int16 samples at 4,096 Hz, 237 rows of 32 mels per file with the default configuration.
 //!
 //! `cargo bench -p melpipe-core` (add `-- --warm-up-time 1 --measurement-time 3` for a quick
 //! pass, or a filter such as `-- extract`). Figures and the machine they came from are in

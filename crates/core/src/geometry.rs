@@ -1,4 +1,5 @@
-//! Segmentation geometry (SPEC §2): long windows over a clip, short windows (segments) inside each.
+//! Segmentation geometry (docs/FORMAT.md, Geometry): long windows over a clip, short windows
+//! (segments) inside each.
 
 use crate::config::{LengthMode, Params};
 

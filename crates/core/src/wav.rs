@@ -1,4 +1,5 @@
-//! WAV (RIFF/WAVE) parsing by walking chunks (SPEC §4), and decoding to mono f32 samples.
+//! WAV (RIFF/WAVE) parsing by walking chunks (docs/FORMAT.md, Inputs), and decoding to mono f32
+//! samples.
 //!
 //! [`parse`] reads only the header chunks of a whole file held in memory and checks them
 //! against the bytes that are really there; [`decode`] turns the sample bytes into f32 with

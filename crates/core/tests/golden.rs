@@ -1,6 +1,6 @@
 //! The CPU backend against torchaudio: golden files made by `scripts/make_golden.py` (torchaudio
-//! 2.11, float64) in `tests/golden/`. SPEC §3: every value within 60 dB of its segment's peak
-//! is within 0.05 dB (f32 output) or 0.1 dB (f16 output) of torchaudio; nothing is non-finite.
+//! 2.11, float64) in `tests/golden/`. docs/FORMAT.md (Accuracy): every value within 60 dB of its
+//! segment's peak is within 0.05 dB (f32 output) or 0.1 dB (f16 output) of torchaudio; nothing is non-finite.
 
 use melpipe_core::config::{DeviceChoice, Dtype, Settings};
 use melpipe_core::dsp::CpuBackendFactory;

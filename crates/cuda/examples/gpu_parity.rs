@@ -5,7 +5,7 @@
 //! `OUT_DIR/<name>/` with `samples.npy` (f32), `files.npy` (i64 rows of offset, len, rows,
 //! failed), `fb.npy` (melpipe-core's f64 filterbank), `features.npy` (the CUDA backend's
 //! output), `cpu.npy` (the CPU backend's output on the same batch) and `config.toml`. `scripts/gpu_parity.py OUT_DIR` then computes the torchaudio
-//! float64 reference and checks the accuracy contract (SPEC §3).
+//! float64 reference and checks the accuracy contract (docs/FORMAT.md, Accuracy).
 //!
 //! It then times the seed configuration: kernel time (CUDA events) and wall time of whole
 //! `compute` calls for several batch sizes, the full seed dataset's kernel time, and the

@@ -1,4 +1,5 @@
-//! Log-mel features of one file's segments on the CPU (SPEC §3), and the CPU backend.
+//! Log-mel features of one file's segments on the CPU (docs/FORMAT.md, Mathematics), and the CPU
+//! backend.
 //!
 //! [`FeatureExtractor`] picks one of two paths when it is planned:
 //!

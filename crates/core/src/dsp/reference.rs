@@ -1,5 +1,5 @@
-//! A plain float64 implementation of SPEC §3 for one file: naive DFT, dense mel projection,
-//! one segment at a time. Slow on purpose, so that it is easy to check line by line against
+//! A plain float64 implementation of docs/FORMAT.md's mathematics for one file: naive DFT, dense
+//! mel projection, one segment at a time. Slow on purpose, so that it is easy to check line by line against
 //! torchaudio's code; the tests hold the fast [`FeatureExtractor`](super::FeatureExtractor)
 //! to it.
 

@@ -109,7 +109,7 @@ pub struct RunRequest {
     pub progress: Arc<Progress>,
     /// Set to stop the run early (Ctrl-C); the run then returns [`Error::Interrupted`].
     pub stop: Arc<AtomicBool>,
-    /// Process only this slice of the sorted file list (`--shard K/N`, SPEC §9).
+    /// Process only this slice of the sorted file list (`--shard K/N`, docs/SCALING.md).
     pub shard: Option<ShardSpec>,
 }
 
