@@ -437,6 +437,52 @@ pub struct Settings {
     pub run: RunOptions,
 }
 
+/// The first value of `params` or `run` (in the order of the file) that does not convert to its
+/// type, as an error naming its line and column in `text` like the TOML parser's own errors.
+fn value_error(text: &str, params: &toml::Table, run: &toml::Table) -> Option<Error> {
+    let spans: std::collections::BTreeMap<String, toml::Spanned<toml::Value>> =
+        toml::from_str(text).ok()?;
+    let mut keys: Vec<(&String, &toml::Spanned<toml::Value>)> = spans.iter().collect();
+    keys.sort_by_key(|(_, v)| v.span().start);
+    for (k, v) in keys {
+        let one = |t: &toml::Table| {
+            t.get(k).map(|value| {
+                let mut single = toml::Table::new();
+                single.insert(k.clone(), value.clone());
+                toml::Value::Table(single)
+            })
+        };
+        let err = if let Some(t) = one(params) {
+            t.try_into::<Params>().err()
+        } else if let Some(t) = one(run) {
+            t.try_into::<RunOptions>().err()
+        } else {
+            None
+        };
+        let Some(err) = err else { continue };
+        let span = v.span();
+        let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[span.start..]
+            .find('\n')
+            .map_or(text.len(), |i| span.start + i);
+        let line_no = text[..span.start].matches('\n').count() + 1;
+        let column = text[line_start..span.start].chars().count() + 1;
+        let width = text[span.start..span.end.min(line_end)]
+            .chars()
+            .count()
+            .max(1);
+        let gutter = " ".repeat(line_no.to_string().len());
+        return Some(Error::Config(format!(
+            "TOML parse error at line {line_no}, column {column}\n{gutter} |\n{line_no} | {}\n{gutter} | {}{}\n{}\n",
+            &text[line_start..line_end],
+            " ".repeat(column - 1),
+            "^".repeat(width),
+            err.message()
+        )));
+    }
+    None
+}
+
 impl Settings {
     /// Parses a TOML document; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self> {
@@ -460,10 +506,16 @@ impl Settings {
             }
         }
         let bad = |e: toml::de::Error| Error::Config(format!("{e}"));
-        Ok(Settings {
-            params: toml::Value::Table(params).try_into().map_err(bad)?,
-            run: toml::Value::Table(run).try_into().map_err(bad)?,
-        })
+        match (
+            toml::Value::Table(params.clone()).try_into(),
+            toml::Value::Table(run.clone()).try_into(),
+        ) {
+            (Ok(params), Ok(run)) => Ok(Settings { params, run }),
+            // Converting a table loses the place of the value in the file: find the first key
+            // whose value does not convert and point at it as the TOML parser does.
+            (p, r) => Err(value_error(text, &params, &run)
+                .unwrap_or_else(|| bad(p.err().or(r.err()).expect("one side failed")))),
+        }
     }
 
     /// The settings as TOML, every key present (absent options are commented).
@@ -798,6 +850,19 @@ impl fmt::Display for BackendKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_shown_where_it_stands() {
+        for (text, at) in [
+            ("# first\nn_mels = \"x\"\n", "line 2, column 10"),
+            ("threads = 2\nstreams = -1\n", "line 2, column 11"),
+        ] {
+            let e = Settings::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(at), "{e}");
+            assert!(e.contains(" | "), "{e}");
+            assert!(e.contains('^'), "{e}");
+        }
+    }
 
     #[test]
     fn defaults_are_the_seed_values_and_valid() {
