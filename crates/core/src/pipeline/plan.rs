@@ -78,7 +78,8 @@ const TASK_MEMORY: u64 = 64 << 20;
 /// The most estimated memory all tasks in flight (`queue_depth` of them) may hold together: a
 /// task's cap is the smaller of [`TASK_MEMORY`] and this divided by the queue depth. Without it,
 /// `pool none` on the GPU path (128 files of 0.66 MB of samples and features each, 26 tasks in
-/// flight) peaked at 2.1 GB resident on the H100 machine, over the 1.5 GB bound (docs/ARCHITECTURE.md, memory).
+/// flight) peaked at 2.1 GB resident on the H100 machine, over the 1.5 GB bound
+/// (docs/ARCHITECTURE.md, Memory bounds).
 const IN_FLIGHT_MEMORY: u64 = 768 << 20;
 
 /// The memory cap of one task for a queue depth (see [`IN_FLIGHT_MEMORY`]).
@@ -121,8 +122,7 @@ fn plan_tasks<'a>(
 /// Refuses a queue depth whose tasks in flight could not fit in the machine's memory: each
 /// task holds at least one file, so `queue_depth` times the largest file's estimate (decoded
 /// samples and features) is needed at worst. Only a depth the user chose is checked (automatic
-/// ones are a few per core); this catches a
-/// `--queue-depth` typed with too many digits before any work, instead of the kernel's OOM
+/// ones are a few per core); this catches a `--queue-depth` typed with too many digits before any work, instead of the kernel's OOM
 /// killer in the middle of the run.
 pub(super) fn check_in_flight_memory(
     files: &[InputFile],
