@@ -122,8 +122,8 @@ fn plan_tasks<'a>(
 /// Refuses a queue depth whose tasks in flight could not fit in the machine's memory: each
 /// task holds at least one file, so `queue_depth` times the largest file's estimate (decoded
 /// samples and features) is needed at worst. Only a depth the user chose is checked (automatic
-/// ones are a few per core); this catches a `--queue-depth` typed with too many digits before any work, instead of the kernel's OOM
-/// killer in the middle of the run.
+/// ones are a few per core); this catches a `--queue-depth` typed with too many digits before
+/// any work, instead of the kernel's OOM killer in the middle of the run.
 pub(super) fn check_in_flight_memory(
     files: &[InputFile],
     cfg: &Params,
