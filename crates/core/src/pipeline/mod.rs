@@ -15,7 +15,7 @@
 //!      │                         (`RowStarts`: a task starts after the rows of those before it)
 //!   account (account.rs)         in task order: checksum, file records, mapping, journal
 //!      │
-//!   commit (write.rs)            fsync, manifest, rename into OUT
+//!   commit (write/commit.rs)     fsync, manifest, rename into OUT
 //! ```
 //!
 //! The threads of each path (each role is a type with its own file, a `run(self)` and its

@@ -175,7 +175,7 @@ impl MappingWriter {
             per_file,
             row_bytes,
             files: files_done..total_files,
-            threads: tuning.mapping_threads.clamp(1, 64),
+            threads: MAPPING_THREADS,
             chunk_bytes: AHEAD_CHUNK_BYTES,
             own_writeback_min: tuning.own_writeback_min,
             written: Arc::clone(&written),
@@ -323,6 +323,11 @@ impl Drop for MappingWriter {
     }
 }
 
+/// Threads that encode and write the mapping ahead in fixed length mode. One: more had the
+/// mapping out sooner but were no faster end to end, since the features, which wait for the
+/// compute, are the bound (docs/PERFORMANCE.md, 'Design: one mapping thread').
+const MAPPING_THREADS: usize = 1;
+
 /// What the mapping thread writes in fixed length mode: the rows of `files`, all known before
 /// any file is read.
 struct AheadPlan {
@@ -331,7 +336,7 @@ struct AheadPlan {
     per_file: u64,
     row_bytes: u64,
     files: std::ops::Range<usize>,
-    /// Threads that encode and write ([`WriteTuning::mapping_threads`]).
+    /// Threads that encode and write ([`MAPPING_THREADS`] in a run).
     threads: usize,
     /// About how many bytes one thread encodes and writes at a time.
     chunk_bytes: u64,

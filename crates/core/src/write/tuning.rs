@@ -12,18 +12,13 @@ pub struct WriteTuning {
     /// Positioned writes at least this large (bytes) start their own writeback. A size larger
     /// than any write leaves all writeback to the in-order starts every 32 MiB.
     pub own_writeback_min: usize,
-    /// Threads that encode and write the mapping ahead in fixed length mode (1 to 64). One by
-    /// default: more had the mapping out sooner but were no faster end to end, since the
-    /// features, which wait for the compute, are the bound (docs/PERFORMANCE.md, 'Design: one
-    /// mapping thread').
-    pub mapping_threads: usize,
 }
 
 /// Checkpoint interval of [`WriteTuning::default`].
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Default for WriteTuning {
-    /// One checkpoint a second, own writeback from 1 MiB, one mapping thread. With the
+    /// One checkpoint a second, own writeback from 1 MiB. With the
     /// `test-hooks` feature, `MELPIPE_CHECKPOINT_SECS` sets the checkpoint interval (tests that
     /// run the binary use small values); a build without it reads no environment.
     fn default() -> Self {
@@ -35,7 +30,6 @@ impl Default for WriteTuning {
             #[cfg(not(feature = "test-hooks"))]
             checkpoint_interval: CHECKPOINT_INTERVAL,
             own_writeback_min: 1 << 20,
-            mapping_threads: 1,
         }
     }
 }
@@ -54,7 +48,6 @@ impl WriteTuning {
             own_writeback_min: t.own_writeback_min.map_or(d.own_writeback_min, |b| {
                 usize::try_from(b).unwrap_or(usize::MAX)
             }),
-            mapping_threads: d.mapping_threads,
         }
     }
 }
