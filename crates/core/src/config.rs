@@ -420,11 +420,38 @@ pub fn deserialize_params_lenient<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Params, D::Error> {
     use serde::de::Error as _;
-    let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    let mut map = d.deserialize_map(UniqueKeys)?;
     for k in LEGACY_RUN_KEYS {
         map.remove(*k);
     }
     Params::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)
+}
+
+/// A JSON object read into a map, refusing a key given twice (as the derived `Params` reader
+/// does: a plain map would keep the last value).
+struct UniqueKeys;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of parameters")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut map = serde_json::Map::new();
+        while let Some((k, v)) = access.next_entry::<String, serde_json::Value>()? {
+            if map.contains_key(&k) {
+                return Err(A::Error::custom(format!("duplicate field `{k}`")));
+            }
+            map.insert(k, v);
+        }
+        Ok(map)
+    }
 }
 
 /// What a `--config` file holds: parameters and run options side by side, with the keys of
@@ -850,6 +877,21 @@ impl fmt::Display for BackendKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parameter_given_twice_in_a_manifest_or_journal_is_refused() {
+        #[derive(serde::Deserialize)]
+        struct Holder {
+            #[serde(deserialize_with = "deserialize_params_lenient")]
+            config: Params,
+        }
+        let ok: Holder =
+            serde_json::from_str(r#"{"config": {"n_mels": 40, "threads": 3}}"#).unwrap();
+        assert_eq!(ok.config.n_mels, 40);
+        let twice = serde_json::from_str::<Holder>(r#"{"config": {"n_mels": 40, "n_mels": 64}}"#);
+        let e = twice.err().expect("a repeated key is refused").to_string();
+        assert!(e.contains("duplicate field `n_mels`"), "{e}");
+    }
 
     #[test]
     fn a_value_of_the_wrong_type_is_shown_where_it_stands() {
