@@ -102,6 +102,13 @@ macro_rules! define_flags {
     ($($place:ident [$h:ident] $n:ident : $t:ty => $f:ty = $d:expr, $dt:literal, $help:literal;)*) => {
         /// Every parameter and run option, as optional overrides of the `--config` file.
         #[derive(Args, Debug, Default, Clone)]
+        // A switch: `--resample` alone is `true`; a value needs `=`, so that `--resample DATA/`
+        // leaves DATA/ an INPUT.
+        #[command(mut_arg("resample", |a| a
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .value_name("BOOL")))]
         pub struct SettingsFlags {
             $(
                 #[arg(long, help_heading = stringify!($h), help = Definition::flag_help($help, $dt))]

@@ -134,7 +134,7 @@ fn configuration_errors_exit_1_before_any_work() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no .wav files"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no audio files"));
 }
 
 #[test]

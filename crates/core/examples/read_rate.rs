@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = args.next().map_or(Ok(5), |s| s.parse())?;
     let way = args.next().unwrap_or_default();
     let (f32_batches, whole_file) = (way.contains("f32"), way.contains("whole"));
-    let files = discover(&[dir], threads)?;
+    let files = discover(&[dir], threads, &Default::default())?;
     let tasks: Vec<_> = files.chunks(per_task).collect();
     let cfg = Params::default();
     for round in 0..rounds {

@@ -186,6 +186,125 @@ impl<'de> Deserialize<'de> for Channel {
     }
 }
 
+/// The audio formats melpipe decodes, each with the file-name extensions that name it: WAV by
+/// its own parser, the others through symphonia ([`crate::decode`]). What a file holds is told
+/// from its bytes, never from its name: the extension only selects files in a folder walk.
+pub const AUDIO_EXTENSIONS: &[(&str, &str)] = &[
+    ("wav", "WAV (RIFF, RF64, BW64, RIFX)"),
+    ("wave", "WAV"),
+    ("flac", "FLAC"),
+    ("mp3", "MP3"),
+    ("ogg", "Ogg Vorbis"),
+    ("oga", "Ogg Vorbis"),
+    ("aiff", "AIFF / AIFF-C"),
+    ("aif", "AIFF / AIFF-C"),
+    ("aifc", "AIFF / AIFF-C"),
+];
+
+/// The file-name extensions a folder walk takes (`ext`), lower-case, sorted, without repeats;
+/// matched in any case. Files named one by one or in an `@list` are taken whatever their names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Extensions(Vec<String>);
+
+impl Extensions {
+    /// Every extension in [`AUDIO_EXTENSIONS`].
+    pub fn all() -> Self {
+        Self::new(AUDIO_EXTENSIONS.iter().map(|(e, _)| e.to_string()))
+            .expect("the table's extensions are valid")
+    }
+
+    /// The set of `names` (a leading dot and the case are ignored); an error names an
+    /// extension melpipe does not decode, or an empty set.
+    pub fn new(names: impl IntoIterator<Item = String>) -> std::result::Result<Self, String> {
+        let mut v = Vec::new();
+        for n in names {
+            let n = n.trim().trim_start_matches('.').to_ascii_lowercase();
+            if n.is_empty() {
+                continue;
+            }
+            if !AUDIO_EXTENSIONS.iter().any(|(e, _)| *e == n) {
+                let known: Vec<&str> = AUDIO_EXTENSIONS.iter().map(|(e, _)| *e).collect();
+                return Err(format!(
+                    "`{n}` is not an audio extension melpipe reads (it reads {})",
+                    known.join(", ")
+                ));
+            }
+            v.push(n);
+        }
+        v.sort();
+        v.dedup();
+        if v.is_empty() {
+            return Err("ext names no extension (give e.g. `wav,flac`)".into());
+        }
+        Ok(Extensions(v))
+    }
+
+    /// The extensions, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether a file name ends in `.` and one of the extensions, any case.
+    pub fn matches(&self, name: &std::ffi::OsStr) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let b = name.as_bytes();
+        self.0.iter().any(|e| {
+            let e = e.as_bytes();
+            b.len() > e.len() + 1
+                && b[b.len() - e.len() - 1] == b'.'
+                && b[b.len() - e.len()..].eq_ignore_ascii_case(e)
+        })
+    }
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl fmt::Display for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+impl FromStr for Extensions {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Extensions::new(s.split(',').map(str::to_owned))
+    }
+}
+
+impl Serialize for Extensions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Extensions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<String>),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::List(v) => Extensions::new(v),
+            Raw::Text(t) => t.parse(),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromFlag<String> for Extensions {
+    fn from_flag(v: String) -> Result<Self> {
+        v.parse()
+            .map_err(|e: String| Error::Config(format!("--ext: {e}")))
+    }
+}
+
 /// Every parameter and run option that has a flag and a TOML key, defined once: its heading in
 /// `melpipe run --help`, its field (the TOML key; the flag is the key with `-`), the type stored
 /// in [`Params`] or [`RunOptions`], the type the flag takes, the default, the default as the
@@ -203,7 +322,11 @@ macro_rules! settings_table {
             run [Device] device: $crate::config::DeviceChoice => String = $crate::config::DeviceChoice::Auto, "auto",
                 "auto (cuda:0 when an NVIDIA GPU, libcuda and libnvrtc are present, else CPU; a GPU that then fails to start falls back to the CPU with a warning), cpu, cuda (exit 2 if the GPU cannot start, with the reason), cuda:N, cuda:all (every visible GPU).";
             params [Signal] sample_rate: u32 => u32 = 4096, "4096",
-                "Sample rate every input must have, Hz.";
+                "Sample rate of the features, Hz. A file at another rate fails, unless `resample` converts it.";
+            params [Signal] resample: bool => bool = false, "off",
+                "Convert every file at another sample rate to `sample_rate` first (torchaudio.functional.resample: sinc, Hann window, 6 zero crossings, rolloff 0.99). `--resample` alone turns it on; `--resample=false` off.";
+            params [Signal] ext: $crate::config::Extensions => String = $crate::config::Extensions::all(), "every audio extension",
+                "Extensions a folder walk takes, comma-separated: wav, wave, flac, mp3, ogg, oga, aiff, aif, aifc (any case). Files named one by one or in an @list are read whatever their names; a file's format is told from its bytes.";
             params [Signal] clip_samples: usize => usize = 40960, "40960",
                 "Samples per clip in fixed mode (shorter files zero-padded, longer truncated; at most 2^28, and one clip's samples and features within 1 GiB).";
             params [Signal] length: $crate::config::LengthMode => $crate::config::LengthMode = $crate::config::LengthMode::Fixed, "fixed",

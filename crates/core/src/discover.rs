@@ -1,9 +1,10 @@
-//! Discovery: turns the INPUT arguments into the sorted list of WAV files to process.
+//! Discovery: turns the INPUT arguments into the sorted list of audio files to process.
 //!
 //! Directories are walked in parallel (a shared stack of folders, one visitor per thread);
 //! the result is sorted byte-wise by relative path so that row order never depends on the
 //! walk, the file system or the thread count.
 
+use crate::config::Extensions;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -32,19 +33,15 @@ fn mtime_ns(m: &std::fs::Metadata) -> i64 {
         .saturating_add(m.mtime_nsec())
 }
 
-/// True for a file name ending in `.wav`, any case.
-pub fn is_wav_name(name: &OsStr) -> bool {
-    let b = name.as_bytes();
-    b.len() > 4 && b[b.len() - 4..].eq_ignore_ascii_case(b".wav")
-}
-
 /// Expands INPUT arguments (folders, files, `@list.txt`) into the sorted file list.
 ///
-/// Folders are walked recursively for `*.wav` (any case); symbolic links to files are followed,
-/// links to folders are not (they could form cycles). With several INPUTs, relative paths are
-/// prefixed with the INPUT's own name so that they stay distinct. Errors: a missing INPUT, an
-/// unreadable folder, two inputs giving the same relative path, or no WAV file at all.
-pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
+/// Folders are walked recursively for names with one of the extensions `ext` (any case);
+/// symbolic links to files are followed, links to folders are not (they could form cycles).
+/// Files named one by one or in an `@list` are taken whatever their names. With several INPUTs,
+/// relative paths are prefixed with the INPUT's own name so that they stay distinct. Errors: a
+/// missing INPUT, an unreadable folder, two inputs giving the same relative path, or no file at
+/// all.
+pub fn discover(inputs: &[PathBuf], threads: usize, ext: &Extensions) -> Result<Vec<InputFile>> {
     if inputs.is_empty() {
         return Err(Error::Input("no INPUT given".into()));
     }
@@ -85,7 +82,7 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
             PathBuf::new()
         };
         if meta.is_dir() {
-            for (path, rel, size, mtime_ns) in walk(input, threads)? {
+            for (path, rel, size, mtime_ns) in walk(input, threads, ext)? {
                 files.push(InputFile {
                     path,
                     rel: prefix.join(rel),
@@ -120,7 +117,8 @@ pub fn discover(inputs: &[PathBuf], threads: usize) -> Result<Vec<InputFile>> {
     if files.is_empty() {
         let names: Vec<_> = inputs.iter().map(|p| p.display().to_string()).collect();
         return Err(Error::Input(format!(
-            "no .wav files found in {}",
+            "no audio files (*.{}) found in {}",
+            ext.names().join(", *."),
             names.join(", ")
         )));
     }
@@ -224,7 +222,7 @@ struct WalkState {
 type Found = (PathBuf, PathBuf, u64, i64);
 
 /// Walks `root` with `threads` visitors; returns (path, path relative to root, size).
-fn walk(root: &Path, threads: usize) -> Result<Vec<Found>> {
+fn walk(root: &Path, threads: usize, ext: &Extensions) -> Result<Vec<Found>> {
     let state = WalkState {
         stack: Mutex::new(vec![root.to_path_buf()]),
         wake: Condvar::new(),
@@ -233,7 +231,7 @@ fn walk(root: &Path, threads: usize) -> Result<Vec<Found>> {
     let threads = threads.clamp(1, 64);
     let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| s.spawn(|| visit(&state, root)))
+            .map(|_| s.spawn(|| visit(&state, root, ext)))
             .collect();
         handles
             .into_iter()
@@ -250,7 +248,7 @@ fn walk(root: &Path, threads: usize) -> Result<Vec<Found>> {
     Ok(all)
 }
 
-fn visit(state: &WalkState, root: &Path) -> Result<Vec<Found>> {
+fn visit(state: &WalkState, root: &Path, ext: &Extensions) -> Result<Vec<Found>> {
     let mut found = Vec::new();
     let mut failure = None;
     loop {
@@ -273,7 +271,7 @@ fn visit(state: &WalkState, root: &Path) -> Result<Vec<Found>> {
         };
         let mut subdirs = Vec::new();
         if failure.is_none() {
-            if let Err(e) = read_dir_into(&dir, root, &mut found, &mut subdirs) {
+            if let Err(e) = read_dir_into(&dir, root, ext, &mut found, &mut subdirs) {
                 failure = Some(e);
             }
         }
@@ -293,6 +291,7 @@ fn visit(state: &WalkState, root: &Path) -> Result<Vec<Found>> {
 fn read_dir_into(
     dir: &Path,
     root: &Path,
+    ext: &Extensions,
     found: &mut Vec<Found>,
     subdirs: &mut Vec<PathBuf>,
 ) -> Result<()> {
@@ -305,7 +304,7 @@ fn read_dir_into(
         let path = entry.path();
         if ft.is_dir() {
             subdirs.push(path);
-        } else if is_wav_name(&entry.file_name()) {
+        } else if ext.matches(&entry.file_name()) {
             // Links to files are followed; a dangling link is kept so that it is reported
             // as a failed file rather than silently dropped.
             let meta = std::fs::metadata(&path).ok();
@@ -340,17 +339,47 @@ mod tests {
             "a/notes.txt",
             "c.wav",
             "x.wav.bak",
+            "d/e.flac",
+            "d/f.Mp3",
+            "d/g.ogg",
+            "d/h.aiff",
+            "d/flac",
+            "d/.flac",
+            "d/i.opus",
         ] {
             touch(&r.join(p));
         }
-        for threads in [1, 4] {
-            let f = discover(&[r.to_path_buf()], threads).unwrap();
-            let rels: Vec<_> = f
+        let rels = |ext: &Extensions, threads| -> Vec<String> {
+            discover(&[r.to_path_buf()], threads, ext)
+                .unwrap()
                 .iter()
                 .map(|f| f.rel.to_str().unwrap().to_string())
-                .collect();
-            assert_eq!(rels, ["a/z/deep.Wav", "b/10.WAV", "b/2.wav", "c.wav"]);
+                .collect()
+        };
+        for threads in [1, 4] {
+            assert_eq!(
+                rels(&Extensions::all(), threads),
+                [
+                    "a/z/deep.Wav",
+                    "b/10.WAV",
+                    "b/2.wav",
+                    "c.wav",
+                    "d/e.flac",
+                    "d/f.Mp3",
+                    "d/g.ogg",
+                    "d/h.aiff"
+                ]
+            );
+            let wav: Extensions = "WAV".parse().unwrap();
+            assert_eq!(
+                rels(&wav, threads),
+                ["a/z/deep.Wav", "b/10.WAV", "b/2.wav", "c.wav"]
+            );
+            let some: Extensions = ".flac, mp3".parse().unwrap();
+            assert_eq!(rels(&some, threads), ["d/e.flac", "d/f.Mp3"]);
         }
+        assert!("opus".parse::<Extensions>().unwrap_err().contains("`opus`"));
+        assert!(",".parse::<Extensions>().is_err());
     }
 
     #[test]
@@ -371,22 +400,30 @@ mod tests {
         .unwrap();
         let mut arg = std::ffi::OsString::from("@");
         arg.push(&list);
-        let f = discover(&[PathBuf::from(arg)], 2).unwrap();
+        let f = discover(&[PathBuf::from(arg)], 2, &Extensions::all()).unwrap();
         assert_eq!(f.len(), 2);
         assert!(f[0].rel.ends_with("one.wav"));
 
-        let f = discover(&[r.join("one.wav")], 1).unwrap();
+        let f = discover(&[r.join("one.wav")], 1, &Extensions::all()).unwrap();
         assert_eq!(f[0].rel, PathBuf::from("one.wav"));
 
-        let e = discover(&[r.join("missing")], 1).unwrap_err().to_string();
+        let e = discover(&[r.join("missing")], 1, &Extensions::all())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing"), "{e}");
         let empty = r.join("empty");
         std::fs::create_dir(&empty).unwrap();
-        let e = discover(&[empty], 1).unwrap_err().to_string();
-        assert!(e.contains("no .wav files"), "{e}");
-        let e = discover(&[r.join("one.wav"), r.join("one.wav")], 1)
+        let e = discover(&[empty], 1, &Extensions::all())
             .unwrap_err()
             .to_string();
+        assert!(e.contains("no audio files"), "{e}");
+        let e = discover(
+            &[r.join("one.wav"), r.join("one.wav")],
+            1,
+            &Extensions::all(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("same relative path"), "{e}");
     }
 }

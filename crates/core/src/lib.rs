@@ -12,6 +12,7 @@ compile_error!(
 
 pub mod backend;
 pub mod config;
+pub mod decode;
 pub mod discover;
 pub mod dsp;
 pub mod error;

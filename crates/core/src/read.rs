@@ -7,7 +7,9 @@
 
 use crate::backend::{AudioBatch, BatchFile};
 use crate::config::{Channel, LengthMode, Params};
+use crate::decode;
 use crate::discover::InputFile;
+use crate::format::files::Source;
 use crate::geometry::Geometry;
 use crate::manifest::FileStatus;
 use crate::samples::SampleKind;
@@ -31,6 +33,8 @@ pub struct FileOutcome {
     /// mount, a failing disk). The run must then stop, resumable, rather than record a good
     /// file as failed; `status` is `failed` with the error's text meanwhile.
     pub machine_error: Option<i32>,
+    /// What the file holds (codec, rate, channels), when its header could be read.
+    pub source: Option<Source>,
 }
 
 /// Raises the process's soft limit on open files to its hard limit: readers, prefetching and
@@ -102,6 +106,8 @@ pub struct Reader {
     sample_rate: u32,
     channel: Channel,
     buf: Vec<u8>,
+    /// Samples of a file that is not WAV, decoded before they are placed.
+    decoded: Vec<f32>,
     kind: SampleKind,
     /// Whether mono PCM16 files are read in place (see [`Reader::whole_file`]).
     in_place: bool,
@@ -115,6 +121,7 @@ impl Reader {
             sample_rate: cfg.sample_rate,
             channel: cfg.channel,
             buf: Vec::new(),
+            decoded: Vec::new(),
             kind: SampleKind::F32,
             in_place: true,
         }
@@ -165,7 +172,7 @@ impl Reader {
                 }
             }
         }
-        self.read_whole_file(input, batch)
+        self.read_whole_file(input, extension(&file.path), batch)
     }
 
     /// Reads a whole file into the reader's buffer, then parses and decodes it from there:
@@ -174,47 +181,44 @@ impl Reader {
     fn read_whole_file(
         &mut self,
         input: std::io::Result<(std::fs::File, u64)>,
+        ext: Option<String>,
         batch: &mut AudioBatch,
     ) -> FileOutcome {
         let offset = batch.samples.len();
-        let failed = |batch: &mut AudioBatch, bytes: u64, reason: String, g: &Geometry| {
-            let rows = g.rows(None);
-            batch.files.push(BatchFile {
-                offset,
-                len: 0,
-                rows,
-                failed: true,
-            });
-            FileOutcome {
-                bytes,
-                samples: 0,
-                status: FileStatus::Failed { reason },
-                rows: rows as u64,
-                machine_error: None,
-            }
-        };
         if let Err(e) = input.and_then(|(f, len)| read_whole(&f, len, &mut self.buf)) {
-            let mut outcome = failed(batch, 0, format!("unreadable: {e}"), &self.geometry);
+            let mut outcome = failed(batch, offset, 0, format!("unreadable: {e}"), &self.geometry);
             if ErrorSource::of(&e) == ErrorSource::Machine {
                 outcome.machine_error = e.raw_os_error();
             }
             return outcome;
         }
         let bytes = self.buf.len() as u64;
+        if !decode::is_wav(&self.buf) {
+            return self.read_decoded(bytes, ext.as_deref(), batch);
+        }
+        let failed = |batch: &mut AudioBatch, bytes: u64, reason: String, g: &Geometry| {
+            failed(batch, offset, bytes, reason, g)
+        };
         let info = match wav::parse(&self.buf) {
             Ok(i) => i,
             Err(e) => return failed(batch, bytes, e.to_string(), &self.geometry),
         };
+        let source = Source {
+            codec: wav_codec(info.format),
+            sample_rate: info.sample_rate,
+            channels: info.channels,
+            resampled: false,
+            damage: None,
+        };
         if info.sample_rate != self.sample_rate {
-            return failed(
+            let mut outcome = failed(
                 batch,
                 bytes,
-                format!(
-                    "sample rate {} Hz, expected {} Hz",
-                    info.sample_rate, self.sample_rate
-                ),
+                rate_mismatch(info.sample_rate, self.sample_rate),
                 &self.geometry,
             );
+            outcome.source = Some(source);
+            return outcome;
         }
         let frames = info.frames;
         let (len, status) = self.fit(frames);
@@ -268,7 +272,127 @@ impl Reader {
             status,
             rows: rows as u64,
             machine_error: None,
+            source: Some(source),
         }
+    }
+
+    /// A file that is not WAV, held in the reader's buffer: decoded by [`decode::decode`] into
+    /// the batch (which becomes f32).
+    fn read_decoded(
+        &mut self,
+        bytes: u64,
+        ext: Option<&str>,
+        batch: &mut AudioBatch,
+    ) -> FileOutcome {
+        let offset = batch.samples.len();
+        // Fixed length keeps one clip; natural length every frame, up to a bound that no
+        // header can raise.
+        let keep = match self.geometry.length {
+            LengthMode::Fixed => self.geometry.clip_samples,
+            LengthMode::Natural => MAX_DECODED_FRAMES,
+        };
+        self.decoded.clear();
+        let got = match decode::decode(&self.buf, ext, self.channel, keep, &mut self.decoded) {
+            Ok(d) => d,
+            Err(reason) => return failed(batch, offset, bytes, reason, &self.geometry),
+        };
+        let source = Source {
+            codec: got.codec,
+            sample_rate: got.sample_rate,
+            channels: got.channels,
+            resampled: false,
+            damage: got.damage.clone(),
+        };
+        let fail = |batch: &mut AudioBatch, reason: String, g: &Geometry| {
+            let mut outcome = failed(batch, offset, bytes, reason, g);
+            outcome.source = Some(source.clone());
+            outcome
+        };
+        if got.sample_rate != self.sample_rate {
+            let reason = rate_mismatch(got.sample_rate, self.sample_rate);
+            return fail(batch, reason, &self.geometry);
+        }
+        if self.geometry.length == LengthMode::Natural && got.frames > MAX_DECODED_FRAMES {
+            let reason = format!(
+                "decodes to more than {MAX_DECODED_FRAMES} frames, the most one compressed file may give"
+            );
+            return fail(batch, reason, &self.geometry);
+        }
+        let (len, status) = self.fit(got.frames);
+        if batch.samples.kind() == SampleKind::I16 {
+            batch.samples.convert_to_f32();
+        }
+        let out = batch.samples.extend_f32(len);
+        let n = self.decoded.len().min(len);
+        out[..n].copy_from_slice(&self.decoded[..n]);
+        let rows = self.geometry.rows(Some(len));
+        batch.files.push(BatchFile {
+            offset,
+            len,
+            rows,
+            failed: false,
+        });
+        FileOutcome {
+            bytes,
+            samples: got.frames as u64,
+            status,
+            rows: rows as u64,
+            machine_error: None,
+            source: Some(source),
+        }
+    }
+}
+
+/// The most frames a compressed file may decode to in natural length mode (4 GiB of f32
+/// samples): a few bytes of FLAC can claim hours of silence.
+pub const MAX_DECODED_FRAMES: usize = 1 << 30;
+
+/// The outcome of a file that cannot be used: no samples, NaN rows in fixed mode.
+fn failed(
+    batch: &mut AudioBatch,
+    offset: usize,
+    bytes: u64,
+    reason: String,
+    g: &Geometry,
+) -> FileOutcome {
+    let rows = g.rows(None);
+    batch.files.push(BatchFile {
+        offset,
+        len: 0,
+        rows,
+        failed: true,
+    });
+    FileOutcome {
+        bytes,
+        samples: 0,
+        status: FileStatus::Failed { reason },
+        rows: rows as u64,
+        machine_error: None,
+        source: None,
+    }
+}
+
+/// The reason of a file at another sample rate (also what groups them in the summary).
+pub fn rate_mismatch(file: u32, expected: u32) -> String {
+    format!("sample rate {file} Hz, expected {expected} Hz")
+}
+
+/// The lower-case extension of a file name, as a hint to the decoder.
+fn extension(path: &std::path::Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+/// The codec name of a WAV encoding (ffmpeg's names).
+fn wav_codec(f: wav::SampleFormat) -> &'static str {
+    match f {
+        wav::SampleFormat::U8 => "pcm_u8",
+        wav::SampleFormat::I16 => "pcm_s16le",
+        wav::SampleFormat::I24 => "pcm_s24le",
+        wav::SampleFormat::I32 => "pcm_s32le",
+        wav::SampleFormat::F32 => "pcm_f32le",
+        wav::SampleFormat::F64 => "pcm_f64le",
     }
 }
 
@@ -376,6 +500,13 @@ impl Reader {
             status,
             rows: rows as u64,
             machine_error: None,
+            source: Some(Source {
+                codec: "pcm_s16le",
+                sample_rate: info.sample_rate,
+                channels: 1,
+                resampled: false,
+                damage: None,
+            }),
         })
     }
 }
@@ -912,7 +1043,7 @@ mod tests {
                     let (h, n) = open_input(&f.path).unwrap();
                     let got = reader().read_pcm16_in_place(&h, n, &mut fast);
                     assert_eq!(got.is_some(), *in_place, "{name} {length:?} {pcm16}");
-                    let want = reader().read_whole_file(open_input(&f.path), &mut whole);
+                    let want = reader().read_whole_file(open_input(&f.path), None, &mut whole);
                     match got {
                         Some(got) => {
                             assert_eq!(got, want, "{name}");

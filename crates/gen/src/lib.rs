@@ -364,7 +364,8 @@ mod tests {
             ..Params::default()
         };
         cfg.validate().expect("valid config");
-        let found = discover(&[dir.path().to_path_buf()], 2).expect("discover");
+        let found =
+            discover(&[dir.path().to_path_buf()], 2, &Default::default()).expect("discover");
         let rel: Vec<_> = found.iter().map(|f| f.rel.clone()).collect();
         let listed: Vec<_> = report.files.iter().map(|f| f.path.clone()).collect();
         assert_eq!(rel, listed, "same files, same (byte-wise sorted) order");

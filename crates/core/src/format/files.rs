@@ -60,8 +60,25 @@ pub struct FileEntry {
     pub path_bytes_hex: Option<String>,
     /// Size in bytes.
     pub bytes: u64,
-    /// Sample frames found in the file (0 when it failed).
+    /// Sample frames found in the file, at its own rate (0 when it failed).
     pub samples: u64,
+    /// The file's codec (`pcm_s16le`, `flac`, `mp3`, `vorbis`, ...: [`Source::codec`]), when its
+    /// header could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    /// The file's own sample rate, Hz, when its header could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// The file's channels, when its header could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u16>,
+    /// Whether its samples were converted to the run's sample rate (`resample`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resampled: bool,
+    /// Why decoding stopped before the end of a damaged stream; the samples before the damage
+    /// were used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
     /// Status and its detail.
     #[serde(flatten)]
     pub status: FileStatus,
@@ -69,6 +86,35 @@ pub struct FileEntry {
     pub first_row: u64,
     /// Rows of this file.
     pub rows: u64,
+}
+
+/// What a file holds, as its decoder found it: the source of [`FileEntry`]'s `codec`,
+/// `sample_rate`, `channels`, `resampled` and `damage`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// `pcm_u8`, `pcm_s16le`, `pcm_s24le`, `pcm_s32le`, `pcm_f32le`, `pcm_f64le` (and the
+    /// other WAV encodings, docs/FORMAT.md, Inputs) for WAV; symphonia's name for the others:
+    /// `flac`, `mp3`, `vorbis`, `pcm_s16be`, ...
+    pub codec: &'static str,
+    /// The file's own sample rate, Hz.
+    pub sample_rate: u32,
+    /// The file's channels.
+    pub channels: u16,
+    /// Whether its samples were resampled to the run's rate.
+    pub resampled: bool,
+    /// Why decoding stopped early, for a damaged stream.
+    pub damage: Option<String>,
+}
+
+impl FileEntry {
+    /// Sets the fields that [`Source`] gives (all absent for `None`).
+    pub fn set_source(&mut self, s: Option<&Source>) {
+        self.codec = s.map(|s| s.codec.to_owned());
+        self.sample_rate = s.map(|s| s.sample_rate);
+        self.channels = s.map(|s| s.channels);
+        self.resampled = s.is_some_and(|s| s.resampled);
+        self.damage = s.and_then(|s| s.damage.clone());
+    }
 }
 
 /// `path` and `path_bytes_hex` of a [`FileEntry`] for a relative path.
@@ -178,6 +224,11 @@ mod tests {
             path_bytes_hex: None,
             bytes: 10,
             samples: 5,
+            codec: None,
+            sample_rate: None,
+            channels: None,
+            resampled: false,
+            damage: None,
             status: FileStatus::Padded { missing_samples: 3 },
             first_row: 0,
             rows: 237,

@@ -257,7 +257,7 @@ pub fn run(
     let cpu = factory.is_cpu();
     let knobs = Knobs::resolve(opts, cpu);
     let all = trace::span("discover", 0, || {
-        discover::discover(&req.inputs, knobs.readers.max(4))
+        discover::discover(&req.inputs, knobs.readers.max(4), &cfg.ext)
     })?;
     let files_total = all.len() as u64;
     let (files, shard) = match req.shard {

@@ -380,15 +380,22 @@ impl OutputWriter {
         for (f, o) in inputs.iter().zip(outcomes) {
             self.counts.add(&o.status);
             let (path, path_bytes_hex) = manifest::entry_path(&f.rel);
-            self.files.push(FileEntry {
+            let mut entry = FileEntry {
                 path,
                 path_bytes_hex,
                 bytes: o.bytes,
                 samples: o.samples,
+                codec: None,
+                sample_rate: None,
+                channels: None,
+                resampled: false,
+                damage: None,
                 status: o.status.clone(),
                 first_row: self.rows,
                 rows: o.rows,
-            });
+            };
+            entry.set_source(o.source.as_ref());
+            self.files.push(entry);
             self.rows += o.rows;
         }
         self.complete_bytes = (
@@ -431,6 +438,7 @@ mod tests {
             status: crate::format::files::FileStatus::Ok,
             rows,
             machine_error: None,
+            source: None,
         };
         let outcomes = [outcome(3), outcome(2)];
         // 5 rows of 64 bytes.
