@@ -107,6 +107,14 @@ fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
     let shard = shard_of(&a, &ShardEnv::from_lookup(|k| std::env::var_os(k)))?;
     let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, shard, quiet)?;
     print_summary(&summary, quiet);
+    let counts = &summary.manifest.counts;
+    if counts.total() > 0 && counts.failed == counts.total() {
+        errln!(
+            "melpipe: error: no input file could be used ({} failed; the reasons are above and in the manifest)",
+            counts.failed
+        );
+        return Ok(Exit::NoUsableFile);
+    }
     Ok(Exit::Success)
 }
 
@@ -276,30 +284,47 @@ fn print_summary(s: &RunSummary, quiet: bool) {
             }
         );
     }
-    print_failures(m, 10);
+    print_failures(m, 10, false, crate::output::err_line);
 }
 
-fn print_failures(m: &Manifest, limit: usize) {
-    let failed: Vec<_> = m
-        .files
-        .iter()
-        .filter_map(|f| match &f.status {
-            FileStatus::Failed { reason } => Some((&f.path, reason)),
-            _ => None,
-        })
-        .collect();
-    if failed.is_empty() {
+/// The failed files grouped by reason ([`Manifest::failures`]), with the setting that would
+/// take them; `list_files` also names every failed file (`inspect`).
+fn print_failures(
+    m: &Manifest,
+    groups: usize,
+    list_files: bool,
+    print: fn(std::fmt::Arguments<'_>),
+) {
+    let failed = m.counts.failed;
+    if failed == 0 {
         return;
     }
-    errln!("  failed files (their rows are NaN in fixed mode, absent in natural mode):");
-    for (p, r) in failed.iter().take(limit) {
-        errln!("    {p}: {r}");
+    print(format_args!(
+        "  failed files by reason (their rows are NaN in fixed mode, absent in natural mode):"
+    ));
+    for g in m.failures.iter().take(groups) {
+        let files = if g.files == 1 { "file" } else { "files" };
+        print(format_args!(
+            "    {} {files}: {} (first: {})",
+            g.files, g.reason, g.first
+        ));
+        if let Some(h) = &g.hint {
+            print(format_args!("      to use them: {h}"));
+        }
     }
-    if failed.len() > limit {
-        errln!(
-            "    ... and {} more: see manifest.json or `melpipe inspect`",
-            failed.len() - limit
-        );
+    if m.failures.len() > groups {
+        print(format_args!(
+            "    ... and {} more reasons: see manifest.json or `melpipe inspect`",
+            m.failures.len() - groups
+        ));
+    }
+    if list_files {
+        print(format_args!("  failed files:"));
+        for f in &m.files {
+            if let FileStatus::Failed { reason } = &f.status {
+                print(format_args!("    {}: {reason}", f.path));
+            }
+        }
     }
 }
 
@@ -315,6 +340,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             "config": m.config,
             "geometry": m.geometry,
             "counts": m.counts,
+            "failures": m.failures,
             "device": m.device,
             "cpu_head_files": m.cpu_head_files,
             "timings": m.timings,
@@ -412,7 +438,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         "  values    min {:.2} dB, max {:.2} dB, mean {:.2}, std {:.2}; {} NaN, {} inf, {} at the -100 dB floor",
         stats.min, stats.max, stats.mean, stats.std, stats.nan, stats.inf, stats.at_floor
     );
-    print_failures(&m, usize::MAX);
+    print_failures(&m, usize::MAX, true, crate::output::out_line);
     Ok(Exit::Success)
 }
 

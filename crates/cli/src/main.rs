@@ -24,6 +24,8 @@ pub enum Exit {
     Io = 2,
     /// The run finished but some input files failed (`--strict`).
     FilesFailed = 3,
+    /// The run finished, its manifest written, but every input file failed.
+    NoUsableFile = 4,
     /// Interrupted by Ctrl-C.
     Interrupted = 130,
 }

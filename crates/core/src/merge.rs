@@ -171,6 +171,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
         features,
         mapping,
         counts,
+        failures: Vec::new(),
         device: format!(
             "{} (merged from {} shards)",
             devices.iter().cloned().collect::<Vec<_>>().join(" + "),

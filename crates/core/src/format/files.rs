@@ -208,6 +208,64 @@ impl FileEntry {
     }
 }
 
+/// The failed files that share one reason: what the summary, `inspect` and the manifest's
+/// `failures` show instead of one line per file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureGroup {
+    /// The reason, word for word as each file's.
+    pub reason: String,
+    /// How many files failed for it.
+    pub files: u64,
+    /// The first of them in row order.
+    pub first: String,
+    /// What would take them, when a setting would: `--sample-rate`, `--resample`, `--channel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The failed files of `files` grouped by reason, the largest group first (ties in row order
+/// of their first file), each with its [`FailureGroup::hint`]. A pure function of the file
+/// list: a resumed run and a merge give the same groups as one uninterrupted run.
+pub fn failure_groups(files: &[FileEntry]) -> Vec<FailureGroup> {
+    let mut groups: Vec<FailureGroup> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for f in files {
+        let FileStatus::Failed { reason } = &f.status else {
+            continue;
+        };
+        match at.get(reason.as_str()) {
+            Some(&i) => groups[i].files += 1,
+            None => {
+                at.insert(reason, groups.len());
+                groups.push(FailureGroup {
+                    reason: reason.clone(),
+                    files: 1,
+                    first: f.path.clone(),
+                    hint: hint(reason),
+                });
+            }
+        }
+    }
+    // Stable: equal counts keep the order of their first files.
+    groups.sort_by(|a, b| b.files.cmp(&a.files));
+    groups
+}
+
+/// The setting that would take files failed for `reason`, if one would.
+fn hint(reason: &str) -> Option<String> {
+    if let Some(rest) = reason.strip_prefix("sample rate ") {
+        let (file, expected) = rest.split_once(" Hz, expected ")?;
+        let expected = expected.strip_suffix(" Hz")?;
+        return Some(format!(
+            "`--sample-rate {file}` uses them as they are (features at {file} Hz); `--resample` converts them to {expected} Hz"
+        ));
+    }
+    if reason.starts_with("channel ") && reason.contains(" requested but the file has ") {
+        return Some("`--channel mix` takes the mean of their channels".into());
+    }
+    None
+}
+
 /// For `skip_serializing_if`: a count that is zero is left out (the manifest and the journal).
 pub(crate) fn is_zero(v: &u64) -> bool {
     *v == 0
@@ -244,6 +302,53 @@ mod tests {
         };
         let j = serde_json::to_string(&f).unwrap();
         assert_eq!(j, r#"{"status":"failed","reason":"no data chunk"}"#);
+    }
+
+    #[test]
+    fn failures_group_by_reason_with_a_hint() {
+        let entry = |path: &str, status: FileStatus| FileEntry {
+            path: path.into(),
+            path_bytes_hex: None,
+            bytes: 1,
+            samples: 0,
+            codec: None,
+            sample_rate: None,
+            channels: None,
+            resampled: false,
+            damage: None,
+            status,
+            first_row: 0,
+            rows: 0,
+        };
+        let fail = |r: &str| FileStatus::Failed { reason: r.into() };
+        let rate = "sample rate 16000 Hz, expected 4096 Hz";
+        let files = vec![
+            entry("a.wav", fail("empty file")),
+            entry("b.wav", fail(rate)),
+            entry("c.wav", FileStatus::Ok),
+            entry("d.wav", fail(rate)),
+            entry("e.wav", fail("channel 2 requested but the file has 2")),
+        ];
+        let g = failure_groups(&files);
+        assert_eq!(g.len(), 3);
+        assert_eq!(
+            (g[0].reason.as_str(), g[0].files, g[0].first.as_str()),
+            (rate, 2, "b.wav")
+        );
+        assert_eq!(
+            g[0].hint.as_deref(),
+            Some("`--sample-rate 16000` uses them as they are (features at 16000 Hz); `--resample` converts them to 4096 Hz")
+        );
+        // Ties keep row order.
+        assert_eq!(
+            (g[1].reason.as_str(), g[1].hint.as_deref()),
+            ("empty file", None)
+        );
+        assert_eq!(
+            g[2].hint.as_deref(),
+            Some("`--channel mix` takes the mean of their channels")
+        );
+        assert!(failure_groups(&files[2..3]).is_empty());
     }
 
     #[test]

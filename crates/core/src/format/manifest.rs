@@ -10,7 +10,9 @@ use crate::geometry::Geometry;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub use super::files::{entry_path, FileEntry, FileStatus, StatusCounts};
+pub use super::files::{
+    entry_path, failure_groups, FailureGroup, FileEntry, FileStatus, StatusCounts,
+};
 
 /// Identifies the manifest format: `/2` carries its own checksum ([`Manifest::manifest_xxh3_64`]).
 pub const FORMAT: &str = "melpipe-manifest/2";
@@ -135,6 +137,10 @@ pub struct Manifest {
     pub mapping: Option<ArrayInfo>,
     /// Files by status.
     pub counts: StatusCounts,
+    /// The failed files grouped by reason, the largest group first ([`failure_groups`] of
+    /// `files`; absent when none failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailureGroup>,
     /// The device that computed the features.
     pub device: String,
     /// In a GPU run, how many of the first files the CPU computed while the GPU started (their
@@ -185,6 +191,7 @@ impl Manifest {
     /// read as zeros. Any change to the file but those digits shows, whitespace included.
     pub fn to_json(&mut self) -> Result<Vec<u8>> {
         self.format = FORMAT.into();
+        self.failures = failure_groups(&self.files);
         self.manifest_xxh3_64 = UNSEALED.into();
         let failed = |msg: String| Error::Output {
             path: FILE_NAME.into(),
@@ -269,6 +276,10 @@ impl Manifest {
         self.files.iter().for_each(|f| counts.add(&f.status));
         if counts != self.counts {
             return Err("its status counts differ from its file list".into());
+        }
+        // Manifests of earlier versions have no groups; any given must be the file list's.
+        if !self.failures.is_empty() && self.failures != failure_groups(&self.files) {
+            return Err("its failure groups differ from its file list".into());
         }
         if self.cpu_head_files > self.files.len() as u64 {
             return Err(format!(

@@ -400,6 +400,7 @@ pub fn run(
         features: Default::default(),
         mapping: None,
         counts: Default::default(),
+        failures: Vec::new(),
         device,
         // A run that fell back computed every file on the CPU: no head to speak of.
         cpu_head_files: if factory.fell_back_to_cpu() {
