@@ -167,7 +167,8 @@ pub struct DemoArgs {
 pub struct GenerateArgs {
     /// Folder to write into (created).
     pub out: PathBuf,
-    /// Number of valid seed-shaped files (4096 Hz, 40,960 int16 samples).
+    /// Number of valid seed-shaped clips (mono 16-bit, 4096 Hz and 40,960 samples unless
+    /// --sample-rate and --samples say otherwise).
     #[arg(long, default_value_t = 2000)]
     pub files: usize,
     /// Extra malformed or unusual files of varied kinds.
@@ -176,6 +177,18 @@ pub struct GenerateArgs {
     /// Random seed (the same seed gives the same files).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Format of the valid clips: wav, flac (written by melpipe), mp3 (needs the `lame`
+    /// program) or ogg (Ogg Vorbis; needs `oggenc`, Debian's vorbis-tools). The unusual files
+    /// of --corrupt are always WAV.
+    #[arg(long, default_value = "wav", value_name = "FORMAT")]
+    pub format: String,
+    /// Sample rate of the clips, Hz (MP3 takes 8000, 11025, 12000, 16000, 22050, 24000,
+    /// 32000, 44100 or 48000).
+    #[arg(long, default_value_t = 4096)]
+    pub sample_rate: u32,
+    /// Samples per clip.
+    #[arg(long, default_value_t = 40960)]
+    pub samples: usize,
     /// Write into a folder that already holds files. Without it, such a folder is refused
     /// (it may hold your own clips); with it, files of the generated names are overwritten
     /// and every other file is kept.

@@ -623,21 +623,30 @@ fn write_png(path: &Path, png: &[u8]) -> Result<()> {
 fn generate(a: GenerateArgs) -> Result<Exit> {
     use melpipe_gen::{generate, GenerateOptions};
     let t = std::time::Instant::now();
+    let format = a
+        .format
+        .parse()
+        .map_err(|e: String| melpipe_core::Error::Config(format!("--format: {e}")))?;
     let opts = GenerateOptions {
         files: a.files,
         corrupt: a.corrupt,
         seed: a.seed,
         overwrite: a.force,
-        ..GenerateOptions::default()
+        format,
+        sample_rate: a.sample_rate,
+        samples: a.samples,
     };
     let r = generate(&a.out, &opts)?;
     errln!(
-        "wrote {} files ({:.2} GB) to {} in {:.1}s ({} valid seed-shaped clips, {} unusual or malformed)",
+        "wrote {} files ({:.2} GB) to {} in {:.1}s ({} valid clips of {} samples at {} Hz as {}, {} unusual or malformed)",
         r.files.len(),
         r.bytes as f64 / 1e9,
         a.out.display(),
         t.elapsed().as_secs_f64(),
         a.files,
+        a.samples,
+        a.sample_rate,
+        a.format.to_ascii_lowercase(),
         a.corrupt
     );
     Ok(Exit::Success)

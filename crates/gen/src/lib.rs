@@ -42,7 +42,66 @@ pub struct GenerateOptions {
     /// Write into a folder that already holds files (files of the generated names are
     /// overwritten); without it such a folder is refused, so a user's clips are never lost.
     pub overwrite: bool,
+    /// The format of the regular clips (the unusual files of `corrupt` are always WAV).
+    pub format: AudioFormat,
 }
+
+/// The format `generate` writes its regular clips in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AudioFormat {
+    /// 16-bit PCM WAV (melpipe's own encoder).
+    #[default]
+    Wav,
+    /// FLAC, 16 bits (the `flacenc` crate).
+    Flac,
+    /// MP3, LAME's defaults (128 kbit/s CBR, with the LAME tag that gives the exact length),
+    /// by the `lame` program.
+    Mp3,
+    /// Ogg Vorbis, oggenc's default quality, by the `oggenc` program (vorbis-tools).
+    Ogg,
+}
+
+impl AudioFormat {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [AudioFormat; 4] = [
+        AudioFormat::Wav,
+        AudioFormat::Flac,
+        AudioFormat::Mp3,
+        AudioFormat::Ogg,
+    ];
+
+    /// Its file-name extension and name on the command line.
+    pub fn ext(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "wav",
+            AudioFormat::Flac => "flac",
+            AudioFormat::Mp3 => "mp3",
+            AudioFormat::Ogg => "ogg",
+        }
+    }
+
+    /// The program that encodes it, with the Debian package that has it.
+    fn program(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            AudioFormat::Mp3 => Some(("lame", "lame")),
+            AudioFormat::Ogg => Some(("oggenc", "vorbis-tools")),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for AudioFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        AudioFormat::ALL
+            .into_iter()
+            .find(|f| f.ext().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("`{s}` is not one of wav, flac, mp3, ogg"))
+    }
+}
+
+/// The sample rates an MP3 stream can have (MPEG-1, 2 and 2.5 layer III).
+const MP3_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 impl Default for GenerateOptions {
     fn default() -> Self {
@@ -53,6 +112,7 @@ impl Default for GenerateOptions {
             samples: 40960,
             seed: 0x006d_656c_7069_7065, // "melpipe"
             overwrite: false,
+            format: AudioFormat::Wav,
         }
     }
 }
@@ -166,6 +226,27 @@ pub fn generate(dir: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
             )))
         }
     }
+    if opts.format == AudioFormat::Mp3 && !MP3_RATES.contains(&opts.sample_rate) {
+        return Err(Error::Config(format!(
+            "MP3 cannot hold {} Hz; its rates are {}",
+            opts.sample_rate,
+            MP3_RATES.map(|r| r.to_string()).join(", ")
+        )));
+    }
+    if let Some((program, package)) = opts.format.program() {
+        let found = std::process::Command::new(program)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            return Err(Error::Config(format!(
+                "--format {} needs the `{program}` program (Debian and Ubuntu: apt-get install {package})",
+                opts.format.ext()
+            )));
+        }
+    }
     if !opts.overwrite {
         refuse_nonempty(dir)?;
     }
@@ -247,9 +328,10 @@ fn plan(opts: &GenerateOptions) -> Vec<Plan> {
             .map_or(Signal::Tone, |&(s, _)| s);
         plans.push(Plan {
             path: PathBuf::from(format!(
-                "machine_{:02}/id_{:02}/clip_{i:06}.wav",
+                "machine_{:02}/id_{:02}/clip_{i:06}.{}",
                 folder / IDS_PER_MACHINE,
-                folder % IDS_PER_MACHINE
+                folder % IDS_PER_MACHINE,
+                opts.format.ext()
             )),
             kind: FileKind::Clip(signal),
             seed,
@@ -308,6 +390,10 @@ fn write_files(
                 synthesize(kind, &mut rng, fs, table, p.frames, &mut signal);
                 quantize_i16(&signal, &mut pcm);
                 wav::encode_pcm16_into(&mut file, 1, opts.sample_rate, &pcm);
+                if opts.format != AudioFormat::Wav {
+                    file = encode(opts.format, &file, &pcm, opts.sample_rate, p.seed)
+                        .map_err(|e| Error::io("encoding", &dir.join(&p.path), e))?;
+                }
             }
             FileKind::Odd(odd) => {
                 file = odd.file(
@@ -325,6 +411,82 @@ fn write_files(
         sizes.push(file.len() as u64);
     }
     Ok(sizes)
+}
+
+/// A mono 16-bit clip in `format`: `wav_bytes` is it as WAV (what the programs read), `pcm`
+/// its samples. `seed` makes the Ogg stream's serial number, which oggenc otherwise draws at
+/// random, so the same options give the same bytes.
+fn encode(
+    format: AudioFormat,
+    wav_bytes: &[u8],
+    pcm: &[i16],
+    sample_rate: u32,
+    seed: u64,
+) -> std::io::Result<Vec<u8>> {
+    let serial = (seed as u32 & 0x7fff_ffff).to_string();
+    let args: &[&str] = match format {
+        AudioFormat::Wav => return Ok(wav_bytes.to_vec()),
+        AudioFormat::Flac => return encode_flac(pcm, sample_rate),
+        AudioFormat::Mp3 => &["--quiet", "--nohist", "-", "-"],
+        AudioFormat::Ogg => &["--quiet", "--serial", &serial, "-o", "-", "-"],
+    };
+    let (program, _) = format.program().expect("an external encoder");
+    pipe_through(program, args, wav_bytes)
+}
+
+/// FLAC of mono 16-bit samples with flacenc's default settings.
+fn encode_flac(pcm: &[i16], sample_rate: u32) -> std::io::Result<Vec<u8>> {
+    use flacenc::component::BitRepr;
+    use flacenc::error::Verify;
+    let bad = |e: String| std::io::Error::other(format!("FLAC encoder: {e}"));
+    let config = flacenc::config::Encoder::default()
+        .into_verified()
+        .map_err(|e| bad(format!("{e:?}")))?;
+    let samples: Vec<i32> = pcm.iter().map(|&x| i32::from(x)).collect();
+    let source = flacenc::source::MemSource::from_samples(&samples, 1, 16, sample_rate as usize);
+    let stream = flacenc::encode_with_fixed_block_size(&config, source, config.block_size)
+        .map_err(|e| bad(format!("{e:?}")))?;
+    let mut sink = flacenc::bitsink::ByteSink::new();
+    stream.write(&mut sink).map_err(|e| bad(format!("{e:?}")))?;
+    let mut bytes = sink.as_slice().to_vec();
+    // STREAMINFO's minimum block size must leave out the last block (the FLAC format), but
+    // flacenc counts it: a clip that is not a whole number of blocks would say it has blocks
+    // of two sizes, and a strict decoder (symphonia) then refuses its fixed-size frames. The
+    // stream has one block size, the maximum's.
+    if bytes.len() >= 12 && &bytes[..4] == b"fLaC" && bytes[4] & 0x7f == 0 {
+        let (min, max) = bytes[8..12].split_at_mut(2);
+        min.copy_from_slice(max);
+    }
+    Ok(bytes)
+}
+
+/// What `program args` writes to its standard output when `input` is its standard input.
+fn pipe_through(program: &str, args: &[&str], input: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let out = std::thread::scope(|s| {
+        let feeder = s.spawn(move || stdin.write_all(input));
+        let out = child.wait_with_output();
+        let fed = feeder
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        out.and_then(|o| fed.map(|()| o))
+    })?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "{program} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
 }
 
 #[cfg(test)]
