@@ -7,8 +7,9 @@
 //! channels is their mean, summed in f64.
 //!
 //! A file is untrusted data. Decoding never panics (a panic inside the decoder is caught and
-//! the file fails), never allocates from a size a header states (what is decoded is bounded by
-//! `max_frames`, the number of packets by the file's bytes), and stops at the first damage:
+//! the file fails), never allocates from a size a header states (what is kept is bounded by
+//! `max_frames`, what is decoded by [`MAX_FRAMES`], the number of packets by the file's
+//! bytes), and stops at the first damage:
 //! a stream cut in the middle or a frame that does not decode keeps what decoded before it,
 //! and says why it stopped ([`Decoded::damage`]).
 
@@ -17,9 +18,13 @@ use std::io::Cursor;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
+
+/// The most frames a file may decode to (4 GiB of f32 samples, 6 hours at 48 kHz): a few bytes
+/// of FLAC can claim hours of silence, and decoding them just to count them would take as long.
+pub const MAX_FRAMES: usize = 1 << 30;
 
 /// What decoding a file gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,10 +35,9 @@ pub struct Decoded {
     pub sample_rate: u32,
     /// The file's channels.
     pub channels: u16,
-    /// Frames appended to the output (at the file's rate; at most `max_frames`).
+    /// Frames the stream decoded to, at the file's rate (up to the damage, if any); the first
+    /// `max_frames` of them were appended to the output.
     pub frames: usize,
-    /// Whether the stream held more frames than `max_frames` (the rest was not decoded).
-    pub more: bool,
     /// Why decoding stopped before the end of the stream, when it did: the frames before the
     /// damage are the file's samples.
     pub damage: Option<String>,
@@ -51,7 +55,8 @@ pub fn is_wav(bytes: &[u8]) -> bool {
 }
 
 /// Decodes a whole file held in `bytes` into mono samples appended to `out`: channel `channel`
-/// alone, or the mean of all of them. At most `max_frames` frames are decoded. `ext` (the file
+/// alone, or the mean of all of them. The first `max_frames` frames are kept, the rest decoded
+/// only to be counted. `ext` (the file
 /// name's extension) only helps to find the format of a stream without a header (MP3).
 ///
 /// An error is a reason a user reads: the file is not audio melpipe knows, its codec is not one
@@ -129,6 +134,7 @@ fn decode_inner(
             e => format!("unusable codec header: {}", describe(&e)),
         })?;
     let codec = decoder.codec_info().short_name;
+    let header_frames = track.num_frames;
     let header_rate = params.sample_rate.unwrap_or(0);
     let header_channels = params.channels.as_ref().map_or(0, |c| c.count());
 
@@ -137,18 +143,14 @@ fn decode_inner(
         sample_rate: header_rate,
         channels: u16::try_from(header_channels).unwrap_or(0),
         frames: 0,
-        more: false,
         damage: None,
     };
     let mut scratch: Vec<f64> = Vec::new();
+    let mut kept = 0usize;
+    let mut next_pts: Option<i64> = None;
     // Every packet takes at least one byte of the file, or the stream is looping.
     let mut packets_left = bytes.len().saturating_add(64);
     loop {
-        if got.frames >= max_frames {
-            // Frames past the clip are not needed; whether the stream holds more is.
-            got.more = got.more || has_more(&mut *format, track_id);
-            break;
-        }
         if packets_left == 0 {
             got.damage = Some("the stream does not advance".into());
             break;
@@ -165,6 +167,18 @@ fn decode_inner(
         if packet.track_id != track_id {
             continue;
         }
+        // Packets follow each other without a gap; a demuxer that skipped damaged frames to
+        // find the next good one would shift every later sample to an earlier time.
+        let pts = packet.pts.get();
+        if let Some(want) = next_pts {
+            if pts != want {
+                got.damage = Some(format!(
+                    "damaged frames: the stream skips from frame {want} to {pts}"
+                ));
+                break;
+            }
+        }
+        let trimmed = packet.trim_start.saturating_add(packet.trim_end).get();
         let buf = match decoder.decode(&packet) {
             Ok(b) => b,
             Err(e) => {
@@ -173,6 +187,13 @@ fn decode_inner(
             }
         };
         let frames = buf.frames();
+        // A packet's time is that of its first decoded frame, encoder delay and padding
+        // included; the next one starts after all of them. A packet trimmed away whole says
+        // nothing of how many frames it had: the next one is not checked.
+        next_pts = (frames > 0).then(|| {
+            let decoded = (frames as u64).saturating_add(trimmed);
+            pts.saturating_add(i64::try_from(decoded).unwrap_or(i64::MAX))
+        });
         if frames == 0 {
             continue;
         }
@@ -196,9 +217,16 @@ fn decode_inner(
             ));
             break;
         }
-        let take = frames.min(max_frames - got.frames);
-        if take < frames {
-            got.more = true;
+        // Frames past `max_frames` are decoded only to be counted.
+        let take = frames.min(max_frames.saturating_sub(got.frames));
+        got.frames = got.frames.saturating_add(frames);
+        if got.frames > MAX_FRAMES {
+            return Err(format!(
+                "decodes to more than {MAX_FRAMES} frames, the most one file may give"
+            ));
+        }
+        if take == 0 {
+            continue;
         }
         scratch.clear();
         scratch.resize(frames * chans, 0.0);
@@ -212,7 +240,15 @@ fn decode_inner(
                 out.extend(frames_in.map(|f| (f.iter().sum::<f64>() / n) as f32));
             }
         }
-        got.frames += take;
+        kept += take;
+    }
+    if let (None, Some(said)) = (&got.damage, header_frames) {
+        if (got.frames as u64) < said {
+            got.damage = Some(format!(
+                "the stream ends after {} of the {said} frames its header says (a cut file)",
+                got.frames
+            ));
+        }
     }
     if got.frames == 0 {
         if let Some(d) = got.damage.take() {
@@ -233,29 +269,17 @@ fn decode_inner(
             }
         }
     }
-    if !out[out.len() - got.frames..].iter().all(|x| x.is_finite()) {
+    if !out[out.len() - kept..].iter().all(|x| x.is_finite()) {
         return Err("samples include NaN or infinity".into());
     }
     Ok(got)
-}
-
-/// Whether another packet of the track follows (a decoded frame is not needed to tell).
-fn has_more(format: &mut dyn FormatReader, track_id: u32) -> bool {
-    for _ in 0..64 {
-        match format.next_packet() {
-            Ok(Some(p)) if p.track_id == track_id => return true,
-            Ok(Some(_)) => continue,
-            _ => return false,
-        }
-    }
-    false
 }
 
 /// Why decoding stopped at an error, in words.
 fn stopped(e: &SymError) -> String {
     match e {
         SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the stream ends in the middle of a frame (cut file)".into()
+            "the stream ends before its header says it does (a cut file)".into()
         }
         e => describe(e),
     }

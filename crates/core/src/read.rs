@@ -289,7 +289,7 @@ impl Reader {
         // header can raise.
         let keep = match self.geometry.length {
             LengthMode::Fixed => self.geometry.clip_samples,
-            LengthMode::Natural => MAX_DECODED_FRAMES,
+            LengthMode::Natural => decode::MAX_FRAMES,
         };
         self.decoded.clear();
         let got = match decode::decode(&self.buf, ext, self.channel, keep, &mut self.decoded) {
@@ -310,12 +310,6 @@ impl Reader {
         };
         if got.sample_rate != self.sample_rate {
             let reason = rate_mismatch(got.sample_rate, self.sample_rate);
-            return fail(batch, reason, &self.geometry);
-        }
-        if self.geometry.length == LengthMode::Natural && got.frames > MAX_DECODED_FRAMES {
-            let reason = format!(
-                "decodes to more than {MAX_DECODED_FRAMES} frames, the most one compressed file may give"
-            );
             return fail(batch, reason, &self.geometry);
         }
         let (len, status) = self.fit(got.frames);
@@ -342,10 +336,6 @@ impl Reader {
         }
     }
 }
-
-/// The most frames a compressed file may decode to in natural length mode (4 GiB of f32
-/// samples): a few bytes of FLAC can claim hours of silence.
-pub const MAX_DECODED_FRAMES: usize = 1 << 30;
 
 /// The outcome of a file that cannot be used: no samples, NaN rows in fixed mode.
 fn failed(
