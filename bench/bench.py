@@ -14,7 +14,8 @@
 It prints a table of seconds and ratios and writes the figures as JSON (--json FILE).
 
 usage: bench.py [--files 39563] [--data DIR] [--out DIR] [--devices cpu,cuda] [--repeat 3]
-                [--torchaudio] [--cold] [--melpipe PATH] [--json FILE] [-- extra run args]
+                [--torchaudio] [--torchaudio-resample-from HZ] [--cold] [--melpipe PATH]
+                [--json FILE] [-- extra run args]
 """
 import argparse
 import json
@@ -48,10 +49,13 @@ def timed(cmd, env=None):
     return wall, ru.ru_maxrss / 1024.0, out
 
 
-def wav_files(data):
+AUDIO = (".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif", ".aifc")
+
+
+def audio_files(data):
     out = []
     for root, _, names in os.walk(data):
-        out += [os.path.join(root, n) for n in names if n.lower().endswith(".wav")]
+        out += [os.path.join(root, n) for n in names if n.lower().endswith(AUDIO)]
     out.sort()
     return out
 
@@ -157,6 +161,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--readers", type=int, default=os.cpu_count())
     ap.add_argument("--torchaudio", action="store_true")
+    ap.add_argument("--torchaudio-resample-from", type=int, default=None,
+                    help="the clips are at this rate: the torchaudio pipeline resamples them to 4096 Hz")
     ap.add_argument("--cold", action="store_true")
     ap.add_argument("--melpipe", default=os.path.join(ROOT, "target", "release", "melpipe"))
     ap.add_argument("--json", default=None)
@@ -169,7 +175,7 @@ def main():
     if not os.path.isdir(data):
         t, _, _ = timed([a.melpipe, "generate", data, "--files", str(a.files)])
         print(f"generated {a.files} files in {t:.1f}s", file=sys.stderr)
-    files = wav_files(data)
+    files = audio_files(data)
     in_bytes = sum(os.path.getsize(p) for p in files)
     results = {"files": len(files), "input_bytes": in_bytes, "machine": os.uname().nodename,
                "cores": os.cpu_count(), "runs": {}}
@@ -239,8 +245,10 @@ def main():
         walls = []
         for _ in range(a.repeat):
             shutil.rmtree(os.path.join(scratch, "seed_out"), ignore_errors=True)
+            extra = ([] if a.torchaudio_resample_from is None
+                     else ["--resample-from", str(a.torchaudio_resample_from)])
             w, peak, txt = timed([sys.executable, os.path.join(HERE, "seed_pipeline.py"), data,
-                                  os.path.join(scratch, "seed_out")])
+                                  os.path.join(scratch, "seed_out")] + extra)
             walls.append(w)
         shutil.rmtree(os.path.join(scratch, "seed_out"), ignore_errors=True)
         runs["torchaudio-seed"] = {"wall_s": statistics.median(walls), "all_s": walls, "peak_rss_mb": peak}

@@ -8,7 +8,12 @@ unfolds long and short windows, runs torchaudio's MelSpectrogram and AmplitudeTo
 frames, copies back, and writes features (fp16) and the int64 mapping into numpy memmaps, then
 flushes and fsyncs them. Prints one JSON line with the wall time.
 
+With --resample-from HZ the clips are at HZ (10 s: 10·HZ samples): the consumer first converts
+them to 4096 Hz on the GPU with torchaudio.functional.resample (its defaults, as melpipe's
+`--resample`), then goes on as above.
+
 usage: seed_pipeline.py DATA_DIR OUT_DIR [--threads 2] [--files-per-task 356] [--queue 96]
+                        [--resample-from HZ]
 """
 import argparse
 import json
@@ -47,7 +52,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--files-per-task", type=int, default=356)
     ap.add_argument("--queue", type=int, default=96)
+    ap.add_argument("--resample-from", type=int, default=None)
     a = ap.parse_args()
+    rate_in = a.resample_from or SR
+    ns_in = NS * rate_in // SR
 
     t0 = time.perf_counter()
     files = []
@@ -76,14 +84,14 @@ def main():
             if t is None:
                 return
             names = tasks[t]
-            host = torch.empty((len(names), NS), dtype=torch.float16).pin_memory()
-            arr = np.zeros((len(names), NS), dtype=np.float32)
+            host = torch.empty((len(names), ns_in), dtype=torch.float16).pin_memory()
+            arr = np.zeros((len(names), ns_in), dtype=np.float32)
             for i, p in enumerate(names):
                 with open(p, "rb") as f:
                     buf = f.read()
                 try:
                     off, n = data_offset(buf)
-                    x = np.frombuffer(buf, dtype="<i2", count=min(n // 2, NS), offset=off)
+                    x = np.frombuffer(buf, dtype="<i2", count=min(n // 2, ns_in), offset=off)
                     arr[i, :len(x)] = x
                 except ValueError:
                     pass
@@ -99,6 +107,8 @@ def main():
         t, host = q.get()
         with torch.cuda.stream(stream):
             x = host.to(dev, non_blocking=True).float()
+            if rate_in != SR:
+                x = torchaudio.functional.resample(x, rate_in, SR)[:, :NS]
             seg = x.unfold(1, LONG_WIN, LONG_HOP).unfold(2, SHORT_WIN, SHORT_HOP)
             seg = seg.reshape(-1, SHORT_WIN)
             with torch.autocast("cuda", dtype=torch.float16):
@@ -124,6 +134,7 @@ def main():
         os.close(fd)
     wall = time.perf_counter() - t0
     print(json.dumps({"pipeline": "torchaudio-seed", "files": len(files), "rows": n_rows,
+                      "rate_in": rate_in,
                       "threads": a.threads, "files_per_task": a.files_per_task,
                       "wall_s": round(wall, 3)}))
 
