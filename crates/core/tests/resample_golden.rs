@@ -5,6 +5,7 @@
 //! filter's memory bound.
 
 use melpipe_core::dsp::resample::{ResampleError, Resampler, MAX_FILTER_BYTES};
+use melpipe_core::dsp::Isa;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -48,18 +49,20 @@ fn resampler_matches_torchaudio_goldens() {
     let outputs = read_f64(&dir.join("outputs.f64"));
     let cases = meta["cases"].as_array().unwrap();
     assert!(cases.len() >= 200, "golden cases missing");
-    let mut resamplers: BTreeMap<(u32, u32), Resampler> = BTreeMap::new();
-    // Per rate pair: (cases, samples, max abs error).
+    // The detected instruction set's kernels and the portable ones.
+    let isas = [Isa::detect(), Isa::Portable];
+    let mut resamplers: BTreeMap<(u32, u32, &str), Resampler> = BTreeMap::new();
+    // Per rate pair: (cases × kernels, samples, max abs error).
     let mut worst: BTreeMap<(u32, u32), (usize, usize, f64)> = BTreeMap::new();
-    for case in cases {
+    for (case, isa) in cases.iter().flat_map(|c| isas.iter().map(move |&i| (c, i))) {
         let field = |k: &str| case[k].as_u64().unwrap() as usize;
         let (from, to) = (field("from_hz") as u32, field("to_hz") as u32);
         let r = resamplers
-            .entry((from, to))
-            .or_insert_with(|| Resampler::new(from, to).unwrap());
+            .entry((from, to, isa.name()))
+            .or_insert_with(|| Resampler::with_isa(from, to, isa).unwrap());
         let x = &inputs[field("input_offset")..][..field("input_len")];
         let want = &outputs[field("output_offset")..][..field("output_len")];
-        let name = case["name"].as_str().unwrap();
+        let name = format!("{} ({})", case["name"].as_str().unwrap(), isa.name());
         assert_eq!(r.output_len(x.len()), want.len(), "{name}: output length");
 
         let mut got = vec![f32::NAN; want.len()];
@@ -83,7 +86,9 @@ fn resampler_matches_torchaudio_goldens() {
             );
         }
     }
-    println!("rate pair          cases  samples  max abs error vs torchaudio float64");
+    println!(
+        "rate pair          cases  samples  max abs error vs torchaudio float64 (both kernels)"
+    );
     for ((from, to), (n, samples, err)) in &worst {
         println!("{from:>6} -> {to:>6}  {n:>5}  {samples:>7}  {err:.2e}");
     }

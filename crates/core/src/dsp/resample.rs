@@ -300,7 +300,6 @@ impl Resampler {
     /// The resampling loop over `V`'s lanes (8 of them: the taps are padded to 8).
     #[inline(always)]
     fn process_with<V: Vector>(&self, x: &[f32], out: &mut [f32]) {
-        debug_assert_eq!(V::W, TAP_ALIGN);
         let (new, orig, s) = (self.new as usize, self.orig as usize, self.stride);
         for (m, frame) in out.chunks_mut(new).enumerate() {
             let at = (m * orig) as i64;
@@ -331,6 +330,7 @@ fn process_avx2(r: &Resampler, x: &[f32], out: &mut [f32]) {
 /// multiply-adds of consecutive chunks do not wait on each other.
 #[inline(always)]
 fn dot<V: Vector>(taps: &[f32], x: &[f32]) -> f32 {
+    const { assert!(V::W == TAP_ALIGN, "the taps are padded for 8 lanes") };
     let w = V::W;
     let n = taps.len();
     let x = &x[..n];
@@ -351,9 +351,11 @@ fn dot<V: Vector>(taps: &[f32], x: &[f32]) -> f32 {
     if i < n {
         a2 = V::load(&taps[i..]).fma(V::load(&x[i..]), a2);
     }
-    let mut lanes = [0.0f32; 16];
-    ((a0 + a1) + (a2 + a3)).store(&mut lanes);
-    lanes[..w].iter().sum()
+    let mut l = [0.0f32; 16];
+    ((a0 + a1) + (a2 + a3)).store(&mut l);
+    // A tree rather than a running sum: three dependent adds instead of seven, which the
+    // short filters (16 taps when upsampling) notice.
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
 }
 
 /// The dot product of a phase whose taps reach past either end of `x` (zero there): only the
