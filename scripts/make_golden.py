@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes melpipe's golden files: small deterministic WAV inputs and torchaudio's float64 features
-for them (docs/FORMAT.md, Mathematics), one case per configuration. Run on a machine with torch + torchaudio
+for them (docs/FORMAT.md, Mathematics), one case per configuration. The `resample` case's inputs
+are at 16000 and 44100 Hz: torchaudio.functional.resample (float64, its defaults) takes them to
+4096 Hz before the features. Run on a machine with torch + torchaudio
 (the GPU machine: torchaudio 2.11); inputs are written with scipy and decoded here with numpy,
 since torchaudio.load needs torchcodec.
 
@@ -44,6 +46,21 @@ def signals():
         "f_stereo.wav": np.stack([q16(left), q16(right)], axis=1),
         "g_long.wav": q16(0.2 * np.sin(2 * np.pi * 1000 * tl) * np.sin(2 * np.pi * 0.5 * tl)),
         "h_natural.wav": q16(0.5 * RNG.standard_normal(5000) * np.hanning(5000)),
+    }
+
+
+# The `resample` case's inputs: (sample rate, samples), from their own generator so that the
+# other inputs stay as they were.
+def resample_signals():
+    rng = np.random.default_rng(20261206)
+    t16 = np.arange(6 * 16000) / 16000
+    t44 = np.arange(3 * 44100) / 44100
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t16) + 0.2 * np.sin(2 * np.pi * 3000 * t16)  # 3 kHz aliases
+    sweep = 0.7 * np.sin(2 * np.pi * (50 * t44 + (20000 - 50) / (2 * 3.0) * t44 * t44))
+    return {
+        "r1_tone_16k.wav": (16000, q16(tone)),
+        "r2_noise_16k.wav": (16000, q16(0.3 * rng.standard_normal(24000))),
+        "r3_sweep_44k.wav": (44100, q16(sweep)),
     }
 
 
@@ -94,13 +111,17 @@ CASES = [
     ("natural", {"length": "natural"}, ["a_tone.wav", "e_short.wav", "g_long.wav", "h_natural.wav"]),
     ("nfft128", {"n_fft": 128, "win_length": 100, "hop_length": 32, "n_mels": 40},
      ["a_tone.wav", "c_noise.wav"]),
+    ("resample", {"resample": True}, ["r1_tone_16k.wav", "r2_noise_16k.wav", "r3_sweep_44k.wav"]),
 ]
 
 
 def toml_of(c):
     out = []
     for k, v in c.items():
-        out.append(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}")
+        if isinstance(v, bool):
+            out.append(f"{k} = {str(v).lower()}")
+        else:
+            out.append(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}")
     return "\n".join(out) + ("\n" if out else "")
 
 
@@ -110,9 +131,20 @@ def main():
     sigs = signals()
     for name, data in sigs.items():
         scipy.io.wavfile.write(os.path.join(out, "inputs", name), SR, data)
+    rates = {}
+    for name, (rate, data) in resample_signals().items():
+        scipy.io.wavfile.write(os.path.join(out, "inputs", name), rate, data)
+        sigs[name], rates[name] = data, rate
+
+    def samples(f, cfg):
+        x = decode(sigs[f])
+        if cfg.get("resample", False) and rates.get(f, SR) != SR:
+            x = torchaudio.functional.resample(torch.from_numpy(x), rates[f], SR).numpy()
+        return x
+
     cases = []
     for name, cfg, inputs in CASES:
-        rows = [features(decode(sigs[f]), cfg) for f in sorted(inputs)]
+        rows = [features(samples(f, cfg), cfg) for f in sorted(inputs)]
         arr = np.concatenate(rows).astype(np.float32)
         np.save(os.path.join(out, f"{name}.npy"), arr)
         cases.append({"name": name, "config_toml": toml_of(cfg), "inputs": sorted(inputs),

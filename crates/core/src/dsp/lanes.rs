@@ -224,7 +224,7 @@ impl<const W: usize, const FMA: bool> Mul for Lanes<W, FMA> {
 
 /// The x86 vectors. Their operations call intrinsics that need AVX2+FMA (`Avx2`) or AVX-512F
 /// (`Avx512`): values of these types are only made and used inside the kernels compiled with
-/// those features (`dsp::shared_avx2`, `dsp::shared_avx512`), which run only after
+/// those features (`dsp::shared_avx2`, `dsp::shared_avx512`, `dsp::resample`'s `process_avx2`), which run only after
 /// `is_x86_feature_detected!` said yes. That is the one invariant every `unsafe` block below
 /// relies on.
 #[cfg(target_arch = "x86_64")]

@@ -9,12 +9,14 @@
 //! - the general path (`general.rs`): every STFT frame of every distinct segment through
 //!   `realfft`.
 //!
-//! [`reference`] is the plain float64 implementation the tests hold both to.
+//! [`reference`] is the plain float64 implementation the tests hold both to. [`resample`]
+//! converts sample rates as torchaudio does, before the features.
 
 mod fft;
 mod general;
 mod lanes;
 pub mod reference;
+pub mod resample;
 mod shared;
 
 use crate::backend::{AudioBatch, Backend, BackendFactory, FeatureBuf};
