@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inputs: Vec<(Vec<u8>, Option<String>)> = files
         .iter()
         .map(|f| {
-            let ext = f.path.extension().map(|e| e.to_string_lossy().to_lowercase());
+            let ext = f
+                .path
+                .extension()
+                .map(|e| e.to_string_lossy().to_lowercase());
             std::fs::read(&f.path).map(|b| (b, ext))
         })
         .collect::<Result<_, _>>()?;

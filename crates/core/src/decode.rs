@@ -69,9 +69,21 @@ pub fn decode(
     max_frames: usize,
     out: &mut Vec<f32>,
 ) -> Result<Decoded, String> {
+    decode_keeping(bytes, ext, channel, &|_| max_frames, out)
+}
+
+/// [`decode`], keeping the first `keep(rate)` frames, `rate` being the file's sample rate (a
+/// reader that resamples a fixed clip keeps what the clip needs at that rate).
+pub fn decode_keeping(
+    bytes: &[u8],
+    ext: Option<&str>,
+    channel: Channel,
+    keep: &dyn Fn(u32) -> usize,
+    out: &mut Vec<f32>,
+) -> Result<Decoded, String> {
     let start = out.len();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_inner(bytes, ext, channel, max_frames, out)
+        decode_inner(bytes, ext, channel, keep, out)
     }));
     match result {
         Ok(Ok(d)) => Ok(d),
@@ -90,7 +102,7 @@ fn decode_inner(
     bytes: &[u8],
     ext: Option<&str>,
     channel: Channel,
-    max_frames: usize,
+    keep: &dyn Fn(u32) -> usize,
     out: &mut Vec<f32>,
 ) -> Result<Decoded, String> {
     if bytes.is_empty() {
@@ -147,6 +159,7 @@ fn decode_inner(
     };
     let mut scratch: Vec<f64> = Vec::new();
     let mut kept = 0usize;
+    let mut max_frames = 0usize;
     let mut next_pts: Option<i64> = None;
     // Every packet takes at least one byte of the file, or the stream is looping.
     let mut packets_left = bytes.len().saturating_add(64);
@@ -205,6 +218,7 @@ fn decode_inner(
             }
             got.sample_rate = rate;
             got.channels = chans as u16;
+            max_frames = keep(rate);
             if let Channel::Index(i) = channel {
                 if usize::from(i) >= chans {
                     return Err(format!("channel {i} requested but the file has {chans}"));

@@ -9,12 +9,14 @@ use crate::backend::{AudioBatch, BatchFile};
 use crate::config::{Channel, LengthMode, Params};
 use crate::decode;
 use crate::discover::InputFile;
+use crate::dsp::resample::Resampler;
 use crate::format::files::Source;
 use crate::geometry::Geometry;
 use crate::manifest::FileStatus;
 use crate::samples::SampleKind;
 use crate::wav;
 use std::io::Read;
+use std::sync::Arc;
 
 /// What reading one file gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,8 +108,13 @@ pub struct Reader {
     sample_rate: u32,
     channel: Channel,
     buf: Vec<u8>,
-    /// Samples of a file that is not WAV, decoded before they are placed.
+    /// Samples of a file decoded before they are placed (a file that is not WAV, or one that
+    /// is resampled), mono, at the file's rate.
     decoded: Vec<f32>,
+    /// Whether files at another rate are resampled (`resample`).
+    resample: bool,
+    /// The resamplers built so far, by input rate (or why none can be).
+    resamplers: std::cell::RefCell<Vec<(u32, Result<Arc<Resampler>, String>)>>,
     kind: SampleKind,
     /// Whether mono PCM16 files are read in place (see [`Reader::whole_file`]).
     in_place: bool,
@@ -122,6 +129,8 @@ impl Reader {
             channel: cfg.channel,
             buf: Vec::new(),
             decoded: Vec::new(),
+            resample: cfg.resample,
+            resamplers: Default::default(),
             kind: SampleKind::F32,
             in_place: true,
         }
@@ -211,14 +220,34 @@ impl Reader {
             damage: None,
         };
         if info.sample_rate != self.sample_rate {
-            let mut outcome = failed(
-                batch,
-                bytes,
-                rate_mismatch(info.sample_rate, self.sample_rate),
-                &self.geometry,
-            );
-            outcome.source = Some(source);
-            return outcome;
+            if !self.resample {
+                let mut outcome = failed(
+                    batch,
+                    bytes,
+                    rate_mismatch(info.sample_rate, self.sample_rate),
+                    &self.geometry,
+                );
+                outcome.source = Some(source);
+                return outcome;
+            }
+            // Decoded first, as much as the clip needs at the file's rate, then resampled.
+            let n = self.keep(info.sample_rate).min(info.frames);
+            self.decoded.clear();
+            self.decoded.resize(n, 0.0);
+            let decoded = wav::decode(&info, &self.buf, self.channel, &mut self.decoded);
+            let reason = match decoded {
+                Err(e) => Some(e.to_string()),
+                Ok(_) if !self.decoded.iter().all(|x| x.is_finite()) => {
+                    Some("float samples include NaN or infinity".to_string())
+                }
+                Ok(_) => None,
+            };
+            if let Some(reason) = reason {
+                let mut outcome = failed(batch, bytes, reason, &self.geometry);
+                outcome.source = Some(source);
+                return outcome;
+            }
+            return self.place_decoded(info.frames, source, bytes, batch);
         }
         let frames = info.frames;
         let (len, status) = self.fit(frames);
@@ -285,14 +314,17 @@ impl Reader {
         batch: &mut AudioBatch,
     ) -> FileOutcome {
         let offset = batch.samples.len();
-        // Fixed length keeps one clip; natural length every frame, up to a bound that no
-        // header can raise.
-        let keep = match self.geometry.length {
-            LengthMode::Fixed => self.geometry.clip_samples,
-            LengthMode::Natural => decode::MAX_FRAMES,
-        };
         self.decoded.clear();
-        let got = match decode::decode(&self.buf, ext, self.channel, keep, &mut self.decoded) {
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let got = decode::decode_keeping(
+            &self.buf,
+            ext,
+            self.channel,
+            &|rate| self.keep(rate),
+            &mut decoded,
+        );
+        self.decoded = decoded;
+        let got = match got {
             Ok(d) => d,
             Err(reason) => return failed(batch, offset, bytes, reason, &self.geometry),
         };
@@ -303,22 +335,86 @@ impl Reader {
             resampled: false,
             damage: got.damage.clone(),
         };
-        let fail = |batch: &mut AudioBatch, reason: String, g: &Geometry| {
+        self.place_decoded(got.frames, source, bytes, batch)
+    }
+
+    /// How many frames of a file at `rate` the batch needs: one clip in fixed length (at the
+    /// file's rate, what the resampler reads for it), every frame up to
+    /// [`decode::MAX_FRAMES`] in natural length.
+    fn keep(&self, rate: u32) -> usize {
+        match self.geometry.length {
+            LengthMode::Natural => decode::MAX_FRAMES,
+            LengthMode::Fixed if rate == self.sample_rate || !self.resample => {
+                self.geometry.clip_samples
+            }
+            LengthMode::Fixed => match self.resampler(rate) {
+                Ok(r) => r.input_needed(self.geometry.clip_samples),
+                Err(_) => 0,
+            },
+        }
+    }
+
+    /// The resampler from `rate` to the run's rate, built once per reader.
+    fn resampler(&self, rate: u32) -> Result<Arc<Resampler>, String> {
+        let mut cache = self.resamplers.borrow_mut();
+        if let Some((_, r)) = cache.iter().find(|(from, _)| *from == rate) {
+            return r.clone();
+        }
+        let r = Resampler::new(rate, self.sample_rate)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        cache.push((rate, r.clone()));
+        r
+    }
+
+    /// Places the samples in `self.decoded` (mono, at `source.sample_rate`, the first of the
+    /// file's `frames`) into the batch, which becomes f32: as they are at the run's rate,
+    /// resampled to it at another rate when `resample` is on, else the file fails.
+    fn place_decoded(
+        &mut self,
+        frames: usize,
+        mut source: Source,
+        bytes: u64,
+        batch: &mut AudioBatch,
+    ) -> FileOutcome {
+        let offset = batch.samples.len();
+        let rate = source.sample_rate;
+        let fail = |batch: &mut AudioBatch, reason: String, source: Source, g: &Geometry| {
             let mut outcome = failed(batch, offset, bytes, reason, g);
-            outcome.source = Some(source.clone());
+            outcome.source = Some(source);
             outcome
         };
-        if got.sample_rate != self.sample_rate {
-            let reason = rate_mismatch(got.sample_rate, self.sample_rate);
-            return fail(batch, reason, &self.geometry);
-        }
-        let (len, status) = self.fit(got.frames);
+        let resampler = if rate == self.sample_rate {
+            None
+        } else if !self.resample {
+            let reason = rate_mismatch(rate, self.sample_rate);
+            return fail(batch, reason, source, &self.geometry);
+        } else {
+            match self.resampler(rate) {
+                Ok(r) => Some(r),
+                Err(reason) => return fail(batch, reason, source, &self.geometry),
+            }
+        };
+        // Frames at the run's rate.
+        let frames_out = resampler.as_ref().map_or(frames, |r| r.output_len(frames));
+        let (len, status) = self.fit(frames_out);
         if batch.samples.kind() == SampleKind::I16 {
             batch.samples.convert_to_f32();
         }
         let out = batch.samples.extend_f32(len);
-        let n = self.decoded.len().min(len);
-        out[..n].copy_from_slice(&self.decoded[..n]);
+        let n = len.min(frames_out);
+        match &resampler {
+            None => {
+                let n = n.min(self.decoded.len());
+                out[..n].copy_from_slice(&self.decoded[..n]);
+            }
+            Some(r) => {
+                // `keep` decoded what these outputs need (input_needed), or the whole file.
+                let n = n.min(r.output_len(self.decoded.len()));
+                r.process(&self.decoded, &mut out[..n]);
+                source.resampled = true;
+            }
+        }
         let rows = self.geometry.rows(Some(len));
         batch.files.push(BatchFile {
             offset,
@@ -328,7 +424,7 @@ impl Reader {
         });
         FileOutcome {
             bytes,
-            samples: got.frames as u64,
+            samples: frames as u64,
             status,
             rows: rows as u64,
             machine_error: None,

@@ -272,6 +272,25 @@ impl Resampler {
         ((n * input_len as u128).div_ceil(o)) as usize
     }
 
+    /// Input samples that decide the first `outputs` output samples: a longer input changes
+    /// none of them, so a caller that keeps a fixed clip decodes no more of a file than this.
+    /// [`Resampler::output_len`] of it is at least `outputs`.
+    pub fn input_needed(&self, outputs: usize) -> usize {
+        if outputs == 0 {
+            return 0;
+        }
+        if self.from_hz == self.to_hz {
+            return outputs;
+        }
+        let (n, o) = (self.new as u128, self.orig as u128);
+        // Output m·new + j reads inputs m·orig + start[j] .. + stride.
+        let reach =
+            self.start.iter().copied().max().unwrap_or(0).max(0) as u128 + self.stride as u128;
+        let by_taps = (outputs as u128 - 1) / n * o + reach;
+        let by_len = (outputs as u128 * o).div_ceil(n);
+        usize::try_from(by_taps.max(by_len)).unwrap_or(usize::MAX)
+    }
+
     /// Writes the first `out.len()` output samples of `input` resampled into `out`: a caller
     /// that keeps only a fixed clip asks for fewer and pays for fewer. Allocates nothing.
     ///
@@ -645,5 +664,37 @@ mod tests {
     fn is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Resampler>();
+    }
+
+    #[test]
+    fn the_input_needed_decides_the_outputs_bit_for_bit() {
+        let x: Vec<f32> = (0..30011)
+            .map(|i| ((i as f32 * 0.37).sin() + (i as f32 * 0.011).cos()) * 0.4)
+            .collect();
+        for (from, to) in [
+            (16000, 4096),
+            (44100, 4096),
+            (8000, 16000),
+            (44100, 48000),
+            (4096, 4096),
+        ] {
+            let r = Resampler::new(from, to).unwrap();
+            let mut full = vec![0f32; r.output_len(x.len())];
+            r.process(&x, &mut full);
+            for want in [1, 2, 63, 64, 65, 1000, full.len() / 2, full.len()] {
+                let need = r.input_needed(want).min(x.len());
+                assert!(
+                    r.output_len(need) >= want || need == x.len(),
+                    "{from}->{to} {want}"
+                );
+                let mut part = vec![0f32; want];
+                r.process(&x[..need], &mut part);
+                assert_eq!(
+                    part.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    full[..want].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{from}->{to}: {want} outputs from {need} inputs"
+                );
+            }
+        }
     }
 }
