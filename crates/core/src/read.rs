@@ -1210,4 +1210,99 @@ mod tests {
             }
         }
     }
+
+    /// `resample`: a file at another rate becomes, at the run's rate, exactly what the
+    /// resampler makes of the whole file, whichever way and whatever part of it is read; its
+    /// status counts samples at the run's rate; without `resample` it fails.
+    #[test]
+    fn files_at_another_rate_are_resampled_or_fail() {
+        let d = tempfile::tempdir().unwrap();
+        let clip = |n: usize| -> Vec<i16> {
+            (0..n)
+                .map(|i| (((i * 7919) % 20000) as i32 - 10000) as i16)
+                .collect()
+        };
+        let r = Resampler::new(16000, 4096).unwrap();
+        let whole = |x: &[i16]| {
+            let f: Vec<f32> = x.iter().map(|&v| f32::from(v) / 32768.0).collect();
+            let mut out = vec![0f32; r.output_len(f.len())];
+            r.process(&f, &mut out);
+            out
+        };
+        let long = clip(200_000);
+        let short = clip(100_000);
+        let stereo: Vec<i16> = long.iter().flat_map(|&x| [x, x / 2]).collect();
+        let files = [
+            input(d.path(), "long.wav", &encode_pcm16(1, 16000, &long)),
+            input(d.path(), "short.wav", &encode_pcm16(1, 16000, &short)),
+            input(d.path(), "stereo.wav", &encode_pcm16(2, 16000, &stereo)),
+            input(d.path(), "native.wav", &encode_pcm16(1, 4096, &clip(40960))),
+        ];
+        let on = Params {
+            resample: true,
+            ..Params::default()
+        };
+        for reader in [Reader::new(&on), Reader::with_pcm16(&on)] {
+            let mut reader = reader;
+            let mut b = AudioBatch::default();
+            let out = reader.read_task(&files, &mut b);
+            let got = b.samples.f32s().expect("resampled files make an f32 batch");
+            assert_eq!(
+                out[0].status,
+                FileStatus::Truncated {
+                    dropped_samples: (51200 - 40960) as u64
+                }
+            );
+            assert_eq!(out[0].samples, 200_000);
+            assert_eq!(&got[..40960], &whole(&long)[..40960]);
+            assert_eq!(
+                out[1].status,
+                FileStatus::Padded {
+                    missing_samples: (40960 - 25600) as u64
+                }
+            );
+            assert_eq!(&got[40960..40960 + 25600], &whole(&short)[..]);
+            assert!(got[40960 + 25600..2 * 40960].iter().all(|&x| x == 0.0));
+            let src = out[2].source.as_ref().unwrap();
+            assert_eq!(
+                (src.sample_rate, src.channels, src.resampled),
+                (16000, 2, true)
+            );
+            assert_eq!(out[3].source.as_ref().unwrap().resampled, false);
+            assert_eq!(out[3].status, FileStatus::Ok);
+        }
+        // Natural length: every sample of the file, resampled.
+        let natural = Params {
+            resample: true,
+            length: LengthMode::Natural,
+            ..Params::default()
+        };
+        let mut b = AudioBatch::default();
+        let out = Reader::new(&natural).read_task(&files[..1], &mut b);
+        assert_eq!(out[0].status, FileStatus::Ok);
+        assert_eq!(b.samples.f32s().unwrap(), &whole(&long)[..]);
+        // Off: the file fails, naming both rates.
+        let mut b = AudioBatch::default();
+        let out = Reader::new(&Params::default()).read_task(&files[..1], &mut b);
+        assert_eq!(
+            out[0].status,
+            FileStatus::Failed {
+                reason: "sample rate 16000 Hz, expected 4096 Hz".into()
+            }
+        );
+        assert_eq!(out[0].source.as_ref().unwrap().sample_rate, 16000);
+        // A rate no filter can be built for fails with the resampler's reason.
+        let odd = input(
+            d.path(),
+            "odd.wav",
+            &encode_pcm16(1, 4_294_967_295, &clip(100)),
+        );
+        let mut b = AudioBatch::default();
+        let out = Reader::new(&on).read_task(std::slice::from_ref(&odd), &mut b);
+        assert!(
+            matches!(&out[0].status, FileStatus::Failed { reason } if reason.contains("filter")),
+            "{:?}",
+            out[0].status
+        );
+    }
 }
