@@ -328,6 +328,40 @@ fn print_failures(
     }
 }
 
+/// The kinds of input files of an output, the most common first: "39563 files pcm_s16le 16000 Hz
+/// mono, resampled to 4096 Hz". Files whose header could not be read are not counted.
+fn input_kinds(m: &Manifest) -> Vec<String> {
+    let mut kinds: Vec<((&str, u32, u16, bool), u64)> = Vec::new();
+    for f in &m.files {
+        let (Some(codec), Some(rate), Some(ch)) = (&f.codec, f.sample_rate, f.channels) else {
+            continue;
+        };
+        let key = (codec.as_str(), rate, ch, f.resampled);
+        match kinds.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((key, 1)),
+        }
+    }
+    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    kinds
+        .into_iter()
+        .map(|((codec, rate, ch, resampled), n)| {
+            let channels = match ch {
+                1 => "mono".to_string(),
+                2 => "stereo".to_string(),
+                c => format!("{c} channels"),
+            };
+            let to = if resampled {
+                format!(", resampled to {} Hz", m.config.sample_rate)
+            } else {
+                String::new()
+            };
+            let files = if n == 1 { "file" } else { "files" };
+            format!("{n} {files} {codec} {rate} Hz {channels}{to}")
+        })
+        .collect()
+}
+
 fn inspect(a: InspectArgs) -> Result<Exit> {
     let m = Manifest::read(&a.out)?;
     let stats = verify::feature_stats(&a.out, &m)?;
@@ -341,6 +375,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             "geometry": m.geometry,
             "counts": m.counts,
             "failures": m.failures,
+            "inputs": input_kinds(&m),
             "device": m.device,
             "cpu_head_files": m.cpu_head_files,
             "timings": m.timings,
@@ -434,6 +469,19 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         k.failed,
         k.total()
     );
+    for (i, kind) in input_kinds(&m).iter().enumerate() {
+        let head = if i == 0 { "  inputs   " } else { "           " };
+        outln!("{head} {kind}");
+    }
+    let damaged: Vec<_> = m.files.iter().filter(|f| f.damage.is_some()).collect();
+    if !damaged.is_empty() {
+        outln!(
+            "  damaged   {} files kept what decoded before the damage (`damage` in the manifest); first: {}: {}",
+            damaged.len(),
+            damaged[0].path,
+            damaged[0].damage.as_deref().unwrap_or("")
+        );
+    }
     outln!(
         "  values    min {:.2} dB, max {:.2} dB, mean {:.2}, std {:.2}; {} NaN, {} inf, {} at the -100 dB floor",
         stats.min, stats.max, stats.mean, stats.std, stats.nan, stats.inf, stats.at_floor

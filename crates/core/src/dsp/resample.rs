@@ -103,6 +103,23 @@ fn human_bytes(b: u64) -> String {
     format!("{b} bytes")
 }
 
+/// torchaudio's output length for `input_len` samples from `from_hz` to `to_hz`:
+/// `ceil(new · input_len / orig)` with the gcd-reduced rates, the input length for equal
+/// rates (and, having no meaning, for a 0 Hz rate), saturated at `u64::MAX`. What
+/// [`Resampler::output_len`] gives, without building a filter: a manifest's file entries are
+/// checked with it.
+pub fn output_len(from_hz: u32, to_hz: u32, input_len: u64) -> u64 {
+    if from_hz == to_hz || from_hz == 0 || to_hz == 0 {
+        return input_len;
+    }
+    let g = gcd(u64::from(from_hz), u64::from(to_hz));
+    let (o, n) = (
+        u128::from(from_hz) / u128::from(g),
+        u128::from(to_hz) / u128::from(g),
+    );
+    u64::try_from((n * u128::from(input_len)).div_ceil(o)).unwrap_or(u64::MAX)
+}
+
 /// Converts signals from one sample rate to another as `torchaudio.functional.resample` does
 /// (module doc). Built once per pair of rates and shared by threads (`Send + Sync`, no
 /// interior state): [`Resampler::process`] takes `&self`.

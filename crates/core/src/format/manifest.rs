@@ -427,17 +427,36 @@ pub(crate) fn check_files(cfg: &Params, files: &[FileEntry]) -> std::result::Res
             ));
         }
         prev = Some(key);
+        // Samples at the run's rate: a resampled file's own count converted.
+        let samples = match (f.resampled, f.sample_rate) {
+            (false, Some(rate)) if rate != cfg.sample_rate && !f.status.is_failed() => {
+                return Err(bad(format!(
+                    "used at {rate} Hz in a run at {} Hz without resampling",
+                    cfg.sample_rate
+                )));
+            }
+            (false, _) => f.samples,
+            (true, Some(rate)) if cfg.resample && rate != cfg.sample_rate => {
+                crate::dsp::resample::output_len(rate, cfg.sample_rate, f.samples)
+            }
+            (true, _) => {
+                return Err(bad(
+                    "marked resampled without another rate or `resample` in the configuration"
+                        .into(),
+                ))
+            }
+        };
         use FileStatus as S;
         let consistent = match (cfg.length, &f.status) {
             (_, S::Failed { .. }) => f.samples == 0,
             (LengthMode::Natural, S::Ok) => true,
             (LengthMode::Natural, _) => false,
-            (LengthMode::Fixed, S::Ok) => f.samples == clip,
+            (LengthMode::Fixed, S::Ok) => samples == clip,
             (LengthMode::Fixed, S::Padded { missing_samples }) => {
-                f.samples < clip && *missing_samples == clip - f.samples
+                samples < clip && *missing_samples == clip - samples
             }
             (LengthMode::Fixed, S::Truncated { dropped_samples }) => {
-                f.samples > clip && *dropped_samples == f.samples - clip
+                samples > clip && *dropped_samples == samples - clip
             }
         };
         if !consistent {
@@ -450,7 +469,7 @@ pub(crate) fn check_files(cfg: &Params, files: &[FileEntry]) -> std::result::Res
         let expect = match (cfg.length, f.status.is_failed()) {
             (LengthMode::Fixed, _) => Some(g.rows(None) as u64),
             (LengthMode::Natural, true) => Some(0),
-            (LengthMode::Natural, false) => usize::try_from(f.samples)
+            (LengthMode::Natural, false) => usize::try_from(samples)
                 .ok()
                 .and_then(|n| g.n_long(n).checked_mul(g.n_short))
                 .map(|r| r as u64),
@@ -478,6 +497,46 @@ pub(crate) fn check_files(cfg: &Params, files: &[FileEntry]) -> std::result::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resampled_files_are_checked_at_the_runs_rate() {
+        let cfg = Params {
+            resample: true,
+            ..Params::default()
+        };
+        let entry = |samples: u64, rate: u32, resampled: bool, status: FileStatus| FileEntry {
+            path: "a.flac".into(),
+            path_bytes_hex: None,
+            bytes: 1,
+            samples,
+            codec: Some("flac".into()),
+            sample_rate: Some(rate),
+            channels: Some(1),
+            resampled,
+            damage: None,
+            status,
+            first_row: 0,
+            rows: 237,
+        };
+        // 160000 samples at 16 kHz are 40960 at 4096 Hz; 100000 are 25600.
+        let ok = entry(160_000, 16000, true, FileStatus::Ok);
+        assert_eq!(check_files(&cfg, &[ok.clone()]), Ok(237));
+        let padded = FileStatus::Padded {
+            missing_samples: 40960 - 25600,
+        };
+        assert_eq!(
+            check_files(&cfg, &[entry(100_000, 16000, true, padded)]),
+            Ok(237)
+        );
+        let e = check_files(&cfg, &[entry(100_000, 16000, true, FileStatus::Ok)]).unwrap_err();
+        assert!(e.contains("does not fit"), "{e}");
+        let e = check_files(&cfg, &[entry(160_000, 16000, false, FileStatus::Ok)]).unwrap_err();
+        assert!(e.contains("without resampling"), "{e}");
+        let e = check_files(&Params::default(), &[ok]).unwrap_err();
+        assert!(e.contains("marked resampled"), "{e}");
+        let e = check_files(&cfg, &[entry(40960, 4096, true, FileStatus::Ok)]).unwrap_err();
+        assert!(e.contains("marked resampled"), "{e}");
+    }
 
     #[test]
     fn file_lists_must_be_sorted_unique_and_add_up() {
