@@ -23,6 +23,18 @@ gen seed
 gen seed_flac --format flac
 gen seed_16k --sample-rate 16000 --samples 160000
 du -sh "$W"/seed* | tee -a "$LOG/machine.txt"
+# Correctness first: the GPU against the CPU on resampled and FLAC inputs (1 f16 ulp contract).
+for d in seed_16k:--resample seed_flac:; do
+    name=${d%%:*}; extra=${d#*:}
+    mkdir -p "$W/sub_$name"
+    find "$W/$name" -type f | sort | head -2000 > "$W/sub_$name.list"
+    for dev in cuda cpu; do
+        rm -rf "$W/cmp_${name}_$dev"
+        "$M" -q run "@$W/sub_$name.list" -o "$W/cmp_${name}_$dev" --device "$dev" $extra
+    done
+    python3 scripts/compare_outputs.py "$W/cmp_${name}_cuda" "$W/cmp_${name}_cpu" 2>&1 \
+        | tee -a "$LOG/compare.log"
+done
 for d in seed seed_flac; do
     python3 bench/bench.py --data "$W/$d" --out "$W/bench_$d" --melpipe "$M" --devices cuda,cpu \
         --repeat 3 --json "$LOG/bench_$d.json" 2>&1 | tail -8 | tee "$LOG/bench_$d.log"

@@ -1042,3 +1042,118 @@ fn trace_records_every_stage_of_every_task() {
     run_ok(&["run", s(&data), "-o", s(&out2), "--device", "cpu", "-q"]);
     assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 4); // data, out, trace, out2
 }
+
+/// A dataset at another rate, as a new user meets it: without `--resample` every file fails,
+/// the summary groups them under one reason with both ways out, and the run exits 4 after
+/// writing its manifest; with `--resample` they are converted, verified and shown as such.
+#[test]
+fn a_dataset_at_another_rate_fails_grouped_then_resamples() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("d16k");
+    run_ok(&[
+        "generate",
+        s(&data),
+        "--files",
+        "5",
+        "--sample-rate",
+        "16000",
+        "--samples",
+        "160000",
+    ]);
+    let out = t.path().join("out");
+    let o = melpipe()
+        .args(["run", s(&data), "-o", s(&out), "--device", "cpu"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("5 files: sample rate 16000 Hz, expected 4096 Hz"),
+        "{err}"
+    );
+    assert!(err.contains("`--sample-rate 16000`"), "{err}");
+    assert!(err.contains("`--resample`"), "{err}");
+    assert!(err.contains("no input file could be used"), "{err}");
+    let m = manifest(&out);
+    assert_eq!(m["failures"][0]["files"], 5);
+    assert!(m["failures"][0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("--resample"));
+    let o = run_ok(&["inspect", s(&out)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("5 files: sample rate 16000 Hz"), "{text}");
+
+    let out2 = t.path().join("out2");
+    run_ok(&[
+        "run",
+        s(&data),
+        "-o",
+        s(&out2),
+        "--device",
+        "cpu",
+        "--resample",
+    ]);
+    let m = manifest(&out2);
+    for f in m["files"].as_array().unwrap() {
+        assert_eq!(f["status"], "ok");
+        assert_eq!(f["resampled"], true);
+        assert_eq!(f["sample_rate"], 16000);
+        assert_eq!(f["samples"], 160000);
+    }
+    run_ok(&["verify", s(&out2)]);
+    let o = run_ok(&["inspect", s(&out2)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("5 files pcm_s16le 16000 Hz mono, resampled to 4096 Hz"),
+        "{text}"
+    );
+    // The same features as at the file's own rate? No: at 4096 Hz, as the manifest says.
+    assert_eq!(m["config"]["sample_rate"], 4096);
+    assert_eq!(m["config"]["resample"], true);
+}
+
+/// `generate --format flac` writes FLAC clips that a run reads exactly as their WAV twins:
+/// the same features, byte for byte; `--ext` restricts the walk and the manifest says so.
+#[test]
+fn flac_clips_give_the_features_of_their_wav_twins() {
+    let t = tempfile::tempdir().unwrap();
+    let (wav, flac) = (t.path().join("wav"), t.path().join("flac"));
+    run_ok(&["generate", s(&wav), "--files", "4"]);
+    run_ok(&["generate", s(&flac), "--files", "4", "--format", "flac"]);
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    run_ok(&["run", s(&wav), "-o", s(&a), "--device", "cpu"]);
+    run_ok(&["run", s(&flac), "-o", s(&b), "--device", "cpu"]);
+    assert_eq!(
+        std::fs::read(a.join("features.npy")).unwrap(),
+        std::fs::read(b.join("features.npy")).unwrap()
+    );
+    let m = manifest(&b);
+    assert!(m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["codec"] == "flac" && f["status"] == "ok"));
+    // Both folders as INPUTs, only the FLAC files taken.
+    let c = t.path().join("c");
+    run_ok(&[
+        "run",
+        s(&wav),
+        s(&flac),
+        "-o",
+        s(&c),
+        "--device",
+        "cpu",
+        "--ext",
+        "flac",
+    ]);
+    let m = manifest(&c);
+    assert_eq!(m["files"].as_array().unwrap().len(), 4);
+    assert_eq!(m["config"]["ext"], serde_json::json!(["flac"]));
+    let o = melpipe()
+        .args(["generate", s(&t.path().join("m")), "--format", "mp3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("MP3 cannot hold 4096 Hz"));
+}
