@@ -294,7 +294,10 @@ fn parse_fmt(body: &[u8], order: ByteOrder) -> Result<(SampleFormat, u16, u32), 
             ))
         })?;
         tag = subformat_tag(guid, order).ok_or_else(|| {
-            WavError::Unsupported(format!("extensible sub-format {}", guid_string(guid, order)))
+            WavError::Unsupported(format!(
+                "extensible sub-format {}",
+                guid_string(guid, order)
+            ))
         })?;
         valid_bits = u16_at(body, 18, order).unwrap_or(0);
     }
@@ -320,7 +323,11 @@ fn parse_fmt(body: &[u8], order: ByteOrder) -> Result<(SampleFormat, u16, u32), 
         (FORMAT_MULAW, 8) => SampleFormat::MuLaw,
         (FORMAT_ALAW, 8) => SampleFormat::ALaw,
         (_, _) => {
-            let name = if tag == FORMAT_MULAW { "mu-law" } else { "A-law" };
+            let name = if tag == FORMAT_MULAW {
+                "mu-law"
+            } else {
+                "A-law"
+            };
             return Err(WavError::Malformed(format!(
                 "{name} with {bits} bits per sample, expected 8"
             )));

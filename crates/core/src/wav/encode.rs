@@ -261,8 +261,20 @@ impl WavBuilder {
         };
         let byte_rate = self.sample_rate.saturating_mul(u32::from(self.block_align));
         let big = self.order == ByteOrder::Big;
-        let u16b = |x: u16| if big { x.to_be_bytes() } else { x.to_le_bytes() };
-        let u32b = |x: u32| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        let u16b = |x: u16| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
+        let u32b = |x: u32| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
         let mut body = Vec::with_capacity(40);
         body.extend_from_slice(&u16b(tag));
         body.extend_from_slice(&u16b(self.channels));
@@ -298,7 +310,13 @@ impl WavBuilder {
     /// The bytes of the file.
     pub fn build(&self) -> Vec<u8> {
         let big = self.order == ByteOrder::Big;
-        let u32b = |x: u32| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        let u32b = |x: u32| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
         let mut out = Vec::with_capacity(self.data.len() + 128);
         out.extend_from_slice(&self.riff_id);
         out.extend_from_slice(&[0; 4]);
