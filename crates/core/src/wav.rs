@@ -6,6 +6,58 @@
 //! torchaudio.load's scaling. Neither allocates from header-declared sizes, and neither
 //! panics on any input: a file is untrusted data. [`encode`] writes WAV files, including
 //! deliberately odd ones, for tests and for `melpipe generate`.
+//!
+//! # What is decoded, and how
+//!
+//! Every value equals libsndfile's float read of the same file (`sf_readf_double`, which python
+//! `soundfile` calls) rounded to f32; crates/core/tests/wav_sndfile.rs checks this bit for bit.
+//!
+//! | header | [`SampleFormat`] | sample |
+//! | --- | --- | --- |
+//! | PCM (tag 1), 1 to 8 bits | `U8` | (v − 128) / 128 |
+//! | PCM, 9 to 16 bits | `I16` | v / 2^15 |
+//! | PCM, 17 to 24 bits | `I24` | v / 2^23 |
+//! | PCM, 25 to 32 bits | `I32` | v / 2^31 |
+//! | PCM, 57 to 64 bits | `I64` | v / 2^63 |
+//! | IEEE float (tag 3), 32 or 64 bits | `F32`, `F64` | as is, rounded to f32 |
+//! | µ-law (tag 7), 8 bits | `MuLaw` | G.711 expansion to 16 bits, / 2^15 |
+//! | A-law (tag 6), 8 bits | `ALaw` | G.711 expansion to 16 bits, / 2^15 |
+//!
+//! - **Containers.** Integer PCM occupies ⌈bits / 8⌉ bytes and is scaled by that container,
+//!   as libsndfile reads it: 12 bits in 16, 20 in 24 (plain headers stating them), or an
+//!   extensible header's `wValidBitsPerSample` below `wBitsPerSample` (24 in 32, ...) give
+//!   the container's value; the unused low bits are read as they are.
+//! - **WAVE_FORMAT_EXTENSIBLE** headers take their format from the sub-format GUID
+//!   (`KSDATAFORMAT_SUBTYPE_PCM`, `_IEEE_FLOAT`, `_MULAW`, `_ALAW`).
+//! - **Byte order.** RIFF, RF64 and BW64 are little-endian; RIFX is big-endian throughout:
+//!   every header field, chunk size and sample, and the first three fields of the extensible
+//!   GUID (as libsndfile writes and reads it). [`WavInfo::byte_order`] says which: only a
+//!   little-endian `I16` file's samples are raw `i16` values ([`decode_i16`]).
+//! - **µ-law and A-law** go through the tables of libsndfile's `ulaw.c` and `alaw.c` (the
+//!   ITU-T G.711 expansion): the largest magnitudes are 32124 and 32256.
+//! - **64-bit PCM** libsndfile does not read at all. melpipe scales it as every other width,
+//!   v / 2^63, converting v to f32 with one rounding (to nearest, ties to even) and then
+//!   scaling exactly; i64::MAX gives 1.0.
+//! - **Several channels**: `Channel::Mix` sums a frame's channels (exactly for integer
+//!   PCM, in f64 for floats and for the 64-bit sum, which is exact before its conversion to
+//!   f64), divides by their number in f64, scales, and rounds once to f32.
+//!
+//! # Headers that contradict themselves
+//!
+//! libsndfile reads some contradictory headers by trusting one field over another; melpipe
+//! refuses them with [`WavError::Malformed`], naming the contradiction:
+//!
+//! - `block align 3, expected 4 for 2 channel(s) of 16 bits`: the block align is not the
+//!   container times the channels (a plain 24-bit header with a 4-byte block align is one);
+//! - `valid bits 20 exceed the 16-bit container`: extensible valid bits above the bits per
+//!   sample (0 means all of them, as in libsndfile);
+//! - `mu-law with 16 bits per sample, expected 8` (and `A-law with ...`);
+//! - `0 channels`, `sample rate 0`, `fmt chunk is N bytes, needs at least 16`, `extensible
+//!   fmt chunk is N bytes, needs 40`.
+//!
+//! Encodings melpipe does not decode are [`WavError::Unsupported`]: other format tags and
+//! sub-format GUIDs (ADPCM, MP3, ...), PCM of 0 or of 33 to 56 bits or over 64, float other
+//! than 32 and 64 bits.
 
 mod encode;
 #[cfg(test)]
