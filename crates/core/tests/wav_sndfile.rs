@@ -323,3 +323,125 @@ fn pcm64_is_refused_by_libsndfile_and_matches_numpy() {
         }
     }
 }
+
+/// Through the whole pipeline (reader, CPU backend): a RIFX file, a µ-law file and a 64-bit
+/// file give the features of their little-endian 16-bit twins bit for bit, so none of them
+/// is read as raw little-endian 16-bit samples; a RIFX float file holding NaN fails as a
+/// little-endian one does.
+#[test]
+fn pipeline_reads_new_encodings_like_their_pcm16_twins() {
+    use melpipe_core::config::{DeviceChoice, Dtype, Settings};
+    use melpipe_core::dsp::CpuBackendFactory;
+    use melpipe_core::manifest::FileStatus;
+    use melpipe_core::pipeline::{run, RunRequest};
+    use std::sync::Arc;
+
+    let mut cfg = Settings::default();
+    cfg.params.clip_samples = 6000;
+    cfg.params.dtype = Dtype::F32;
+    cfg.run.device = DeviceChoice::Cpu;
+    let rate = cfg.params.sample_rate;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let pcm: Vec<i16> = (0..6000)
+        .map(|i| ((i as f64 * 0.07).sin() * 12000.0 + (i as f64 * 0.31).cos() * 3000.0) as i16)
+        .collect();
+    let stereo: Vec<i16> = pcm
+        .iter()
+        .zip(pcm.iter().rev())
+        .flat_map(|(&l, &r)| [l, r])
+        .collect();
+    let codes: Vec<u8> = (0..6000).map(|i| (i * 37 % 256) as u8).collect();
+    let ulaw = WavBuilder::new(1, rate, Samples::MuLaw(&codes)).build();
+    let expanded: Vec<i16> = decode_all(&ulaw, Channel::Mix)
+        .iter()
+        .map(|&x| (x * 32768.0) as i16)
+        .collect();
+    let wide: Vec<i64> = pcm.iter().map(|&x| i64::from(x) << 48).collect();
+    let mut nan: Vec<f32> = pcm.iter().map(|&x| f32::from(x) / 32768.0).collect();
+    nan[100] = f32::NAN;
+    let big = |s: Samples<'_>, ch: u16| {
+        WavBuilder::new(ch, rate, s)
+            .byte_order(ByteOrder::Big)
+            .build()
+    };
+    let files: [(&str, Vec<u8>); 9] = [
+        (
+            "a_riff16",
+            WavBuilder::new(1, rate, Samples::I16(&pcm)).build(),
+        ),
+        ("b_rifx16", big(Samples::I16(&pcm), 1)),
+        (
+            "c_pcm64",
+            WavBuilder::new(1, rate, Samples::I64(&wide)).build(),
+        ),
+        ("d_rifx_pcm64", big(Samples::I64(&wide), 1)),
+        ("e_ulaw", ulaw),
+        (
+            "f_ulaw_twin",
+            WavBuilder::new(1, rate, Samples::I16(&expanded)).build(),
+        ),
+        (
+            "g_riff16_stereo",
+            WavBuilder::new(2, rate, Samples::I16(&stereo)).build(),
+        ),
+        ("h_rifx16_stereo", big(Samples::I16(&stereo), 2)),
+        ("i_rifx_f32_nan", big(Samples::F32(&nan), 1)),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(data.join(format!("{name}.wav")), bytes).expect("write");
+    }
+    let out = tmp.path().join("out");
+    let req = RunRequest {
+        inputs: vec![data],
+        out: out.clone(),
+        force: false,
+        resume: false,
+        progress: Arc::default(),
+        stop: Arc::default(),
+        shard: None,
+    };
+    let manifest = run(&cfg.params, &cfg.run, &req, &CpuBackendFactory)
+        .expect("run")
+        .manifest;
+    assert_eq!(manifest.files.len(), files.len());
+    let features = std::fs::read(out.join("features.npy")).expect("features");
+    let values: Vec<u32> = features[128..]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let per_row = values.len() / manifest.rows as usize;
+    let rows = |i: usize| {
+        let f = &manifest.files[i];
+        assert!(
+            f.path.starts_with(files[i].0),
+            "{} is not {}",
+            f.path,
+            files[i].0
+        );
+        let at = f.first_row as usize * per_row;
+        &values[at..at + f.rows as usize * per_row]
+    };
+    for (twin, of) in [(1, 0), (2, 0), (3, 0), (5, 4), (7, 6)] {
+        assert_eq!(
+            manifest.files[twin].status,
+            FileStatus::Ok,
+            "{}",
+            files[twin].0
+        );
+        assert!(
+            rows(twin) == rows(of),
+            "{} differs from {}",
+            files[twin].0,
+            files[of].0
+        );
+    }
+    assert!(rows(0) != rows(4), "the comparison can fail");
+    assert_eq!(
+        manifest.files[8].status,
+        FileStatus::Failed {
+            reason: "float samples include NaN or infinity".into()
+        }
+    );
+}
