@@ -617,8 +617,10 @@ pub fn decode(
 
 /// Every encoding in either byte order, with the same values as [`decode`]'s little-endian
 /// converters. RIFX files, 64-bit PCM, µ-law and A-law are rare, so one generic loop per
-/// container serves them all rather than a tuned one each. `data` holds whole frames only,
-/// `out` as many values.
+/// container serves them all rather than a tuned one each, kept out of line so that
+/// [`decode`]'s common path stays as small as it was. `data` holds whole frames only, `out`
+/// as many values.
+#[inline(never)]
 fn decode_any_order(
     format: SampleFormat,
     order: ByteOrder,
