@@ -1,6 +1,7 @@
 //! libFuzzer target: `wav::parse` then `wav::decode` on arbitrary bytes. Checks what the
 //! property test in crates/core/tests/wav_fuzz.rs checks, guided by coverage: no panic, sizes
-//! that fit the bytes, and a decoder that writes exactly `min(frames, out.len())` values.
+//! that fit the bytes, a decoder that writes exactly `min(frames, out.len())` values, and raw
+//! 16-bit copies for little-endian 16-bit PCM only.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,4 +32,10 @@ fuzz_target!(|bytes: &[u8]| {
         }
     }
     assert!(wav::decode(&info, bytes, Channel::Index(info.channels), &mut buf).is_err());
+    // Only little-endian 16-bit PCM may be copied as raw i16 values.
+    let mut raw = [0i16; OUT];
+    let as_i16 = wav::decode_i16(&info, bytes, Channel::Index(0), &mut raw);
+    let raw_pcm16 =
+        info.format == wav::SampleFormat::I16 && info.byte_order == wav::ByteOrder::Little;
+    assert_eq!(as_i16.is_some(), raw_pcm16);
 });

@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p melpipe-core --example fuzz_corpus -- fuzz/corpus/wav`
 
-use melpipe_core::wav::{Chunk, Samples, WavBuilder};
+use melpipe_core::wav::{ByteOrder, Chunk, Samples, WavBuilder};
 use melpipe_gen::{generate, GenerateOptions};
 use std::path::PathBuf;
 
@@ -32,6 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let u8s: Vec<u8> = (0..24).map(|i| (i * 11) as u8).collect();
     let i32s: Vec<i32> = (0..24).map(|i| (i - 12) << 26).collect();
     let f64s: Vec<f64> = (0..24).map(|i| (i as f64 - 12.0) / 16.0).collect();
+    let i64s: Vec<i64> = (0..24).map(|i| (i - 12) << 59).collect();
+    let codes: Vec<u8> = (0..24).map(|i| (i * 11) as u8).collect();
+    let i24s: Vec<i32> = (0..24).map(|i| (i - 12) << 19).collect();
+    let f32s: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
     let list = Chunk::other(b"LIST", b"INFOISFT\x05\x00\x00\x00melp\x00".to_vec());
     let mut ds64 = Vec::new();
     for v in [0u64, 48, 24] {
@@ -104,7 +108,67 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (
             "rifx",
             WavBuilder::new(1, 4096, Samples::I16(&i16s))
+                .byte_order(ByteOrder::Big)
+                .build(),
+        ),
+        (
+            "rifx_i24_stereo_extensible",
+            WavBuilder::new(2, 4096, Samples::I24(&i24s))
+                .byte_order(ByteOrder::Big)
+                .extensible(true)
+                .build(),
+        ),
+        (
+            "rifx_f32_fact",
+            WavBuilder::new(1, 4096, Samples::F32(&f32s))
+                .byte_order(ByteOrder::Big)
+                .chunk(Chunk::other(b"fact", 24u32.to_be_bytes()))
+                .build(),
+        ),
+        (
+            "riff_id_rifx_with_little_endian_fields",
+            WavBuilder::new(1, 4096, Samples::I16(&i16s))
                 .riff_id(b"RIFX")
+                .build(),
+        ),
+        (
+            "ulaw_stereo",
+            WavBuilder::new(2, 4096, Samples::MuLaw(&codes)).build(),
+        ),
+        (
+            "alaw_extensible",
+            WavBuilder::new(1, 4096, Samples::ALaw(&codes))
+                .extensible(true)
+                .build(),
+        ),
+        (
+            "rifx_ulaw",
+            WavBuilder::new(1, 4096, Samples::MuLaw(&codes))
+                .byte_order(ByteOrder::Big)
+                .build(),
+        ),
+        (
+            "i64_stereo",
+            WavBuilder::new(2, 4096, Samples::I64(&i64s)).build(),
+        ),
+        (
+            "valid_bits_20_in_24",
+            WavBuilder::new(1, 4096, Samples::I24(&i24s))
+                .extensible(true)
+                .valid_bits(20)
+                .build(),
+        ),
+        (
+            "valid_bits_exceed_container",
+            WavBuilder::new(1, 4096, Samples::I16(&i16s))
+                .extensible(true)
+                .valid_bits(20)
+                .build(),
+        ),
+        (
+            "mulaw_16_bits",
+            WavBuilder::new(1, 4096, Samples::MuLaw(&codes))
+                .bits_per_sample(16)
                 .build(),
         ),
     ];

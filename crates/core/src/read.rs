@@ -535,6 +535,7 @@ impl Reader {
         }
         let info = wav::parse_head(&head, file_len).ok()??;
         if info.format != wav::SampleFormat::I16
+            || info.byte_order != wav::ByteOrder::Little
             || info.channels != 1
             || info.sample_rate != self.sample_rate
         {

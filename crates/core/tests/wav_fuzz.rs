@@ -1,5 +1,6 @@
 //! The WAV parser and decoder under a long-running property test: valid files of every encoding
-//! and chunk layout, then byte flips, insertions, removals, truncations, size-field and
+//! (µ-law, A-law and 64-bit PCM included), byte order (RIFF, RIFX), valid-bits field and chunk
+//! layout, then byte flips, insertions, removals, truncations, size-field and
 //! format-field rewrites and spliced copies of their own bytes.
 //!
 //! For every input: no panic, no hang (a watchdog aborts the process, printing the input, if one
@@ -14,7 +15,9 @@
 //! (figures in docs/RELIABILITY.md). `fuzz/` has the coverage-guided cargo-fuzz target.
 
 use melpipe_core::config::Channel;
-use melpipe_core::wav::{self, Chunk, SampleFormat, Samples, WavBuilder, WavError, WavInfo};
+use melpipe_core::wav::{
+    self, ByteOrder, Chunk, SampleFormat, Samples, WavBuilder, WavError, WavInfo,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -178,16 +181,49 @@ fn sample_format() -> impl Strategy<Value = SampleFormat> {
         Just(SampleFormat::I32),
         Just(SampleFormat::F32),
         Just(SampleFormat::F64),
+        Just(SampleFormat::I64),
+        Just(SampleFormat::MuLaw),
+        Just(SampleFormat::ALaw),
     ]
 }
 
-/// Channel 0 of little-endian sample bytes as torchaudio scales them (the reference the
-/// decoder must match bit for bit).
-fn reference_channel0(format: SampleFormat, channels: usize, data: &[u8]) -> Vec<f32> {
+/// G.711 µ-law expansion to 16 bits (ITU-T G.711; libsndfile's table holds the same values).
+fn ulaw(code: u8) -> f32 {
+    let u = !code;
+    let magnitude = ((i32::from(u & 0x0F) << 3) + 0x84) * (1 << ((u >> 4) & 7)) - 0x84;
+    let v = if u & 0x80 != 0 { -magnitude } else { magnitude };
+    v as f32 / 32768.0
+}
+
+/// G.711 A-law expansion to 16 bits.
+fn alaw(code: u8) -> f32 {
+    let a = code ^ 0x55;
+    let exponent = i32::from((a >> 4) & 7);
+    let mantissa = i32::from(a & 0x0F);
+    let magnitude = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
+    let v = if a & 0x80 != 0 { magnitude } else { -magnitude };
+    v as f32 / 32768.0
+}
+
+/// Channel 0 of sample bytes in `order` as torchaudio and libsndfile scale them (the
+/// reference the decoder must match bit for bit).
+fn reference_channel0(
+    format: SampleFormat,
+    order: ByteOrder,
+    channels: usize,
+    data: &[u8],
+) -> Vec<f32> {
     let w = format.bytes();
     data.chunks_exact(w * channels)
         .map(|f| {
-            let b = &f[..w];
+            let mut b = f[..w].to_vec();
+            if order == ByteOrder::Big {
+                b.reverse();
+            }
             match format {
                 SampleFormat::U8 => (f32::from(b[0]) - 128.0) / 128.0,
                 SampleFormat::I16 => f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0,
@@ -202,6 +238,13 @@ fn reference_channel0(format: SampleFormat, channels: usize, data: &[u8]) -> Vec
                 SampleFormat::F64 => {
                     f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
                 }
+                SampleFormat::I64 => {
+                    let v = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                    // One rounding, then an exact power-of-two scaling.
+                    v as f32 / 9_223_372_036_854_775_808.0
+                }
+                SampleFormat::MuLaw => ulaw(b[0]),
+                SampleFormat::ALaw => alaw(b[0]),
             }
         })
         .collect()
@@ -242,9 +285,25 @@ fn valid_file() -> impl Strategy<Value = ValidFile> {
         proptest::collection::vec((0usize..4, extra_chunk()), 0..4),
         proptest::collection::vec(any::<u8>(), 0..48 * 8 * 8),
         0u8..4,
+        (any::<bool>(), any::<u16>()),
     )
         .prop_map(
-            |(format, channels, frames, extensible, data_first, extras, noise, variant)| {
+            |(
+                format,
+                channels,
+                frames,
+                extensible,
+                data_first,
+                extras,
+                noise,
+                variant,
+                (big, valid),
+            )| {
+                let order = if big {
+                    ByteOrder::Big
+                } else {
+                    ByteOrder::Little
+                };
                 let need = frames * usize::from(channels) * format.bytes();
                 let mut data: Vec<u8> = noise.iter().copied().cycle().take(need).collect();
                 data.resize(need, 0);
@@ -257,6 +316,9 @@ fn valid_file() -> impl Strategy<Value = ValidFile> {
                             s.copy_from_slice(&(v as f32).to_le_bytes());
                         } else {
                             s.copy_from_slice(&v.to_le_bytes());
+                        }
+                        if big {
+                            s.reverse();
                         }
                     }
                 }
@@ -276,11 +338,31 @@ fn valid_file() -> impl Strategy<Value = ValidFile> {
                     SampleFormat::I32 => Samples::I32(&[]),
                     SampleFormat::F32 => Samples::F32(&[]),
                     SampleFormat::F64 => Samples::F64(&[]),
+                    SampleFormat::I64 => Samples::I64(&[]),
+                    SampleFormat::MuLaw => Samples::MuLaw(&[]),
+                    SampleFormat::ALaw => Samples::ALaw(&[]),
                 };
+                // Any valid bits up to the container (0: all of them), which change nothing.
+                let bits = 8 * format.bytes() as u16;
                 let mut b = WavBuilder::new(channels, 4096, header)
+                    .byte_order(order)
                     .data_bytes(data.clone())
                     .extensible(extensible)
+                    .valid_bits(valid % (bits + 1))
                     .layout(layout.clone());
+                // A plain header may state fewer bits than its integer container (12 in 16, 20
+                // in 24, ...): the same values.
+                let int_pcm = matches!(
+                    format,
+                    SampleFormat::U8
+                        | SampleFormat::I16
+                        | SampleFormat::I24
+                        | SampleFormat::I32
+                        | SampleFormat::I64
+                );
+                if int_pcm && !extensible && valid % 3 == 0 {
+                    b = b.bits_per_sample(bits - (valid >> 2) % 8);
+                }
                 let data_last = layout.last() == Some(&Chunk::Data);
                 match variant {
                     // A streaming writer's unknown data size, when the data runs to the end
@@ -289,7 +371,7 @@ fn valid_file() -> impl Strategy<Value = ValidFile> {
                     // A wrong RIFF size, which readers ignore.
                     2 => b = b.riff_size(need as u32 ^ 0x5a5a),
                     // RF64 with its ds64 chunk first.
-                    3 if data_last && need % 2 == 0 => {
+                    3 if data_last && need % 2 == 0 && !big => {
                         let mut ds64 = Vec::new();
                         ds64.extend_from_slice(&0u64.to_le_bytes());
                         ds64.extend_from_slice(&(need as u64).to_le_bytes());
@@ -307,7 +389,7 @@ fn valid_file() -> impl Strategy<Value = ValidFile> {
                 ValidFile {
                     bytes: b.build(),
                     frames,
-                    channel0: reference_channel0(format, usize::from(channels), &data),
+                    channel0: reference_channel0(format, order, usize::from(channels), &data),
                 }
             },
         )
@@ -381,6 +463,7 @@ fn chunk_headers(bytes: &[u8]) -> Vec<usize> {
 
 fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
     let len = bytes.len();
+    let big = bytes.starts_with(b"RIFX");
     match m {
         Mutation::Flip(at, x) if len > 0 => bytes[at % len] ^= x,
         Mutation::Insert(at, b) => {
@@ -392,10 +475,17 @@ fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
             bytes.drain(at..(at + n).min(len));
         }
         Mutation::Truncate(at) => bytes.truncate(at % (len + 1)),
+        // Size and fmt fields are rewritten in the file's byte order, so they are read as
+        // written.
         Mutation::ChunkSize(k, v) => {
             let heads = chunk_headers(bytes);
             if let Some(&h) = heads.get(k % heads.len().max(1)) {
-                bytes[h + 4..h + 8].copy_from_slice(&v.to_le_bytes());
+                let v = if big {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                };
+                bytes[h + 4..h + 8].copy_from_slice(&v);
             }
         }
         Mutation::FmtField(k, v) => {
@@ -403,7 +493,12 @@ fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
             if let Some(&h) = heads.iter().find(|&&h| &bytes[h..h + 4] == b"fmt ") {
                 let at = h + 8 + 2 * k;
                 if at + 2 <= len {
-                    bytes[at..at + 2].copy_from_slice(&v.to_le_bytes());
+                    let v = if big {
+                        v.to_be_bytes()
+                    } else {
+                        v.to_le_bytes()
+                    };
+                    bytes[at..at + 2].copy_from_slice(&v);
                 }
             }
         }
@@ -581,6 +676,7 @@ fn allocation_counter_counts() {
     assert!(allocs >= 1 && bytes >= 100, "{allocs} {bytes}");
     let bad = WavBuilder::new(1, 4096, Samples::I16(&[0; 4]))
         .bits_per_sample(12)
+        .block_align(4)
         .build();
     let (r, allocs, _) = counting(|| wav::parse(&bad));
     assert!(r.is_err() && allocs >= 1, "an error message is allocated");

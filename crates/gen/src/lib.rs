@@ -514,7 +514,7 @@ mod tests {
         let opts = small(40, 2 * OddKind::ALL.len());
         let report = generate(dir.path(), &opts).expect("generate");
         assert_eq!(report.files.len(), 40 + 34);
-        assert_eq!(report.failed(), 2 * 7);
+        assert_eq!(report.failed(), 2 * 6);
         assert_eq!(
             report.bytes,
             report.files.iter().map(|f| f.bytes).sum::<u64>()

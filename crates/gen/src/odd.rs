@@ -18,7 +18,7 @@ pub enum OddKind {
     NoFmtChunk,
     /// A valid file at another sample rate: fails.
     WrongSampleRate,
-    /// A-law encoding: fails as unsupported.
+    /// G.711 A-law encoding: ok (expanded to 16 bits as libsndfile does).
     ALaw,
     /// Zero bytes: fails.
     ZeroBytes,
@@ -100,10 +100,6 @@ impl OddKind {
             OddKind::TruncatedHeader => (0, fail(WavError::TruncatedHeader)),
             OddKind::NoDataChunk => (0, fail(WavError::NoDataChunk)),
             OddKind::NoFmtChunk => (n, fail(WavError::NoFmtChunk)),
-            OddKind::ALaw => (
-                n,
-                fail(WavError::Unsupported("A-law (format tag 0x0006)".into())),
-            ),
             OddKind::ZeroBytes => (0, fail(WavError::Empty)),
             OddKind::WrongSampleRate => (
                 n,
@@ -177,8 +173,7 @@ impl OddKind {
             OddKind::WrongSampleRate => wav::encode_pcm16(1, other_rate(rate), &clip(rng, frames)),
             OddKind::ALaw => {
                 let codes: Vec<u8> = clip(rng, frames).iter().map(|&s| alaw(s)).collect();
-                WavBuilder::new(1, rate, Samples::U8(&codes))
-                    .format_tag(wav::FORMAT_ALAW)
+                WavBuilder::new(1, rate, Samples::ALaw(&codes))
                     .chunk(Chunk::other(b"fact", (frames as u32).to_le_bytes()))
                     .build()
             }
@@ -237,7 +232,7 @@ impl OddKind {
     }
 }
 
-/// G.711 A-law code of a 16-bit sample (only so the A-law file holds plausible bytes).
+/// G.711 A-law code of a 16-bit sample.
 fn alaw(sample: i16) -> u8 {
     let (sign, mut x) = if sample >= 0 {
         (0x80u8, i32::from(sample) >> 3)

@@ -2,7 +2,7 @@
 //! [`WavBuilder`] for any supported encoding and for files that are odd on purpose (tests,
 //! `generate --corrupt`).
 
-use super::{SampleFormat, FORMAT_EXTENSIBLE, FORMAT_PCM, SUBFORMAT_GUID_TAIL};
+use super::{ByteOrder, SampleFormat, FORMAT_EXTENSIBLE, FORMAT_PCM, SUBFORMAT_GUID_TAIL};
 
 /// Interleaved samples of one encoding: the payload of a `data` chunk.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -15,10 +15,16 @@ pub enum Samples<'a> {
     I24(&'a [i32]),
     /// 32-bit signed PCM.
     I32(&'a [i32]),
+    /// 64-bit signed PCM.
+    I64(&'a [i64]),
     /// IEEE float, 32-bit.
     F32(&'a [f32]),
     /// IEEE float, 64-bit.
     F64(&'a [f64]),
+    /// G.711 µ-law codes.
+    MuLaw(&'a [u8]),
+    /// G.711 A-law codes.
+    ALaw(&'a [u8]),
 }
 
 impl Samples<'_> {
@@ -29,16 +35,20 @@ impl Samples<'_> {
             Samples::I16(_) => SampleFormat::I16,
             Samples::I24(_) => SampleFormat::I24,
             Samples::I32(_) => SampleFormat::I32,
+            Samples::I64(_) => SampleFormat::I64,
             Samples::F32(_) => SampleFormat::F32,
             Samples::F64(_) => SampleFormat::F64,
+            Samples::MuLaw(_) => SampleFormat::MuLaw,
+            Samples::ALaw(_) => SampleFormat::ALaw,
         }
     }
 
     /// Number of samples (all channels together).
     pub fn len(&self) -> usize {
         match self {
-            Samples::U8(s) => s.len(),
+            Samples::U8(s) | Samples::MuLaw(s) | Samples::ALaw(s) => s.len(),
             Samples::I16(s) => s.len(),
+            Samples::I64(s) => s.len(),
             Samples::I24(s) | Samples::I32(s) => s.len(),
             Samples::F32(s) => s.len(),
             Samples::F64(s) => s.len(),
@@ -54,7 +64,7 @@ impl Samples<'_> {
     pub fn to_le_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() * self.format().bytes());
         match self {
-            Samples::U8(s) => out.extend_from_slice(s),
+            Samples::U8(s) | Samples::MuLaw(s) | Samples::ALaw(s) => out.extend_from_slice(s),
             Samples::I16(s) => s
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
@@ -62,6 +72,9 @@ impl Samples<'_> {
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes()[..3])),
             Samples::I32(s) => s
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Samples::I64(s) => s
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             Samples::F32(s) => s
@@ -104,8 +117,9 @@ impl Chunk {
 }
 
 /// Writes a WAV file byte by byte as told: any supported encoding, plain or
-/// WAVE_FORMAT_EXTENSIBLE headers, extra chunks in any order, and wrong header fields
-/// on purpose (format tag, block align, declared sizes).
+/// WAVE_FORMAT_EXTENSIBLE headers, little-endian RIFF or big-endian RIFX, extra chunks in any
+/// order, and wrong header fields on purpose (format tag, block align, valid bits, declared
+/// sizes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WavBuilder {
     riff_id: [u8; 4],
@@ -115,6 +129,11 @@ pub struct WavBuilder {
     bits_per_sample: u16,
     block_align: u16,
     extensible: bool,
+    valid_bits: Option<u16>,
+    order: ByteOrder,
+    /// Bytes of one sample of `data`, reversed one by one for a big-endian file; 1 once the
+    /// data was given as bytes.
+    sample_bytes: usize,
     data: Vec<u8>,
     layout: Vec<Chunk>,
     data_size: Option<u32>,
@@ -136,6 +155,9 @@ impl WavBuilder {
             bits_per_sample: (bytes * 8) as u16,
             block_align: u16::try_from(bytes * usize::from(channels)).unwrap_or(u16::MAX),
             extensible: false,
+            valid_bits: None,
+            order: ByteOrder::Little,
+            sample_bytes: bytes,
             data: samples.to_le_bytes(),
             layout: vec![Chunk::Fmt, Chunk::Data],
             data_size: None,
@@ -143,9 +165,27 @@ impl WavBuilder {
         }
     }
 
-    /// Writes `id` instead of `RIFF` (e.g. `RF64`, `RIFX`).
+    /// Writes `id` instead of `RIFF` (e.g. `RF64`); the byte order does not change.
     pub fn riff_id(mut self, id: &[u8; 4]) -> Self {
         self.riff_id = *id;
+        self
+    }
+
+    /// A big-endian RIFX file (`ByteOrder::Big`: the id `RIFX`, every header field and every
+    /// sample big-endian, an extensible GUID as libsndfile writes it) or a little-endian
+    /// RIFF file.
+    pub fn byte_order(mut self, order: ByteOrder) -> Self {
+        self.order = order;
+        self.riff_id = match order {
+            ByteOrder::Little => *b"RIFF",
+            ByteOrder::Big => *b"RIFX",
+        };
+        self
+    }
+
+    /// `wValidBitsPerSample` of an extensible header (default: the bits per sample).
+    pub fn valid_bits(mut self, bits: u16) -> Self {
+        self.valid_bits = Some(bits);
         self
     }
 
@@ -180,9 +220,11 @@ impl WavBuilder {
         self
     }
 
-    /// Replaces the `data` payload with these bytes (e.g. A-law codes, a partial frame).
+    /// Replaces the `data` payload with these bytes (e.g. a partial frame), written as they
+    /// are in either byte order.
     pub fn data_bytes(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.data = data.into();
+        self.sample_bytes = 1;
         self
     }
 
@@ -218,24 +260,46 @@ impl WavBuilder {
             self.format_tag
         };
         let byte_rate = self.sample_rate.saturating_mul(u32::from(self.block_align));
+        let big = self.order == ByteOrder::Big;
+        let u16b = |x: u16| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
+        let u32b = |x: u32| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
         let mut body = Vec::with_capacity(40);
-        body.extend_from_slice(&tag.to_le_bytes());
-        body.extend_from_slice(&self.channels.to_le_bytes());
-        body.extend_from_slice(&self.sample_rate.to_le_bytes());
-        body.extend_from_slice(&byte_rate.to_le_bytes());
-        body.extend_from_slice(&self.block_align.to_le_bytes());
-        body.extend_from_slice(&self.bits_per_sample.to_le_bytes());
+        body.extend_from_slice(&u16b(tag));
+        body.extend_from_slice(&u16b(self.channels));
+        body.extend_from_slice(&u32b(self.sample_rate));
+        body.extend_from_slice(&u32b(byte_rate));
+        body.extend_from_slice(&u16b(self.block_align));
+        body.extend_from_slice(&u16b(self.bits_per_sample));
         if self.extensible {
             let mask: u32 = match self.channels {
                 0 => 0,
                 c if c >= 32 => u32::MAX,
                 c => (1u32 << c) - 1,
             };
-            body.extend_from_slice(&22u16.to_le_bytes());
-            body.extend_from_slice(&self.bits_per_sample.to_le_bytes());
-            body.extend_from_slice(&mask.to_le_bytes());
-            body.extend_from_slice(&self.format_tag.to_le_bytes());
-            body.extend_from_slice(&SUBFORMAT_GUID_TAIL);
+            body.extend_from_slice(&u16b(22));
+            body.extend_from_slice(&u16b(self.valid_bits.unwrap_or(self.bits_per_sample)));
+            body.extend_from_slice(&u32b(mask));
+            if big {
+                // The GUID's u32, u16, u16 fields big-endian, then its 8 bytes as they are.
+                body.extend_from_slice(&u32::from(self.format_tag).to_be_bytes());
+                body.extend_from_slice(&[0x00, 0x00, 0x00, 0x10]);
+                body.extend_from_slice(&SUBFORMAT_GUID_TAIL[6..]);
+            } else {
+                body.extend_from_slice(&self.format_tag.to_le_bytes());
+                body.extend_from_slice(&SUBFORMAT_GUID_TAIL);
+            }
         } else if self.format_tag != FORMAT_PCM {
             // Non-PCM formats carry cbSize (0 here): an 18-byte fmt chunk.
             body.extend_from_slice(&0u16.to_le_bytes());
@@ -245,13 +309,21 @@ impl WavBuilder {
 
     /// The bytes of the file.
     pub fn build(&self) -> Vec<u8> {
+        let big = self.order == ByteOrder::Big;
+        let u32b = |x: u32| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
         let mut out = Vec::with_capacity(self.data.len() + 128);
         out.extend_from_slice(&self.riff_id);
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(b"WAVE");
         let put = |out: &mut Vec<u8>, id: &[u8; 4], size: u32, body: &[u8]| {
             out.extend_from_slice(id);
-            out.extend_from_slice(&size.to_le_bytes());
+            out.extend_from_slice(&u32b(size));
             out.extend_from_slice(body);
             if body.len() % 2 == 1 {
                 out.push(0);
@@ -265,7 +337,14 @@ impl WavBuilder {
                 }
                 Chunk::Data => {
                     let size = self.data_size.unwrap_or(self.data.len() as u32);
-                    put(&mut out, b"data", size, &self.data);
+                    if big && self.sample_bytes > 1 {
+                        let mut data = self.data.clone();
+                        data.chunks_exact_mut(self.sample_bytes)
+                            .for_each(|s| s.reverse());
+                        put(&mut out, b"data", size, &data);
+                    } else {
+                        put(&mut out, b"data", size, &self.data);
+                    }
                 }
                 Chunk::Other { id, body } => put(&mut out, id, body.len() as u32, body),
                 Chunk::Raw(bytes) => out.extend_from_slice(bytes),
@@ -274,7 +353,7 @@ impl WavBuilder {
         let riff_size = self
             .riff_size
             .unwrap_or(u32::try_from(out.len() - 8).unwrap_or(u32::MAX));
-        out[4..8].copy_from_slice(&riff_size.to_le_bytes());
+        out[4..8].copy_from_slice(&u32b(riff_size));
         out
     }
 }

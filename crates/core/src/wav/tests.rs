@@ -34,19 +34,29 @@ const I16_EXPECTED: [f32; 6] = [
 // ---- one test per encoding: exact values, plain and extensible headers ----
 
 fn check_encoding(samples: Samples<'_>, expected: &[f32]) {
-    for extensible in [false, true] {
+    for (extensible, order) in [
+        (false, ByteOrder::Little),
+        (true, ByteOrder::Little),
+        (false, ByteOrder::Big),
+        (true, ByteOrder::Big),
+    ] {
         let bytes = WavBuilder::new(1, 4096, samples)
             .extensible(extensible)
+            .byte_order(order)
             .build();
         let (info, got) = load(&bytes, Channel::Mix).expect("valid file");
         assert_eq!(info.format, samples.format());
+        assert_eq!(info.byte_order, order);
         assert_eq!(info.channels, 1);
         assert_eq!(info.sample_rate, 4096);
         assert_eq!(info.frames, expected.len());
         // Bitwise: -0.0 vs 0.0 and exact rounding both matter.
         let got_bits: Vec<u32> = got.iter().map(|x| x.to_bits()).collect();
         let want_bits: Vec<u32> = expected.iter().map(|x| x.to_bits()).collect();
-        assert_eq!(got_bits, want_bits, "{samples:?} extensible={extensible}");
+        assert_eq!(
+            got_bits, want_bits,
+            "{samples:?} extensible={extensible} {order:?}"
+        );
     }
 }
 
@@ -126,11 +136,170 @@ fn extensible_24_in_32_bit_container_reads_as_i32() {
 }
 
 #[test]
+fn decodes_i64_over_2_pow_63_rounded_once() {
+    let values = [i64::MIN, -1, 0, 1, 1 << 62, i64::MAX, (1 << 40) + 1];
+    // i64::MAX rounds up to 2^63, and 2^40 + 1 to 2^40 (24 bits of mantissa).
+    let expected = [
+        -1.0,
+        -1.0 / 9_223_372_036_854_775_808.0,
+        0.0,
+        1.0 / 9_223_372_036_854_775_808.0,
+        0.5,
+        1.0,
+        1.0 / 8_388_608.0,
+    ];
+    check_encoding(Samples::I64(&values), &expected);
+}
+
+#[test]
+fn decodes_mulaw_and_alaw_through_libsndfile_tables() {
+    // libsndfile's ulaw_decode / alaw_decode at a few codes (its tables are G.711's).
+    let ulaw = [
+        (0x00u8, -32124i16),
+        (0x7F, 0),
+        (0x80, 32124),
+        (0xFF, 0),
+        (0x0F, -16764),
+    ];
+    let alaw = [
+        (0x00u8, -5504i16),
+        (0x55, -8),
+        (0xD5, 8),
+        (0xFF, 848),
+        (0x2A, -32256),
+    ];
+    for (table, pairs, law) in [(&ULAW_TO_I16, ulaw, true), (&ALAW_TO_I16, alaw, false)] {
+        let codes: Vec<u8> = pairs.iter().map(|p| p.0).collect();
+        for (code, value) in pairs {
+            assert_eq!(table[usize::from(code)], value, "code {code:#04X}");
+        }
+        let expected: Vec<f32> = pairs.iter().map(|p| f32::from(p.1) / 32768.0).collect();
+        let samples = if law {
+            Samples::MuLaw(&codes)
+        } else {
+            Samples::ALaw(&codes)
+        };
+        check_encoding(samples, &expected);
+    }
+    // Both tables are odd-symmetric around the sign bit and never reach -32768.
+    for code in 0..128 {
+        assert_eq!(ULAW_TO_I16[code], -ULAW_TO_I16[code + 128]);
+        assert_eq!(ALAW_TO_I16[code], -ALAW_TO_I16[code + 128]);
+    }
+}
+
+#[test]
+fn fewer_valid_bits_read_as_their_container() {
+    // libsndfile ignores wValidBitsPerSample and reads ⌈bits / 8⌉ bytes: so does melpipe.
+    let i16s = I16_VALUES;
+    let i24s = [-8_388_608, -16, 0, 16, 4_194_304, 8_388_592];
+    let i32s = [i32::MIN, -256, 0, 256, 1 << 30, i32::MAX - 255];
+    let cases: [(Samples<'_>, u16); 6] = [
+        (Samples::I16(&i16s), 12),
+        (Samples::I16(&i16s), 0),
+        (Samples::I24(&i24s), 20),
+        (Samples::I32(&i32s), 24),
+        (Samples::U8(&[0, 128, 255]), 4),
+        (Samples::F32(&[0.5, -0.25]), 24),
+    ];
+    for (samples, valid) in cases {
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let full = WavBuilder::new(2, 4096, samples).byte_order(order);
+            let fewer = full.clone().extensible(true).valid_bits(valid);
+            for channel in [Channel::Mix, Channel::Index(1)] {
+                let (info, want) = load(&full.build(), channel).expect("valid");
+                let (got_info, got) = load(&fewer.build(), channel).expect("valid");
+                assert_eq!(got_info.format, info.format);
+                assert_eq!(got, want, "{samples:?} {valid} valid bits {order:?}");
+            }
+        }
+    }
+    // Plain headers stating 12 or 20 bits with a 16 or 24-bit block align.
+    for (samples, bits) in [(Samples::I16(&i16s), 12), (Samples::I24(&i24s), 20)] {
+        let full = WavBuilder::new(1, 4096, samples);
+        let (_, want) = load(&full.build(), Channel::Mix).expect("valid");
+        let (info, got) = load(&full.bits_per_sample(bits).build(), Channel::Mix).expect("valid");
+        assert_eq!(info.format, samples.format());
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn rifx_is_big_endian_throughout_and_never_raw_pcm16() {
+    let bytes = pcm16(&I16_VALUES).byte_order(ByteOrder::Big).build();
+    assert_eq!(&bytes[..4], b"RIFX");
+    assert_eq!(
+        u32_at(&bytes, 4, ByteOrder::Big),
+        Some(bytes.len() as u32 - 8)
+    );
+    // fmt size 16, tag 1, 1 channel, 4096 Hz, then data of 12 bytes, samples high byte first.
+    assert_eq!(&bytes[12..24], b"fmt \0\0\0\x10\0\x01\0\x01");
+    assert_eq!(&bytes[24..28], &4096u32.to_be_bytes());
+    assert_eq!(&bytes[36..44], b"data\0\0\0\x0c");
+    assert_eq!(&bytes[44..48], &[0x80, 0x00, 0xFF, 0xFF]);
+    let info = parse(&bytes).expect("valid");
+    assert_eq!(
+        (info.format, info.byte_order),
+        (SampleFormat::I16, ByteOrder::Big)
+    );
+    let mut raw = [0i16; 6];
+    assert!(decode_i16(&info, &bytes, Channel::Mix, &mut raw).is_none());
+    assert!(decode_i16(&info, &bytes, Channel::Index(0), &mut raw).is_none());
+    let little = parse(&pcm16(&I16_VALUES).build()).expect("valid");
+    assert_eq!(little.byte_order, ByteOrder::Little);
+    // The extensible GUID's first three fields are big-endian too; a RIFX file with a
+    // little-endian GUID names a sub-format that is not PCM.
+    let ext = pcm16(&I16_VALUES)
+        .byte_order(ByteOrder::Big)
+        .extensible(true)
+        .build();
+    assert_eq!(&ext[44..52], &[0, 0, 0, 1, 0, 0, 0, 0x10]);
+    assert_eq!(load_mono(&ext), I16_EXPECTED);
+    let mut swapped = ext.clone();
+    swapped[44..60].copy_from_slice(&[
+        1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71,
+    ]);
+    assert_eq!(
+        unsupported(&swapped),
+        "extensible sub-format 01000000-0000-1000-8000-00AA00389B71"
+    );
+}
+
+#[test]
+fn i64_mix_sums_exactly_before_the_mean() {
+    // An f64 sum would lose the 1s next to 2^62; the exact sum keeps them until the mean.
+    let samples = [1i64 << 62, 1, 1 << 62, 1, -(1 << 62), -(1 << 62)];
+    let bytes = WavBuilder::new(2, 4096, Samples::I64(&samples)).build();
+    let (_, got) = load(&bytes, Channel::Mix).expect("valid");
+    let exact = |sum: i128| (sum as f64 / 2.0 / 9_223_372_036_854_775_808.0) as f32;
+    assert_eq!(
+        got,
+        vec![
+            exact((1 << 62) + 1),
+            exact((1 << 62) + 1),
+            exact(-(1 << 63))
+        ]
+    );
+    let (_, right) = load(&bytes, Channel::Index(1)).expect("valid");
+    assert_eq!(
+        right,
+        vec![
+            1.0 / 9_223_372_036_854_775_808.0,
+            1.0 / 9_223_372_036_854_775_808.0,
+            -0.5
+        ]
+    );
+}
+
+#[test]
 fn encode_pcm16_writes_the_classic_44_byte_layout() {
     let bytes = encode_pcm16(1, 4096, &I16_VALUES);
     assert_eq!(bytes.len(), 44 + 12);
     assert_eq!(&bytes[..4], b"RIFF");
-    assert_eq!(u32_at(&bytes, 4), Some(bytes.len() as u32 - 8));
+    assert_eq!(
+        u32_at(&bytes, 4, ByteOrder::Little),
+        Some(bytes.len() as u32 - 8)
+    );
     assert_eq!(bytes, pcm16(&I16_VALUES).build());
     let info = parse(&bytes).expect("valid");
     assert_eq!((info.data_offset, info.data_len, info.frames), (44, 12, 6));
@@ -472,40 +641,30 @@ fn unsupported(bytes: &[u8]) -> String {
 #[test]
 fn unsupported_encodings() {
     let codes = [0x55u8, 0xd5, 0x2a];
-    let alaw = WavBuilder::new(1, 4096, Samples::U8(&codes)).format_tag(FORMAT_ALAW);
+    let other = WavBuilder::new(1, 4096, Samples::U8(&codes));
     assert_eq!(
-        unsupported(&alaw.clone().build()),
-        "A-law (format tag 0x0006)"
-    );
-    assert_eq!(
-        unsupported(&alaw.clone().format_tag(7).build()),
-        "mu-law (format tag 0x0007)"
-    );
-    assert_eq!(
-        unsupported(&alaw.clone().format_tag(2).bits_per_sample(4).build()),
+        unsupported(&other.clone().format_tag(2).bits_per_sample(4).build()),
         "MS ADPCM (format tag 0x0002)"
     );
     assert_eq!(
-        unsupported(&alaw.clone().format_tag(0x1234).build()),
+        unsupported(&other.clone().format_tag(0x1234).build()),
         "format tag 0x1234"
     );
-    // A-law in an extensible header is still A-law.
+    // An unsupported format in an extensible header is named the same way.
     assert_eq!(
-        unsupported(&alaw.extensible(true).build()),
-        "A-law (format tag 0x0006)"
+        unsupported(&other.format_tag(0x0011).extensible(true).build()),
+        "IMA ADPCM (format tag 0x0011)"
     );
-    assert_eq!(
-        unsupported(&pcm16(&I16_VALUES).bits_per_sample(12).build()),
-        "12-bit PCM"
-    );
-    let wide = WavBuilder::new(1, 4096, Samples::F64(&[0.5])).format_tag(FORMAT_PCM);
-    assert_eq!(unsupported(&wide.build()), "64-bit PCM");
+    for (bits, align) in [(0u16, 2u16), (40, 5), (48, 6), (56, 7), (65, 9)] {
+        let odd = pcm16(&I16_VALUES).bits_per_sample(bits).block_align(align);
+        assert_eq!(unsupported(&odd.build()), format!("{bits}-bit PCM"));
+    }
     let half = pcm16(&I16_VALUES).format_tag(FORMAT_FLOAT);
     assert_eq!(unsupported(&half.build()), "16-bit float");
-    assert_eq!(
-        unsupported(&pcm16(&I16_VALUES).riff_id(b"RIFX").build()),
-        "big-endian RIFX"
-    );
+    let half_big = pcm16(&I16_VALUES)
+        .format_tag(FORMAT_FLOAT)
+        .byte_order(ByteOrder::Big);
+    assert_eq!(unsupported(&half_big.build()), "16-bit float");
 }
 
 #[test]
@@ -565,6 +724,60 @@ fn malformed_headers() {
         malformed(&ext),
         "extensible fmt chunk is 16 bytes, needs 40"
     );
+}
+
+#[test]
+fn contradicting_headers_name_the_contradiction() {
+    let cases: [(WavBuilder, &str); 9] = [
+        (
+            pcm16(&I16_VALUES).extensible(true).valid_bits(20),
+            "valid bits 20 exceed the 16-bit container",
+        ),
+        (
+            WavBuilder::new(1, 4096, Samples::I24(&[1]))
+                .extensible(true)
+                .valid_bits(32),
+            "valid bits 32 exceed the 24-bit container",
+        ),
+        (
+            WavBuilder::new(2, 4096, Samples::I16(&[1, 2])).block_align(3),
+            "block align 3, expected 4 for 2 channel(s) of 16 bits",
+        ),
+        (
+            WavBuilder::new(1, 4096, Samples::MuLaw(&[1]))
+                .bits_per_sample(16)
+                .block_align(2),
+            "mu-law with 16 bits per sample, expected 8",
+        ),
+        (
+            WavBuilder::new(1, 4096, Samples::ALaw(&[1])).bits_per_sample(0),
+            "A-law with 0 bits per sample, expected 8",
+        ),
+        (
+            WavBuilder::new(1, 4096, Samples::MuLaw(&[1, 2])).block_align(2),
+            "block align 2, expected 1 for 1 channel(s) of 8 bits",
+        ),
+        (
+            // 12 bits need a 2-byte container: a 4-byte block align is not one sample.
+            pcm16(&I16_VALUES).bits_per_sample(12).block_align(4),
+            "block align 4, expected 2 for 1 channel(s) of 12 bits",
+        ),
+        (
+            WavBuilder::new(1, 4096, Samples::I32(&[1])).bits_per_sample(24),
+            "block align 4, expected 3 for 1 channel(s) of 24 bits",
+        ),
+        (
+            WavBuilder::new(1, 4096, Samples::I64(&[1])).block_align(4),
+            "block align 4, expected 8 for 1 channel(s) of 64 bits",
+        ),
+    ];
+    for (builder, reason) in cases {
+        assert_eq!(malformed(&builder.clone().build()), reason);
+        assert_eq!(
+            malformed(&builder.byte_order(ByteOrder::Big).build()),
+            reason
+        );
+    }
 }
 
 #[test]
@@ -785,23 +998,27 @@ fn sample_format() -> impl Strategy<Value = SampleFormat> {
         Just(SampleFormat::I32),
         Just(SampleFormat::F32),
         Just(SampleFormat::F64),
+        Just(SampleFormat::I64),
+        Just(SampleFormat::MuLaw),
+        Just(SampleFormat::ALaw),
     ]
 }
 
-/// A valid file: any encoding, 1–4 channels, 0–40 frames, plain or extensible, with
-/// extra chunks (some odd-sized) before, between and after, and data before fmt or not.
+/// A valid file: any encoding, 1–4 channels, 0–40 frames, plain or extensible, RIFF or
+/// RIFX, with extra chunks (some odd-sized) before, between and after, and data before fmt
+/// or not.
 fn valid_file() -> impl Strategy<Value = (Vec<u8>, usize, u16)> {
     (
         sample_format(),
         1u16..=4,
         0usize..40,
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
         any::<bool>(),
         proptest::collection::vec((0usize..3, 0usize..9), 0..4),
         any::<u64>(),
     )
         .prop_map(
-            |(format, channels, frames, extensible, data_first, extras, seed)| {
+            |(format, channels, frames, (extensible, big), data_first, extras, seed)| {
                 let n = frames * usize::from(channels);
                 let bytes: Vec<u8> = (0..n * format.bytes())
                     .map(|i| (seed.wrapping_mul(i as u64 + 1) >> 17) as u8)
@@ -823,8 +1040,17 @@ fn valid_file() -> impl Strategy<Value = (Vec<u8>, usize, u16)> {
                     SampleFormat::I32 => Samples::I32(&[]),
                     SampleFormat::F32 => Samples::F32(&[]),
                     SampleFormat::F64 => Samples::F64(&[]),
+                    SampleFormat::I64 => Samples::I64(&[]),
+                    SampleFormat::MuLaw => Samples::MuLaw(&[]),
+                    SampleFormat::ALaw => Samples::ALaw(&[]),
+                };
+                let order = if big {
+                    ByteOrder::Big
+                } else {
+                    ByteOrder::Little
                 };
                 let file = WavBuilder::new(channels, 4096, header)
+                    .byte_order(order)
                     .data_bytes(bytes)
                     .extensible(extensible)
                     .layout(layout)
