@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Decodes WAV files with libsndfile (python `soundfile`): the independent decoder that
-crates/core/tests/wav_sndfile.rs compares melpipe's WAV decoder with.
+"""Decodes audio files with libsndfile (python `soundfile`): the independent decoder that
+crates/core/tests/wav_sndfile.rs compares melpipe's WAV decoder with, and
+crates/core/tests/decoders.rs its FLAC, MP3, Ogg Vorbis and AIFF decoding.
 
     sndfile_decode.py FILE...
         For each FILE, writes FILE.f64: the number of channels (u64, little-endian), then every
         sample as libsndfile's float64 read gives it (`soundfile.read(FILE, dtype='float64',
-        always_2d=True)`), frames in order, channels interleaved, little-endian. A file
-        libsndfile refuses gets FILE.err with its message instead.
+        always_2d=True)`), frames in order, channels interleaved, little-endian; and FILE.rate,
+        the sample rate in decimal. A file libsndfile refuses gets FILE.err with its message
+        instead.
 
     sndfile_decode.py --pcm64 CHANNELS RAW
         The reference for 64-bit integer PCM, which libsndfile does not read: RAW holds
@@ -29,7 +31,7 @@ except ImportError as e:
 
 def decode(path):
     try:
-        samples, _ = soundfile.read(path, dtype="float64", always_2d=True)
+        samples, rate = soundfile.read(path, dtype="float64", always_2d=True)
     except Exception as e:  # libsndfile's refusal is a result here, not a failure
         with open(path + ".err", "w") as f:
             f.write(str(e))
@@ -37,6 +39,8 @@ def decode(path):
     with open(path + ".f64", "wb") as f:
         f.write(np.uint64(samples.shape[1]).astype("<u8").tobytes())
         f.write(np.ascontiguousarray(samples, dtype="<f8").tobytes())
+    with open(path + ".rate", "w") as f:
+        f.write(str(rate))
 
 
 def pcm64(channels, path):

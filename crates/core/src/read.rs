@@ -213,7 +213,7 @@ impl Reader {
             Err(e) => return failed(batch, bytes, e.to_string(), &self.geometry),
         };
         let source = Source {
-            codec: wav_codec(info.format),
+            codec: wav_codec(&info),
             sample_rate: info.sample_rate,
             channels: info.channels,
             resampled: false,
@@ -470,15 +470,25 @@ fn extension(path: &std::path::Path) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-/// The codec name of a WAV encoding (ffmpeg's names).
-fn wav_codec(f: wav::SampleFormat) -> &'static str {
-    match f {
-        wav::SampleFormat::U8 => "pcm_u8",
-        wav::SampleFormat::I16 => "pcm_s16le",
-        wav::SampleFormat::I24 => "pcm_s24le",
-        wav::SampleFormat::I32 => "pcm_s32le",
-        wav::SampleFormat::F32 => "pcm_f32le",
-        wav::SampleFormat::F64 => "pcm_f64le",
+/// The codec name of a WAV file's encoding (ffmpeg's names; `…be` for RIFX).
+fn wav_codec(info: &wav::WavInfo) -> &'static str {
+    use wav::{ByteOrder::*, SampleFormat as F};
+    match (info.format, info.byte_order) {
+        (F::U8, _) => "pcm_u8",
+        (F::MuLaw, _) => "pcm_mulaw",
+        (F::ALaw, _) => "pcm_alaw",
+        (F::I16, Little) => "pcm_s16le",
+        (F::I16, Big) => "pcm_s16be",
+        (F::I24, Little) => "pcm_s24le",
+        (F::I24, Big) => "pcm_s24be",
+        (F::I32, Little) => "pcm_s32le",
+        (F::I32, Big) => "pcm_s32be",
+        (F::I64, Little) => "pcm_s64le",
+        (F::I64, Big) => "pcm_s64be",
+        (F::F32, Little) => "pcm_f32le",
+        (F::F32, Big) => "pcm_f32be",
+        (F::F64, Little) => "pcm_f64le",
+        (F::F64, Big) => "pcm_f64be",
     }
 }
 

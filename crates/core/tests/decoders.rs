@@ -1,5 +1,5 @@
 //! The decoders of inputs that are not WAV (FLAC, MP3, Ogg Vorbis, AIFF) against an independent
-//! decoder: libsndfile, through the `soundfile` package (scripts/decode_reference.py), on files
+//! decoder: libsndfile, through the `soundfile` package (scripts/sndfile_decode.py), on files
 //! that libsndfile wrote (scripts/make_decoder_inputs.py) and on files of `melpipe generate`.
 //!
 //! Lossless formats must give libsndfile's samples bit for bit (after the one rounding to f32
@@ -40,20 +40,23 @@ fn python(args: &[&std::ffi::OsStr]) -> String {
 
 /// libsndfile's decoding of `file`: (rate, channels, interleaved f64 samples).
 fn reference(file: &Path) -> (u32, usize, Vec<f64>) {
-    let out = file.with_extension("ref");
     python(&[
-        scripts().join("decode_reference.py").as_os_str(),
+        scripts().join("sndfile_decode.py").as_os_str(),
         file.as_os_str(),
-        out.as_os_str(),
     ]);
-    let b = std::fs::read(&out).unwrap();
-    let word = |i: usize| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
-    let (rate, ch, frames) = (word(0), word(1) as usize, word(2) as usize);
-    let v: Vec<f64> = b[12..]
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", file.display()));
+    let b = std::fs::read(with("f64"))
+        .unwrap_or_else(|_| panic!("libsndfile: {:?}", std::fs::read_to_string(with("err"))));
+    let rate: u32 = std::fs::read_to_string(with("rate"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ch = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let v: Vec<f64> = b[8..]
         .chunks_exact(8)
         .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    assert_eq!(v.len(), frames * ch);
+    assert_eq!(v.len() % ch, 0);
     (rate, ch, v)
 }
 
