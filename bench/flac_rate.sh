@@ -14,10 +14,9 @@ cargo build -q --release -p melpipe-core --example decode_rate
 rm -rf "$W" && mkdir -p "$W/flac"
 target/release/melpipe generate "$W/wav" --files "$N" >/dev/null 2>&1
 find "$W/wav" -name '*.wav' | sort > "$W/list"
-# One directory of FLAC files, encoded by the reference encoder with its defaults.
-while read -r f; do echo "$f"; done < "$W/list" | xargs -P "$(nproc)" -n 64 flac -s -f --output-prefix="$W/flac/" 2>/dev/null || true
-# --output-prefix keeps each base name: clip names are unique.
-ls "$W/flac" | head -1 >/dev/null
+# One folder of FLAC files, encoded by the reference encoder with its defaults (clip names are
+# unique, so --output-prefix keeps them apart).
+xargs -a "$W/list" -P "$(nproc)" -n 64 flac -s -f --output-prefix="$W/flac/"
 find "$W/flac" -name '*.flac' | sort > "$W/flist"
 echo "files: $(wc -l < "$W/flist") FLAC, $(du -sh "$W/flac" | cut -f1)"
 cat $(cat "$W/flist") > /dev/null

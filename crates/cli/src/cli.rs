@@ -7,10 +7,11 @@ use std::path::PathBuf;
 /// The exit codes, shown after `melpipe --help` and `melpipe run --help` (README's table).
 const EXIT_CODES: &str = "Exit codes: 0 success (failed input files possible without --strict); \
 1 usage or configuration error (bad option or value, no INPUT, OUT holds another run); 2 I/O or \
-device error, or `verify`: not intact; 3 --strict: an input file failed; 130 interrupted by \
+device error, or `verify`: not intact; 3 --strict: an input file failed; 4 every input file \
+failed (the manifest is written); 130 interrupted by \
 Ctrl-C, SIGTERM or SIGHUP (progress kept for --resume; a second signal exits at once).";
 
-/// melpipe: log-mel-spectrogram features of large collections of short WAV clips, on an NVIDIA
+/// melpipe: log-mel-spectrogram features of large collections of audio clips, on an NVIDIA
 /// GPU when there is one and on the CPU otherwise, written as NumPy arrays with a manifest.
 #[derive(Parser, Debug)]
 #[command(

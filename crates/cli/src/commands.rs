@@ -295,14 +295,21 @@ fn print_failures(
     list_files: bool,
     print: fn(std::fmt::Arguments<'_>),
 ) {
-    let failed = m.counts.failed;
-    if failed == 0 {
+    if m.counts.failed == 0 {
         return;
     }
+    // Manifests of earlier versions have no groups: made from the file list then.
+    let made;
+    let failures = if m.failures.is_empty() {
+        made = melpipe_core::manifest::failure_groups(&m.files);
+        &made
+    } else {
+        &m.failures
+    };
     print(format_args!(
         "  failed files by reason (their rows are NaN in fixed mode, absent in natural mode):"
     ));
-    for g in m.failures.iter().take(groups) {
+    for g in failures.iter().take(groups) {
         let files = if g.files == 1 { "file" } else { "files" };
         print(format_args!(
             "    {} {files}: {} (first: {})",
@@ -312,10 +319,10 @@ fn print_failures(
             print(format_args!("      to use them: {h}"));
         }
     }
-    if m.failures.len() > groups {
+    if failures.len() > groups {
         print(format_args!(
             "    ... and {} more reasons: see manifest.json or `melpipe inspect`",
-            m.failures.len() - groups
+            failures.len() - groups
         ));
     }
     if list_files {
@@ -331,18 +338,17 @@ fn print_failures(
 /// The kinds of input files of an output, the most common first: "39563 files pcm_s16le 16000 Hz
 /// mono, resampled to 4096 Hz". Files whose header could not be read are not counted.
 fn input_kinds(m: &Manifest) -> Vec<String> {
-    let mut kinds: Vec<((&str, u32, u16, bool), u64)> = Vec::new();
+    let mut count: std::collections::HashMap<(&str, u32, u16, bool), u64> = Default::default();
     for f in &m.files {
         let (Some(codec), Some(rate), Some(ch)) = (&f.codec, f.sample_rate, f.channels) else {
             continue;
         };
-        let key = (codec.as_str(), rate, ch, f.resampled);
-        match kinds.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, n)) => *n += 1,
-            None => kinds.push((key, 1)),
-        }
+        *count
+            .entry((codec.as_str(), rate, ch, f.resampled))
+            .or_default() += 1;
     }
-    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut kinds: Vec<_> = count.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     kinds
         .into_iter()
         .map(|((codec, rate, ch, resampled), n)| {

@@ -22,9 +22,13 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
-/// The most frames a file may decode to (4 GiB of f32 samples, 6 hours at 48 kHz): a few bytes
-/// of FLAC can claim hours of silence, and decoding them just to count them would take as long.
-pub const MAX_FRAMES: usize = 1 << 30;
+/// The reason of a file that is neither WAV nor a format symphonia recognises.
+pub const NOT_AUDIO: &str = "not an audio file melpipe reads (WAV, FLAC, MP3, Ogg Vorbis, AIFF)";
+
+/// The most frames a file may decode to (2^28: 1 GiB of f32 samples, 93 minutes at 48 kHz, the
+/// longest segment a run takes): a few bytes of FLAC can claim hours of silence, and decoding
+/// them just to count them would take as long.
+pub const MAX_FRAMES: usize = 1 << 28;
 
 /// What decoding a file gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,41 +73,50 @@ pub fn decode(
     max_frames: usize,
     out: &mut Vec<f32>,
 ) -> Result<Decoded, String> {
-    decode_keeping(bytes, ext, channel, &|_| max_frames, out)
+    decode_keeping(bytes, ext, channel, &|_| Some(max_frames), out).map_err(|f| f.reason)
+}
+
+/// Why a file could not be decoded, with what its header said when it could be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The reason, in words.
+    pub reason: String,
+    /// Codec, sample rate and channels, when the header gave them.
+    pub header: Option<(&'static str, u32, u16)>,
 }
 
 /// [`decode`], keeping the first `keep(rate)` frames, `rate` being the file's sample rate (a
-/// reader that resamples a fixed clip keeps what the clip needs at that rate).
+/// reader that resamples a fixed clip keeps what the clip needs at that rate). `None` stops
+/// at the first decoded packet, for a file that will not be used: its header is what counts
+/// then (`frames` is only what that packet held).
 pub fn decode_keeping(
     bytes: &[u8],
     ext: Option<&str>,
     channel: Channel,
-    keep: &dyn Fn(u32) -> usize,
+    keep: &dyn Fn(u32) -> Option<usize>,
     out: &mut Vec<f32>,
-) -> Result<Decoded, String> {
+) -> Result<Decoded, Failure> {
     let start = out.len();
+    let mut header = None;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_inner(bytes, ext, channel, keep, out)
+        decode_inner(bytes, ext, channel, keep, out, &mut header)
     }));
-    match result {
-        Ok(Ok(d)) => Ok(d),
-        Ok(Err(e)) => {
-            out.truncate(start);
-            Err(e)
-        }
-        Err(_) => {
-            out.truncate(start);
-            Err("the decoder failed on this file (malformed stream)".into())
-        }
-    }
+    let reason = match result {
+        Ok(Ok(d)) => return Ok(d),
+        Ok(Err(e)) => e,
+        Err(_) => "the decoder failed on this file (malformed stream)".into(),
+    };
+    out.truncate(start);
+    Err(Failure { reason, header })
 }
 
 fn decode_inner(
     bytes: &[u8],
     ext: Option<&str>,
     channel: Channel,
-    keep: &dyn Fn(u32) -> usize,
+    keep: &dyn Fn(u32) -> Option<usize>,
     out: &mut Vec<f32>,
+    header: &mut Option<(&'static str, u32, u16)>,
 ) -> Result<Decoded, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
@@ -124,9 +137,7 @@ fn decode_inner(
             MetadataOptions::default(),
         )
         .map_err(|e| match e {
-            SymError::Unsupported(_) => {
-                "not an audio file melpipe reads (WAV, FLAC, MP3, Ogg Vorbis, AIFF)".to_string()
-            }
+            SymError::Unsupported(_) => NOT_AUDIO.to_string(),
             e => format!("unreadable stream: {}", describe(&e)),
         })?;
     let track = format
@@ -149,6 +160,9 @@ fn decode_inner(
     let header_frames = track.num_frames;
     let header_rate = params.sample_rate.unwrap_or(0);
     let header_channels = params.channels.as_ref().map_or(0, |c| c.count());
+    if header_rate > 0 && (1..=usize::from(u16::MAX)).contains(&header_channels) {
+        *header = Some((codec, header_rate, header_channels as u16));
+    }
 
     let mut got = Decoded {
         codec,
@@ -218,7 +232,12 @@ fn decode_inner(
             }
             got.sample_rate = rate;
             got.channels = chans as u16;
-            max_frames = keep(rate);
+            *header = Some((codec, rate, got.channels));
+            let Some(keep) = keep(rate) else {
+                got.frames = frames;
+                return Ok(got);
+            };
+            max_frames = keep;
             if let Channel::Index(i) = channel {
                 if usize::from(i) >= chans {
                     return Err(format!("channel {i} requested but the file has {chans}"));

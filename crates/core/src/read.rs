@@ -181,7 +181,11 @@ impl Reader {
                 }
             }
         }
-        self.read_whole_file(input, extension(&file.path), batch)
+        let outcome = self.read_whole_file(input, extension(&file.path), batch);
+        if self.decoded.capacity() > DECODED_KEPT {
+            self.decoded = Vec::new();
+        }
+        outcome
     }
 
     /// Reads a whole file into the reader's buffer, then parses and decodes it from there:
@@ -219,19 +223,19 @@ impl Reader {
             resampled: false,
             damage: None,
         };
+        // From here on the header is known: a file that fails still says what it holds.
+        let failed = |batch: &mut AudioBatch, bytes: u64, reason: String, g: &Geometry| {
+            let mut outcome = failed(batch, bytes, reason, g);
+            outcome.source = Some(source.clone());
+            outcome
+        };
         if info.sample_rate != self.sample_rate {
             if !self.resample {
-                let mut outcome = failed(
-                    batch,
-                    bytes,
-                    rate_mismatch(info.sample_rate, self.sample_rate),
-                    &self.geometry,
-                );
-                outcome.source = Some(source);
-                return outcome;
+                let reason = rate_mismatch(info.sample_rate, self.sample_rate);
+                return failed(batch, bytes, reason, &self.geometry);
             }
             // Decoded first, as much as the clip needs at the file's rate, then resampled.
-            let n = self.keep(info.sample_rate).min(info.frames);
+            let n = self.keep(info.sample_rate).unwrap_or(0).min(info.frames);
             self.decoded.clear();
             self.decoded.resize(n, 0.0);
             let decoded = wav::decode(&info, &self.buf, self.channel, &mut self.decoded);
@@ -243,11 +247,9 @@ impl Reader {
                 Ok(_) => None,
             };
             if let Some(reason) = reason {
-                let mut outcome = failed(batch, bytes, reason, &self.geometry);
-                outcome.source = Some(source);
-                return outcome;
+                return failed(batch, bytes, reason, &self.geometry);
             }
-            return self.place_decoded(info.frames, source, bytes, batch);
+            return self.place_decoded(info.frames, source.clone(), bytes, batch);
         }
         let frames = info.frames;
         let (len, status) = self.fit(frames);
@@ -326,7 +328,17 @@ impl Reader {
         self.decoded = decoded;
         let got = match got {
             Ok(d) => d,
-            Err(reason) => return failed(batch, offset, bytes, reason, &self.geometry),
+            Err(f) => {
+                let mut outcome = failed(batch, offset, bytes, f.reason, &self.geometry);
+                outcome.source = f.header.map(|(codec, sample_rate, channels)| Source {
+                    codec,
+                    sample_rate,
+                    channels,
+                    resampled: false,
+                    damage: None,
+                });
+                return outcome;
+            }
         };
         let source = Source {
             codec: got.codec,
@@ -340,29 +352,46 @@ impl Reader {
 
     /// How many frames of a file at `rate` the batch needs: one clip in fixed length (at the
     /// file's rate, what the resampler reads for it), every frame up to
-    /// [`decode::MAX_FRAMES`] in natural length.
-    fn keep(&self, rate: u32) -> usize {
-        match self.geometry.length {
+    /// [`decode::MAX_FRAMES`] in natural length; `None` for a file that will fail for its
+    /// rate (nothing past its header is decoded then).
+    fn keep(&self, rate: u32) -> Option<usize> {
+        if rate != self.sample_rate && !self.resample {
+            return None;
+        }
+        Some(match self.geometry.length {
             LengthMode::Natural => decode::MAX_FRAMES,
-            LengthMode::Fixed if rate == self.sample_rate || !self.resample => {
-                self.geometry.clip_samples
-            }
+            LengthMode::Fixed if rate == self.sample_rate => self.geometry.clip_samples,
             LengthMode::Fixed => match self.resampler(rate) {
                 Ok(r) => r.input_needed(self.geometry.clip_samples),
                 Err(_) => 0,
             },
-        }
+        })
     }
 
-    /// The resampler from `rate` to the run's rate, built once per reader.
+    /// The resampler from `rate` to the run's rate, built once per reader; the last
+    /// [`RESAMPLERS_KEPT`] rates are kept (a filter may take up to 64 MiB).
     fn resampler(&self, rate: u32) -> Result<Arc<Resampler>, String> {
         let mut cache = self.resamplers.borrow_mut();
-        if let Some((_, r)) = cache.iter().find(|(from, _)| *from == rate) {
-            return r.clone();
+        if let Some(i) = cache.iter().position(|(from, _)| *from == rate) {
+            let hit = cache.remove(i);
+            let r = hit.1.clone();
+            cache.push(hit);
+            return r;
         }
-        let r = Resampler::new(rate, self.sample_rate)
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
+        // A header's rate can be anything: a few bytes at 1 Hz would become megabytes.
+        let r = if u64::from(self.sample_rate) > MAX_UPSAMPLING * u64::from(rate) {
+            Err(format!(
+                "resampling {rate} Hz to {} Hz multiplies the samples by more than {MAX_UPSAMPLING}",
+                self.sample_rate
+            ))
+        } else {
+            Resampler::new(rate, self.sample_rate)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        };
+        if cache.len() >= RESAMPLERS_KEPT {
+            drop(cache.remove(0));
+        }
         cache.push((rate, r.clone()));
         r
     }
@@ -395,8 +424,16 @@ impl Reader {
                 Err(reason) => return fail(batch, reason, source, &self.geometry),
             }
         };
-        // Frames at the run's rate.
+        // Frames at the run's rate; bounded like a decoded file's, whatever the ratio.
         let frames_out = resampler.as_ref().map_or(frames, |r| r.output_len(frames));
+        if frames_out > decode::MAX_FRAMES {
+            let reason = format!(
+                "resampled to {} Hz it would have {frames_out} frames, more than the {} one file may give",
+                self.sample_rate,
+                decode::MAX_FRAMES
+            );
+            return fail(batch, reason, source, &self.geometry);
+        }
         let (len, status) = self.fit(frames_out);
         if batch.samples.kind() == SampleKind::I16 {
             batch.samples.convert_to_f32();
@@ -432,6 +469,16 @@ impl Reader {
         }
     }
 }
+
+/// The largest ratio of the run's rate to a file's that `resample` takes (8 kHz to 2 MHz).
+const MAX_UPSAMPLING: u64 = 256;
+
+/// Resamplers a reader keeps, for as many input rates.
+const RESAMPLERS_KEPT: usize = 4;
+
+/// A decoding buffer above this many samples (64 MiB) is given back after its file: one long
+/// file does not hold a reader's memory for the rest of the run.
+const DECODED_KEPT: usize = 16 << 20;
 
 /// The outcome of a file that cannot be used: no samples, NaN rows in fixed mode.
 fn failed(

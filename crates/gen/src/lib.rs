@@ -503,6 +503,7 @@ mod tests {
             corrupt,
             sample_rate: 4096,
             samples: 4096,
+            format: AudioFormat::Wav,
             seed: 7,
             overwrite: false,
         }

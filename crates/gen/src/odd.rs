@@ -8,7 +8,7 @@ use melpipe_core::wav::{self, Chunk, Samples, WavBuilder, WavError};
 /// An unusual file added by `corrupt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OddKind {
-    /// An MP3 (ID3 header) named `.wav`: fails.
+    /// An ID3 header and no audio after it, named `.wav`: fails as not audio.
     NotRiff,
     /// The first few bytes of a WAV file: fails.
     TruncatedHeader,
@@ -96,7 +96,12 @@ impl OddKind {
             reason: e.to_string(),
         };
         match self {
-            OddKind::NotRiff => (0, fail(WavError::NotRiffWave)),
+            OddKind::NotRiff => (
+                0,
+                FileStatus::Failed {
+                    reason: melpipe_core::decode::NOT_AUDIO.into(),
+                },
+            ),
             OddKind::TruncatedHeader => (0, fail(WavError::TruncatedHeader)),
             OddKind::NoDataChunk => (0, fail(WavError::NoDataChunk)),
             OddKind::NoFmtChunk => (n, fail(WavError::NoFmtChunk)),
