@@ -114,7 +114,7 @@ pub struct Reader {
     /// Whether files at another rate are resampled (`resample`).
     resample: bool,
     /// The resamplers built so far, by input rate (or why none can be).
-    resamplers: std::cell::RefCell<Vec<(u32, Result<Arc<Resampler>, String>)>>,
+    resamplers: std::cell::RefCell<Vec<(u32, Built)>>,
     kind: SampleKind,
     /// Whether mono PCM16 files are read in place (see [`Reader::whole_file`]).
     in_place: bool,
@@ -472,6 +472,9 @@ impl Reader {
 
 /// The largest ratio of the run's rate to a file's that `resample` takes (8 kHz to 2 MHz).
 const MAX_UPSAMPLING: u64 = 256;
+
+/// A resampler built for one input rate, or why none can be.
+type Built = Result<Arc<Resampler>, String>;
 
 /// Resamplers a reader keeps, for as many input rates.
 const RESAMPLERS_KEPT: usize = 4;
@@ -1326,7 +1329,7 @@ mod tests {
                 (src.sample_rate, src.channels, src.resampled),
                 (16000, 2, true)
             );
-            assert_eq!(out[3].source.as_ref().unwrap().resampled, false);
+            assert!(!out[3].source.as_ref().unwrap().resampled);
             assert_eq!(out[3].status, FileStatus::Ok);
         }
         // Natural length: every sample of the file, resampled.

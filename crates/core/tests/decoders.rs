@@ -242,7 +242,7 @@ fn damaged_compressed_files_fail_or_keep_what_decoded() {
         eprintln!("{name}: {:?} {:?}", o.status, o.source);
         assert_eq!(o.rows, 237, "{name}");
         let damage = o.source.as_ref().and_then(|s| s.damage.clone());
-        match (name.as_ref(), &o.status) {
+        match (*name, &o.status) {
             // Cut in the middle: what decoded before the cut, padded, with the damage said.
             (
                 "cut_half.flac" | "cut.mp3" | "cut.ogg" | "garbled.flac",

@@ -392,7 +392,7 @@ fn write_files(
                 wav::encode_pcm16_into(&mut file, 1, opts.sample_rate, &pcm);
                 if opts.format != AudioFormat::Wav {
                     file = encode(opts.format, &file, &pcm, opts.sample_rate, p.seed)
-                        .map_err(|e| Error::io("encoding", &dir.join(&p.path), e))?;
+                        .map_err(|e| Error::io("encoding", dir.join(&p.path), e))?;
                 }
             }
             FileKind::Odd(odd) => {

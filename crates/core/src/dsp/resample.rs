@@ -379,7 +379,7 @@ fn process_avx512(r: &Resampler, x: &[f32], out: &mut [f32]) {
 fn dot<V: Vector>(taps: &[f32], x: &[f32]) -> f32 {
     const {
         assert!(
-            TAP_ALIGN % V::W == 0,
+            TAP_ALIGN.is_multiple_of(V::W),
             "the taps are padded for whole vectors"
         )
     };

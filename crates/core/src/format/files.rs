@@ -247,7 +247,7 @@ pub fn failure_groups(files: &[FileEntry]) -> Vec<FailureGroup> {
         }
     }
     // Stable: equal counts keep the order of their first files.
-    groups.sort_by(|a, b| b.files.cmp(&a.files));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.files));
     groups
 }
 

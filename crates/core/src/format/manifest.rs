@@ -520,7 +520,7 @@ mod tests {
         };
         // 160000 samples at 16 kHz are 40960 at 4096 Hz; 100000 are 25600.
         let ok = entry(160_000, 16000, true, FileStatus::Ok);
-        assert_eq!(check_files(&cfg, &[ok.clone()]), Ok(237));
+        assert_eq!(check_files(&cfg, std::slice::from_ref(&ok)), Ok(237));
         let padded = FileStatus::Padded {
             missing_samples: 40960 - 25600,
         };
