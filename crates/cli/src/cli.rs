@@ -8,7 +8,7 @@ use std::path::PathBuf;
 const EXIT_CODES: &str = "Exit codes: 0 success (failed input files possible without --strict); \
 1 usage or configuration error (bad option or value, no INPUT, OUT holds another run); 2 I/O or \
 device error, or `verify`: not intact; 3 --strict: an input file failed; 4 every input file \
-failed (the manifest is written); 130 interrupted by \
+failed (the manifest is written; not for --shard); 130 interrupted by \
 Ctrl-C, SIGTERM or SIGHUP (progress kept for --resume; a second signal exits at once).";
 
 /// melpipe: log-mel-spectrogram features of large collections of audio clips, on an NVIDIA

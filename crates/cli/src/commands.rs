@@ -107,8 +107,10 @@ fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
     let shard = shard_of(&a, &ShardEnv::from_lookup(|k| std::env::var_os(k)))?;
     let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, shard, quiet)?;
     print_summary(&summary, quiet);
+    // A shard's slice may hold only failed files while the others do not: only a whole run
+    // can tell that the dataset has no usable file.
     let counts = &summary.manifest.counts;
-    if counts.total() > 0 && counts.failed == counts.total() {
+    if shard.is_none() && counts.total() > 0 && counts.failed == counts.total() {
         errln!(
             "melpipe: error: no input file could be used ({} failed; the reasons are above and in the manifest)",
             counts.failed

@@ -72,8 +72,10 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "debug".into(),
         _ => "trace".into(),
     };
+    // The decoders' own log (symphonia's crates) is off: what it would say of a damaged file
+    // is that file's reason or `damage` in the manifest and the summary.
     let filter = EnvFilter::try_new(format!(
-        "warn,melpipe={level},melpipe_core={level},melpipe_cuda={level}"
+        "warn,symphonia=off,melpipe={level},melpipe_core={level},melpipe_cuda={level}"
     ))
     .unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
