@@ -282,11 +282,8 @@ impl Resampler {
     /// float64 quotient; it is computed exactly here, which is the same for any length below
     /// 2^53 / orig.
     pub fn output_len(&self, input_len: usize) -> usize {
-        if self.from_hz == self.to_hz {
-            return input_len;
-        }
-        let (n, o) = (self.new as u128, self.orig as u128);
-        ((n * input_len as u128).div_ceil(o)) as usize
+        let len = output_len(self.from_hz, self.to_hz, input_len as u64);
+        usize::try_from(len).unwrap_or(usize::MAX)
     }
 
     /// Input samples that decide the first `outputs` output samples: a longer input changes
