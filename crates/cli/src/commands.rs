@@ -56,7 +56,7 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The text of a `--config` file. Whatever is wrong with it is a configuration error (exit 1):
 /// a folder, a file that is not UTF-8, or one larger than [`MAX_CONFIG_BYTES`] (`/dev/zero`
 /// used to be read until memory ran out). Pipes are read (`--config <(…)`).
-fn read_config(p: &Path) -> Result<String> {
+pub fn read_config(p: &Path) -> Result<String> {
     use std::io::Read;
     let bad = |why: String| -> anyhow::Error {
         melpipe_core::Error::Config(format!("--config {}: {why}", p.display())).into()
@@ -105,7 +105,10 @@ fn run(a: RunArgs, quiet: bool) -> Result<Exit> {
     }
     let out = a.out.clone().context("--out is required")?;
     let shard = shard_of(&a, &ShardEnv::from_lookup(|k| std::env::var_os(k)))?;
-    let summary = execute(&cfg, a.inputs.clone(), out, a.force, a.resume, shard, quiet)?;
+    let summary = execute(
+        &cfg,
+        Execution::command(a.inputs.clone(), out, a.force, a.resume, shard, quiet),
+    )?;
     print_summary(&summary, quiet);
     // A shard's slice may hold only failed files while the others do not: only a whole run
     // can tell that the dataset has no usable file.
@@ -147,42 +150,87 @@ fn shard_of(a: &RunArgs, env: &ShardEnv) -> Result<Option<ShardSpec>> {
     })
 }
 
-/// Runs the pipeline with a status line and Ctrl-C handling.
-pub fn execute(
-    cfg: &Settings,
-    inputs: Vec<PathBuf>,
-    out: PathBuf,
-    force: bool,
-    resume: bool,
-    shard: Option<ShardSpec>,
-    quiet: bool,
-) -> Result<RunSummary> {
-    if cfg.run.device != DeviceChoice::Cpu {
+/// How a run is driven, besides its settings: what the CLI's flags say, or what
+/// `melpipe.run` was given.
+pub struct Execution {
+    /// INPUT arguments (folders, files, `@list.txt`).
+    pub inputs: Vec<PathBuf>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Replace an existing output.
+    pub force: bool,
+    /// Continue an interrupted run.
+    pub resume: bool,
+    /// This process's slice of the file list.
+    pub shard: Option<ShardSpec>,
+    /// Show the status line on stderr (a bar on a terminal, a line every 10 s otherwise).
+    pub status_line: bool,
+    /// Set to stop the run cleanly, keeping what it committed (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+    /// The run's live counters (for a progress display of the caller's own).
+    pub progress: Arc<Progress>,
+    /// The process makes no CUDA call after the run (the `melpipe` binary): the driver's session
+    /// may end once the GPU is given back ([`fast_exit`](crate::fast_exit)).
+    pub process_ends: bool,
+}
+
+impl Execution {
+    /// A run of the command line: its stop flag set by SIGINT, SIGTERM or SIGHUP.
+    fn command(
+        inputs: Vec<PathBuf>,
+        out: PathBuf,
+        force: bool,
+        resume: bool,
+        shard: Option<ShardSpec>,
+        quiet: bool,
+    ) -> Execution {
+        let stop = Arc::new(AtomicBool::new(false));
+        // Ctrl-C, SIGTERM or SIGHUP stops the run cleanly; a second one exits at once with 130.
+        crate::signals::on_stop(&stop);
+        Execution {
+            inputs,
+            out,
+            force,
+            resume,
+            shard,
+            status_line: !quiet,
+            stop,
+            progress: Arc::new(Progress::default()),
+            process_ends: crate::fast_exit(),
+        }
+    }
+}
+
+/// Runs the pipeline, with the status line if asked; the GPU (if any) is given back before it
+/// returns.
+pub fn execute(cfg: &Settings, ex: Execution) -> Result<RunSummary> {
+    if cfg.run.device != DeviceChoice::Cpu && ex.process_ends {
         limit_gpu_connections();
     }
     let select = melpipe_cuda::SelectOptions {
         on_event: Some(Arc::new(crate::timeline)),
-        end_driver_after_release: crate::fast_exit(),
+        end_driver_after_release: ex.process_ends,
     };
     let melpipe_cuda::Selection {
         factory,
         gpu_probe: gpu_status,
     } = melpipe_cuda::select(cfg.run.device, &cfg.params, &select)?;
     crate::timeline("backend selected");
-    let stop = Arc::new(AtomicBool::new(false));
-    // Ctrl-C, SIGTERM or SIGHUP stops the run cleanly; a second one exits at once with 130.
-    crate::signals::on_stop(&stop);
-    let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
-    let reporter = status::spawn(Arc::clone(&progress), Arc::clone(&done), gpu_status, quiet);
+    let reporter = status::spawn(
+        Arc::clone(&ex.progress),
+        Arc::clone(&done),
+        gpu_status,
+        !ex.status_line,
+    );
     let req = RunRequest {
-        inputs,
-        out,
-        force,
-        resume,
-        progress,
-        stop,
-        shard,
+        inputs: ex.inputs,
+        out: ex.out,
+        force: ex.force,
+        resume: ex.resume,
+        progress: ex.progress,
+        stop: ex.stop,
+        shard: ex.shard,
     };
     let r = pipeline::run(&cfg.params, &cfg.run, &req, factory.as_ref());
     crate::timeline("pipeline returned");
@@ -199,7 +247,8 @@ pub fn execute(
     Ok(r?)
 }
 
-fn print_summary(s: &RunSummary, quiet: bool) {
+/// The end-of-run summary on stderr (warnings only when `quiet`), failed files grouped.
+pub fn print_summary(s: &RunSummary, quiet: bool) {
     let m = &s.manifest;
     let t = &m.timings;
     let mem = status::sample_memory();
@@ -739,12 +788,7 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<Exit> {
     }
     let summary = execute(
         &cfg,
-        vec![data.clone()],
-        out.clone(),
-        false,
-        false,
-        None,
-        quiet,
+        Execution::command(vec![data.clone()], out.clone(), false, false, None, quiet),
     )?;
     print_summary(&summary, quiet);
     let check = verify::verify(&out);

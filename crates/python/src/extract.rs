@@ -1,0 +1,429 @@
+//! `melpipe.Extractor`: features of samples in memory, with the pipeline's own numbers.
+//!
+//! A clip is what the pipeline makes of a file with the same samples: in fixed length it is
+//! zero-padded or truncated to `clip_samples`, in natural length it keeps its own; its rows are
+//! the segments of that ([`Geometry`]). On the CPU each clip goes through the backend's
+//! [`FeatureExtractor`] (PCM16 scaled by 1/32768 as the decoder does), so the values are those
+//! of a run with `--device cpu`; on the GPU the batch goes to a `CudaBackend`, so they are those
+//! of a GPU run. Extractors and GPU streams are pooled, one per concurrent call: the object is
+//! shared between threads, and each call releases the GIL.
+
+use crate::settings::{from_table, keywords_table};
+use crate::{config_error, error_to_py, DeviceError};
+use half::f16;
+use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, BatchFile, FeatureBuf};
+use melpipe_core::config::{parse_device, DeviceChoice, Dtype, Params};
+use melpipe_core::dsp::FeatureExtractor;
+use melpipe_core::geometry::Geometry;
+use melpipe_core::samples::SampleKind;
+use melpipe_cuda::CudaBackendFactory;
+use numpy::{
+    PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Mutex;
+
+/// Parameters that concern files, not samples: refused by `Extractor` with the reason.
+const FILE_ONLY: &[(&str, &str)] = &[
+    ("ext", "it selects files in a folder"),
+    ("resample", "samples are taken at the `sample_rate` given"),
+    ("channel", "a 2-D array is a batch of mono clips"),
+    ("mapping", "it is a table of the output folder"),
+    ("layout", "it names the output folder's files"),
+];
+
+/// Most samples a GPU call uploads at once (256 MiB of f32); a larger input goes in parts.
+const GPU_PART_SAMPLES: usize = 1 << 26;
+
+/// How an [`Extractor`] computes.
+enum Engine {
+    /// The CPU backend's extractors, one per thread of a call.
+    Cpu(Mutex<Vec<FeatureExtractor>>),
+    /// One GPU: its compiled kernel, and a backend (a stream and its buffers) per concurrent
+    /// call.
+    Cuda {
+        factory: CudaBackendFactory,
+        pool: Mutex<Vec<Box<dyn Backend>>>,
+    },
+}
+
+/// The samples of a call, borrowed from the NumPy array.
+#[derive(Clone, Copy)]
+enum Samples<'a> {
+    F32(&'a [f32]),
+    I16(&'a [i16]),
+}
+
+/// Features of clips in memory; see `melpipe.Extractor` (python/melpipe/__init__.py).
+#[pyclass(frozen, module = "melpipe._native")]
+pub struct Extractor {
+    params: Params,
+    geom: Geometry,
+    engine: Engine,
+    device: String,
+    threads: usize,
+}
+
+impl Extractor {
+    /// The settings: every key of `params` a parameter that concerns samples, `dtype` f32 unless
+    /// given.
+    fn params(py: Python<'_>, params: Option<&Bound<'_, PyDict>>) -> PyResult<Params> {
+        let allowed: Vec<&str> = Params::KEYS
+            .iter()
+            .copied()
+            .filter(|k| !FILE_ONLY.iter().any(|(f, _)| f == k))
+            .collect();
+        let mut table = match params {
+            Some(d) => {
+                for (k, why) in FILE_ONLY {
+                    if d.contains(*k)? {
+                        return Err(PyTypeError::new_err(format!(
+                            "Extractor does not take `{k}`: {why}"
+                        )));
+                    }
+                }
+                keywords_table(d, &allowed, "Extractor()")?
+            }
+            None => toml::Table::new(),
+        };
+        table
+            .entry("dtype")
+            .or_insert_with(|| toml::Value::String("f32".into()));
+        let settings = from_table(py, &table)?;
+        settings
+            .params
+            .validate()
+            .map_err(|e| error_to_py(py, &e.into(), false))?;
+        Ok(settings.params)
+    }
+
+    /// The GPU engine on `ordinal`, or why not.
+    fn cuda(params: &Params, ordinal: usize) -> Result<Engine, String> {
+        if !melpipe_cuda::driver_library_present() {
+            return Err(melpipe_cuda::GpuUnavailable::NoDriver.to_string());
+        }
+        if !melpipe_cuda::nvrtc_library_present() {
+            return Err("the NVRTC library (libnvrtc) could not be loaded: set LD_LIBRARY_PATH to the CUDA lib64 folder (e.g. /usr/local/cuda/lib64)".into());
+        }
+        let factory = CudaBackendFactory::new(ordinal, params).map_err(|e| e.to_string())?;
+        Ok(Engine::Cuda {
+            factory,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Threads a CPU call uses for `clips` clips.
+    fn cpu_threads(&self, clips: usize) -> usize {
+        let n = if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        };
+        n.clamp(1, clips.max(1))
+    }
+
+    /// Features of `clips` clips of `n` samples each into `out` (f32, `clips × rows × vpr`).
+    fn cpu(
+        &self,
+        pool: &Mutex<Vec<FeatureExtractor>>,
+        samples: Samples<'_>,
+        clips: usize,
+        n: usize,
+        out: &mut [f32],
+    ) -> melpipe_core::Result<()> {
+        let rows = self.geom.rows(Some(n));
+        let per_clip = rows * self.params.values_per_row();
+        if per_clip == 0 || clips == 0 {
+            return Ok(());
+        }
+        let threads = self.cpu_threads(clips);
+        let clips_per_thread = clips.div_ceil(threads);
+        let len = self.geom.effective_samples(n);
+        let take = |pool: &Mutex<Vec<FeatureExtractor>>| -> melpipe_core::Result<FeatureExtractor> {
+            let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match pooled {
+                Some(e) => Ok(e),
+                None => FeatureExtractor::new(&self.params),
+            }
+        };
+        std::thread::scope(|s| {
+            let mut handles = Vec::new();
+            for (t, part) in out.chunks_mut(clips_per_thread * per_clip).enumerate() {
+                let first = t * clips_per_thread;
+                handles.push(s.spawn(move || -> melpipe_core::Result<()> {
+                    let mut ext = take(pool)?;
+                    let mut buf: Vec<f32> = Vec::new();
+                    for (i, o) in part.chunks_mut(per_clip).enumerate() {
+                        let c = first + i;
+                        let clip: &[f32] = match samples {
+                            Samples::F32(s) => {
+                                let clip = &s[c * n..(c + 1) * n];
+                                if n >= len {
+                                    &clip[..len]
+                                } else {
+                                    buf.clear();
+                                    buf.extend_from_slice(clip);
+                                    buf.resize(len, 0.0);
+                                    &buf
+                                }
+                            }
+                            Samples::I16(s) => {
+                                // As the decoder scales PCM16 (and the CPU backend a PCM16 batch).
+                                let clip = &s[c * n..c * n + n.min(len)];
+                                buf.clear();
+                                buf.extend(clip.iter().map(|&v| f32::from(v) * (1.0 / 32768.0)));
+                                buf.resize(len, 0.0);
+                                &buf
+                            }
+                        };
+                        ext.extract(clip, rows, o);
+                    }
+                    pool.lock().unwrap_or_else(|p| p.into_inner()).push(ext);
+                    Ok(())
+                }));
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(panicked())))
+                .collect::<melpipe_core::Result<()>>()
+        })
+    }
+
+    /// Features of `clips` clips of `n` samples each on the GPU, in the stored dtype.
+    fn gpu(
+        &self,
+        factory: &CudaBackendFactory,
+        pool: &Mutex<Vec<Box<dyn Backend>>>,
+        samples: Samples<'_>,
+        clips: usize,
+        n: usize,
+    ) -> melpipe_core::Result<FeatureBuf> {
+        let rows = self.geom.rows(Some(n));
+        let vpr = self.params.values_per_row();
+        let len = self.geom.effective_samples(n);
+        let mut all = FeatureBuf::new(self.params.dtype);
+        all.resize(clips * rows * vpr);
+        if clips * rows == 0 {
+            return Ok(all);
+        }
+        let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut backend = match pooled {
+            Some(b) => b,
+            None => factory.create(&self.params)?,
+        };
+        let kind = match samples {
+            Samples::I16(_) if factory.accepts_i16() => SampleKind::I16,
+            _ => SampleKind::F32,
+        };
+        let per_part = (GPU_PART_SAMPLES / len.max(1)).max(1);
+        let mut batch = AudioBatch::default();
+        let mut part_out = FeatureBuf::new(self.params.dtype);
+        let mut first = 0;
+        while first < clips {
+            let count = per_part.min(clips - first);
+            batch.clear(kind);
+            for c in first..first + count {
+                let offset = batch.samples.len();
+                let keep = n.min(len);
+                match (samples, kind) {
+                    (Samples::I16(s), SampleKind::I16) => batch.samples.extend_i16(len)[..keep]
+                        .copy_from_slice(&s[c * n..c * n + keep]),
+                    (Samples::I16(s), _) => {
+                        for (d, &v) in batch.samples.extend_f32(len)[..keep]
+                            .iter_mut()
+                            .zip(&s[c * n..c * n + keep])
+                        {
+                            *d = f32::from(v) * (1.0 / 32768.0);
+                        }
+                    }
+                    (Samples::F32(s), _) => batch.samples.extend_f32(len)[..keep]
+                        .copy_from_slice(&s[c * n..c * n + keep]),
+                }
+                batch.files.push(BatchFile {
+                    offset,
+                    len,
+                    rows,
+                    failed: false,
+                });
+            }
+            let values = count * rows * vpr;
+            let at = first * rows * vpr;
+            if count == clips {
+                backend.compute(&batch, &mut all)?;
+            } else {
+                part_out.resize(values);
+                backend.compute(&batch, &mut part_out)?;
+                copy_into(&mut all, at, &part_out);
+            }
+            first += count;
+        }
+        pool.lock().unwrap_or_else(|p| p.into_inner()).push(backend);
+        Ok(all)
+    }
+}
+
+/// Copies `part` into `all` from value `at` (same dtype).
+fn copy_into(all: &mut FeatureBuf, at: usize, part: &FeatureBuf) {
+    match (all, part) {
+        (FeatureBuf::F16(a), FeatureBuf::F16(p)) => a[at..at + p.len()].copy_from_slice(p),
+        (FeatureBuf::F32(a), FeatureBuf::F32(p)) => a[at..at + p.len()].copy_from_slice(p),
+        _ => unreachable!("one extractor, one dtype"),
+    }
+}
+
+fn panicked() -> melpipe_core::Error {
+    melpipe_core::Error::Backend {
+        backend: "cpu".into(),
+        msg: "a thread of the extraction panicked".into(),
+    }
+}
+
+#[pymethods]
+impl Extractor {
+    /// Plans the extraction; `device` is `cpu`, `cuda`, `cuda:N` or `auto` (the first GPU if
+    /// one can be started, else the CPU).
+    #[new]
+    #[pyo3(signature = (device="cpu", threads=0, params=None))]
+    fn new(
+        py: Python<'_>,
+        device: &str,
+        threads: usize,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let params = Self::params(py, params)?;
+        let choice = parse_device(device).map_err(|e| error_to_py(py, &e.into(), false))?;
+        let cpu = || Engine::Cpu(Mutex::new(Vec::new()));
+        let (engine, name) = match choice {
+            DeviceChoice::Cpu => (cpu(), "cpu".to_string()),
+            DeviceChoice::Cuda(n) => {
+                let p = params.clone();
+                let engine = py
+                    .detach(move || Self::cuda(&p, n))
+                    .map_err(|why| DeviceError::new_err(format!("backend cuda:{n}: {why}")))?;
+                (engine, format!("cuda:{n}"))
+            }
+            DeviceChoice::Auto => {
+                let p = params.clone();
+                match py.detach(move || Self::cuda(&p, 0)) {
+                    Ok(engine) => (engine, "cuda:0".to_string()),
+                    Err(why) => {
+                        tracing::info!("device: cpu (auto: no usable GPU: {why})");
+                        (cpu(), "cpu".to_string())
+                    }
+                }
+            }
+            DeviceChoice::CudaAll => {
+                return Err(config_error(
+                    py,
+                    "an Extractor computes on one device: give `cuda` or `cuda:N`, not `cuda:all`",
+                ))
+            }
+        };
+        if let Engine::Cpu(pool) = &engine {
+            // Planned once here, so that a bad combination fails now, not at the first call.
+            let first = FeatureExtractor::new(&params).map_err(|e| error_to_py(py, &e.into(), false))?;
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(first);
+        }
+        Ok(Extractor {
+            geom: Geometry::new(&params),
+            params,
+            engine,
+            device: name,
+            threads,
+        })
+    }
+
+    /// The device computing: `cpu` or `cuda:N`.
+    #[getter]
+    fn device(&self) -> String {
+        self.device.clone()
+    }
+
+    /// The parameters, as JSON (the manifest's `config`).
+    #[getter]
+    fn params_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.params).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// Rows a clip of `samples` samples gives.
+    fn rows(&self, samples: usize) -> usize {
+        self.geom.rows(Some(samples))
+    }
+
+    /// `(n_mels, out_frames)`: the shape of one row.
+    #[getter]
+    fn row_shape(&self) -> (usize, usize) {
+        (self.params.n_mels, self.params.out_frames())
+    }
+
+    /// Features of a 1-D clip or a 2-D batch of clips (C-contiguous int16 or float32):
+    /// `(rows, n_mels, T)`, the clips' rows one after the other.
+    fn extract<'py>(
+        &self,
+        py: Python<'py>,
+        samples: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let arr = samples.cast::<PyUntypedArray>().map_err(|_| {
+            PyTypeError::new_err("samples must be a NumPy array (int16 or float32)")
+        })?;
+        let shape = arr.shape().to_vec();
+        let (clips, n) = match shape[..] {
+            [n] => (1, n),
+            [clips, n] => (clips, n),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "samples must be one clip (1-D) or a batch of clips (2-D), not {}-D",
+                    shape.len()
+                )))
+            }
+        };
+        let not_contiguous =
+            |_| PyValueError::new_err("samples must be C-contiguous (numpy.ascontiguousarray)");
+        let f32s = arr.cast::<PyArrayDyn<f32>>().ok().map(|a| a.readonly());
+        let i16s = arr.cast::<PyArrayDyn<i16>>().ok().map(|a| a.readonly());
+        let samples = match (&f32s, &i16s) {
+            (Some(a), _) => Samples::F32(a.as_slice().map_err(not_contiguous)?),
+            (_, Some(a)) => Samples::I16(a.as_slice().map_err(not_contiguous)?),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "samples must be int16 or float32 (native byte order), not {}",
+                    arr.dtype()
+                )))
+            }
+        };
+        let rows = clips * self.geom.rows(Some(n));
+        let (n_mels, frames) = (self.params.n_mels, self.params.out_frames());
+        let dims = [rows, n_mels, frames];
+        let shaped = |a: Bound<'py, PyAny>| a.call_method1("reshape", (dims,));
+        match &self.engine {
+            Engine::Cpu(pool) => {
+                let mut out = vec![0f32; rows * n_mels * frames];
+                py.detach(|| self.cpu(pool, samples, clips, n, &mut out))
+                    .map_err(|e| error_to_py(py, &e.into(), false))?;
+                match self.params.dtype {
+                    Dtype::F32 => shaped(PyArray1::from_vec(py, out).into_any()),
+                    Dtype::F16 => {
+                        let half = py.detach(|| {
+                            use half::slice::HalfFloatSliceExt;
+                            let mut h = vec![f16::ZERO; out.len()];
+                            h.convert_from_f32_slice(&out);
+                            h
+                        });
+                        shaped(PyArray1::from_vec(py, half).into_any())
+                    }
+                }
+            }
+            Engine::Cuda { factory, pool } => {
+                let out = py
+                    .detach(|| self.gpu(factory, pool, samples, clips, n))
+                    .map_err(|e| error_to_py(py, &e.into(), false))?;
+                match out {
+                    FeatureBuf::F32(v) => shaped(PyArray1::from_vec(py, v).into_any()),
+                    FeatureBuf::F16(v) => shaped(PyArray1::from_vec(py, v).into_any()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! `melpipe._native`: the Rust half of the Python package (`python/melpipe`).
+//!
+//! - [`cli_main`]: the `melpipe` command of the wheel, the same `melpipe_cli::main` as the
+//!   cargo-built binary.
+//! - [`run`]: `melpipe.run`, the pipeline in this process, on a thread of its own while the
+//!   calling thread waits without the GIL, looking for Ctrl-C every 50 ms.
+//! - [`verify`]: `Output.verify()`.
+//! - [`extract::Extractor`]: `melpipe.extract` and `melpipe.Extractor`, features of samples in
+//!   memory.
+//!
+//! Errors become the exception classes below, with the CLI's message and hint
+//! ([`error_to_py`]). The Python side (`python/melpipe/__init__.py`) holds everything that is
+//! plain Python: the summary, `open()`, the torch dataset, tqdm.
+
+mod extract;
+mod settings;
+
+use melpipe_cli::{execute, Execution};
+use melpipe_core::config::{Params, RunOptions, DEFINITIONS};
+use melpipe_core::progress::Progress;
+use melpipe_core::shard::ShardSpec;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+create_exception!(
+    melpipe,
+    MelpipeError,
+    PyException,
+    "Base class of melpipe's errors. `hint` says what to do, where there is something to say; `exit_code` is the `melpipe` command's exit code for the same error."
+);
+create_exception!(
+    melpipe,
+    ConfigError,
+    MelpipeError,
+    "A setting is out of range or inconsistent, or the output folder cannot be used (exit code 1)."
+);
+create_exception!(
+    melpipe,
+    InputError,
+    MelpipeError,
+    "An input argument cannot be used: a missing path, an empty list, an unreadable folder (exit code 1)."
+);
+create_exception!(
+    melpipe,
+    NoUsableFileError,
+    InputError,
+    "The run finished and wrote its manifest, but every input file failed (exit code 4); `summary` is the run's summary."
+);
+create_exception!(
+    melpipe,
+    IoError,
+    MelpipeError,
+    "Reading, writing or the machine failed (a full disk, a lost mount); the run can be resumed (exit code 2)."
+);
+create_exception!(
+    melpipe,
+    DeviceError,
+    MelpipeError,
+    "The GPU asked for cannot be used, or failed (exit code 2)."
+);
+create_exception!(
+    melpipe,
+    StrictFailureError,
+    MelpipeError,
+    "`strict=True` stopped the run at the first failed input file (exit code 3)."
+);
+
+/// The Python exception for a library or CLI error: its class by kind, its text the CLI's
+/// message and hint. `resumable`: the operation keeps its progress for `resume=True`.
+pub(crate) fn error_to_py(py: Python<'_>, e: &anyhow::Error, resumable: bool) -> PyErr {
+    use melpipe_core::Error as E;
+    let message = melpipe_cli::message(e);
+    let hint = melpipe_cli::hint(e, resumable);
+    let code = melpipe_cli::Exit::of(e) as u8;
+    let text = match hint {
+        Some(h) => format!("{message}\n  hint: {h}"),
+        None => message,
+    };
+    let err = match e.downcast_ref::<E>() {
+        Some(E::Interrupted) => return PyKeyboardInterrupt::new_err(text),
+        Some(E::Config(_) | E::Output { .. } | E::NoJournalHeader { .. }) => {
+            ConfigError::new_err(text)
+        }
+        Some(E::Input(_)) => InputError::new_err(text),
+        Some(E::Io { .. } | E::Machine { .. }) => IoError::new_err(text),
+        Some(E::Backend { .. }) => DeviceError::new_err(text),
+        Some(E::StrictFailure { .. }) => StrictFailureError::new_err(text),
+        None if e.downcast_ref::<melpipe_cli::UsageError>().is_some() => ConfigError::new_err(text),
+        None => MelpipeError::new_err(text),
+    };
+    annotate(py, &err, hint, code);
+    err
+}
+
+/// Sets `hint` and `exit_code` on an exception of ours.
+pub(crate) fn annotate(py: Python<'_>, err: &PyErr, hint: Option<&str>, code: u8) {
+    let value = err.value(py);
+    let _ = value.setattr("hint", hint);
+    let _ = value.setattr("exit_code", code);
+}
+
+/// A configuration error (exit code 1) with `text`.
+pub(crate) fn config_error(py: Python<'_>, text: impl Into<String>) -> PyErr {
+    let e = anyhow::Error::from(melpipe_core::Error::Config(text.into()));
+    error_to_py(py, &e, false)
+}
+
+/// The `melpipe` command with `argv` (program name first). A successful command ends the
+/// process itself, as the binary does; otherwise the exit code is returned for `sys.exit`.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(|| melpipe_cli::main(argv))
+}
+
+/// Runs the pipeline; see `melpipe.run` (python/melpipe/__init__.py) for the arguments.
+/// Returns the committed manifest as JSON text.
+#[pyfunction]
+#[pyo3(signature = (inputs, out, *, params, config=None, device=None, resume=false, force=false, strict=false, shard=None, status_line=true, report=true, on_progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn run(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    out: PathBuf,
+    params: &Bound<'_, PyDict>,
+    config: Option<PathBuf>,
+    device: Option<String>,
+    resume: bool,
+    force: bool,
+    strict: bool,
+    shard: Option<String>,
+    status_line: bool,
+    report: bool,
+    on_progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    melpipe_cli::init_logging(0, !report);
+    let cfg = settings::settings(py, config.as_deref(), params, device.as_deref(), strict)?;
+    let shard = shard
+        .map(|s| s.parse::<ShardSpec>())
+        .transpose()
+        .map_err(|e| error_to_py(py, &e.into(), false))?;
+    if inputs.is_empty() {
+        let e = melpipe_core::Error::Input("no input given (a folder, files, or @list.txt)".into());
+        return Err(error_to_py(py, &e.into(), false));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Progress::default());
+    let ex = Execution {
+        inputs,
+        out,
+        force,
+        resume,
+        shard,
+        status_line,
+        stop: Arc::clone(&stop),
+        progress: Arc::clone(&progress),
+        process_ends: false,
+    };
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+    let worker = std::thread::Builder::new()
+        .name("melpipe-run".into())
+        .spawn(move || {
+            let r = execute(&cfg, ex);
+            if let Ok(s) = &r {
+                melpipe_cli::report_summary(s, !report);
+            }
+            let _ = done_tx.send(());
+            r
+        })
+        .map_err(|e| MelpipeError::new_err(format!("starting the run's thread: {e}")))?;
+    let mut interrupted = false;
+    let mut callback_error: Option<PyErr> = None;
+    loop {
+        let finished = py.detach(|| {
+            !matches!(
+                done_rx.recv_timeout(Duration::from_millis(50)),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            )
+        });
+        if let Err(e) = py.check_signals() {
+            // Ctrl-C (or another signal handler's exception): stop as the CLI does, keeping
+            // what was committed, then raise it once the run has ended.
+            stop.store(true, Ordering::SeqCst);
+            if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                interrupted = true;
+            } else if callback_error.is_none() {
+                callback_error = Some(e);
+            }
+        }
+        if let (Some(cb), None) = (&on_progress, &callback_error) {
+            let p = &progress;
+            let args = (
+                p.files_done.load(Ordering::Relaxed),
+                p.files_total.load(Ordering::Relaxed),
+                p.files_failed.load(Ordering::Relaxed),
+                p.rows_done.load(Ordering::Relaxed),
+                p.phase().name(),
+            );
+            if let Err(e) = cb.call1(py, args) {
+                stop.store(true, Ordering::SeqCst);
+                callback_error = Some(e);
+            }
+        }
+        if finished {
+            break;
+        }
+    }
+    let result = py
+        .detach(|| worker.join())
+        .map_err(|_| MelpipeError::new_err("the run's thread panicked"))?;
+    if interrupted {
+        return Err(PyKeyboardInterrupt::new_err(
+            "interrupted; progress is kept in OUT/.melpipe-partial: run the same call with resume=True to continue",
+        ));
+    }
+    if let Some(e) = callback_error {
+        return Err(e);
+    }
+    let mut summary = result.map_err(|e| error_to_py(py, &e, true))?;
+    let json = summary
+        .manifest
+        .to_json()
+        .map_err(|e| error_to_py(py, &e.into(), false))?;
+    String::from_utf8(json).map_err(|e| MelpipeError::new_err(e.to_string()))
+}
+
+/// Checks an output folder as `melpipe verify` does: `(intact, problems, notes)`.
+#[pyfunction]
+fn verify(py: Python<'_>, out: PathBuf) -> (bool, Vec<String>, Vec<String>) {
+    let r = py.detach(|| melpipe_core::verify::verify(&out));
+    (r.intact(), r.problems, r.notes)
+}
+
+/// Every setting: `(key, default as the help shows it, help, shapes_output)`, in `--help` order.
+#[pyfunction]
+fn definitions() -> Vec<(&'static str, &'static str, &'static str, bool)> {
+    DEFINITIONS
+        .iter()
+        .map(|d| (d.key, d.default, d.help, d.shapes_output))
+        .collect()
+}
+
+/// The default settings as TOML (what `melpipe run --print-config` prints).
+#[pyfunction]
+fn default_config() -> String {
+    melpipe_core::Settings::default().to_toml()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("PARAM_KEYS", Params::KEYS.to_vec())?;
+    m.add("RUN_KEYS", RunOptions::KEYS.to_vec())?;
+    m.add("MelpipeError", py.get_type::<MelpipeError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("InputError", py.get_type::<InputError>())?;
+    m.add("NoUsableFileError", py.get_type::<NoUsableFileError>())?;
+    m.add("IoError", py.get_type::<IoError>())?;
+    m.add("DeviceError", py.get_type::<DeviceError>())?;
+    m.add("StrictFailureError", py.get_type::<StrictFailureError>())?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(definitions, m)?)?;
+    m.add_function(wrap_pyfunction!(default_config, m)?)?;
+    m.add_class::<extract::Extractor>()?;
+    Ok(())
+}

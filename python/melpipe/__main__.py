@@ -1,0 +1,5 @@
+"""``python -m melpipe …``: the ``melpipe`` command."""
+
+from ._cli import main
+
+main()

@@ -1,0 +1,185 @@
+"""``melpipe.run``: the pipeline in this process."""
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from . import _native
+from ._doc import with_settings
+
+# Keywords of run() itself; every other keyword is a setting.
+_OWN = ("device", "resume", "force", "strict", "progress", "config", "shard")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a finished run produced, from its committed manifest."""
+
+    out: Path
+    """The output folder."""
+    rows: int
+    """Feature rows written (N)."""
+    files: Dict[str, int]
+    """Files by status: ``ok``, ``padded``, ``truncated``, ``failed``."""
+    device: str
+    """What computed the features (``cpu``, ``cuda:0 NVIDIA H100 …``)."""
+    seconds: float
+    """Wall time of the run, up to its manifest."""
+    failures: List[Dict[str, Any]] = field(default_factory=list)
+    """Failed files grouped by reason: ``reason``, ``files``, ``first``, ``hint``."""
+    manifest: Dict[str, Any] = field(default_factory=dict, repr=False)
+    """The whole manifest (docs/FORMAT.md)."""
+
+    @property
+    def files_total(self) -> int:
+        """Input files of the run."""
+        return sum(self.files.values())
+
+    @classmethod
+    def _from_manifest(cls, manifest, out):
+        return cls(
+            out=Path(out),
+            rows=manifest["rows"],
+            files=dict(manifest["counts"]),
+            device=manifest["device"],
+            seconds=manifest["timings"]["total_s"],
+            failures=list(manifest.get("failures", [])),
+            manifest=manifest,
+        )
+
+
+def _tqdm_progress():
+    """A tqdm bar's callback and its closer, or (None, None) without tqdm. The bar appears once
+    the run knows its files, so that a run refused at the start shows none."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None, None
+    state = {"bar": None, "last": None}
+
+    def on_progress(done, total, failed, rows, phase):
+        if state["bar"] is None:
+            if total == 0 and phase == "INIT":
+                return
+            state["bar"] = tqdm(total=total, unit="file", desc="melpipe", dynamic_ncols=True)
+        bar = state["bar"]
+        now = (done, total, failed, phase)
+        if now == state["last"]:
+            return
+        state["last"] = now
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.set_postfix_str(f"{rows} rows, {failed} failed, {phase.lower()}", refresh=False)
+        bar.refresh()
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return on_progress, close
+
+
+def run(
+    inputs,
+    out,
+    *,
+    device: Optional[str] = None,
+    resume: bool = False,
+    force: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+    config=None,
+    shard: Optional[str] = None,
+    **params,
+) -> RunSummary:
+    """Extracts features of every audio file of ``inputs`` into the folder ``out``.
+
+    What ``melpipe run INPUTS -o OUT`` does, in this process: the same files, bytes, manifest
+    and guarantees (docs/FORMAT.md). The GIL is released while it runs.
+
+    Parameters
+    ----------
+    inputs
+        A folder (walked recursively), an audio file, ``"@list.txt"`` (one path per line), or a
+        list of these.
+    out
+        The output folder.
+    device
+        ``"auto"`` (a GPU when there is one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+        or ``"cuda:all"``. ``None``: the ``config`` file's, else ``"auto"``.
+    resume
+        Continue an interrupted run into ``out`` (the same inputs and settings).
+    force
+        Replace an existing melpipe output in ``out`` (kept until the new one commits).
+    strict
+        Stop at the first failed file (:class:`StrictFailureError`).
+    progress
+        A tqdm bar when tqdm is installed, else the command's status line on stderr, and the
+        summary at the end; ``False``: nothing but warnings.
+    config
+        A TOML file of settings (``melpipe run --print-config``); keywords override it.
+    shard
+        ``"K/N"``: only slice K of N of the sorted file list (``melpipe merge`` joins the
+        slices). Unlike the command, the scheduler's variables (Slurm, Kubernetes) are not read.
+    **params
+        Settings, by their TOML keys (below); an unknown keyword is a ``TypeError``.
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    ConfigError, InputError, IoError, DeviceError, StrictFailureError
+        With the command's message and hint (``.hint``, ``.exit_code``).
+    NoUsableFileError
+        Every input file failed; the manifest was written (``.summary``).
+    KeyboardInterrupt
+        Ctrl-C stopped the run as it stops the command: what was committed is kept in
+        ``out/.melpipe-partial`` for ``resume=True``.
+    """
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        inputs = [inputs]
+    inputs = [os.fsdecode(p) for p in inputs]
+    on_progress, close_bar = _tqdm_progress() if progress else (None, None)
+    try:
+        text = _native.run(
+            inputs,
+            os.fsdecode(out),
+            params=params,
+            config=None if config is None else os.fsdecode(config),
+            device=device,
+            resume=resume,
+            force=force,
+            strict=strict,
+            shard=shard,
+            status_line=progress and on_progress is None,
+            report=progress,
+            on_progress=on_progress,
+        )
+    finally:
+        if close_bar is not None:
+            close_bar()
+    summary = RunSummary._from_manifest(json.loads(text), out)
+    failed = summary.files.get("failed", 0)
+    if shard is None and summary.files_total > 0 and failed == summary.files_total:
+        err = NoUsableFileError_(
+            f"no input file could be used ({failed} failed; the reasons are in summary.failures "
+            f"and the manifest)"
+        )
+        err.summary = summary
+        err.hint = None
+        err.exit_code = 4
+        raise err
+    return summary
+
+
+NoUsableFileError_ = _native.NoUsableFileError
+
+with_settings(
+    run,
+    [k for k in _native.PARAM_KEYS + _native.RUN_KEYS if k not in ("device", "strict")],
+)
