@@ -3,7 +3,7 @@
 # release binary built elsewhere in MELPIPE). Checks, on the seed-size dataset and the golden set:
 #   1. GPU vs CPU backend: within 1 f16 ulp on >= 99.9 % of values, same statuses, same mapping;
 #   2. GPU vs torchaudio (float64) on the golden cases, within the tolerance of docs/FORMAT.md (Accuracy);
-#   3. `melpipe verify` accepts every output; the README's PyTorch snippet runs on real output;
+#   3. `melpipe verify` accepts every output; the PyTorch snippet of docs/FORMAT.md runs on real output;
 #   4. device selection (auto, fallback, --device cuda without a device); Ctrl-C at 8 moments of a
 #      GPU run exits 130 and the resume is byte-identical;
 #   5. a GPU run's CPU head (its first files computed on the CPU while the GPU starts): exactly
@@ -47,19 +47,19 @@ head -500 "$W/slice/all.txt" > "$W/slice/list.txt"
 python3 scripts/compare_outputs.py "$W/gpu_none" "$W/cpu_none"
 echo "== golden cases (torchaudio float64) on the GPU"
 python3 scripts/check_golden.py --melpipe "$M" --device cuda --work "$W/golden"
-echo "== README PyTorch snippet"
+echo "== docs/FORMAT.md PyTorch snippet"
 rm -rf "$W/snippet" && mkdir -p "$W/snippet"
 "$M" run "@$W/slice/list.txt" -o "$W/snippet/feats" --device cuda -q
 python3 - "$W/snippet" <<'PY'
 import os, re, sys
-readme = open("README.md").read()
+readme = open("docs/FORMAT.md").read()
 start = readme.index("<!-- snippet: torch")
 code = readme[start:]
 code = code[code.index("```python\n") + 10:]
 code = code[:code.index("```")]
 os.chdir(sys.argv[1])
-exec(compile(code, "README torch snippet", "exec"))
-print("README torch snippet: OK", tuple(x.shape), file_idx[:4].tolist())
+exec(compile(code, "docs/FORMAT.md torch snippet", "exec"))
+print("docs/FORMAT.md torch snippet: OK", tuple(x.shape), file_idx[:4].tolist())
 PY
 echo "== device selection: auto takes the GPU; with no device visible, auto falls back to the CPU and cuda exits 2"
 rm -rf "$W/sel" && mkdir -p "$W/sel"

@@ -402,12 +402,13 @@ fn killed_run_leaves_nothing_that_verifies() {
 }
 
 #[test]
-fn readme_numpy_snippet_runs_on_real_output() {
+fn format_doc_numpy_snippet_runs_on_real_output() {
     let t = tempfile::tempdir().unwrap();
     let data = dataset(t.path(), 3, 2);
     run_ok(&["run", s(&data), "-o", s(&t.path().join("feats")), "-q"]);
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
+            .unwrap();
     let start = readme
         .find("<!-- snippet: numpy")
         .expect("numpy snippet marker");
@@ -422,7 +423,7 @@ fn readme_numpy_snippet_runs_on_real_output() {
         .expect("python3 is needed for this test");
     assert!(
         py.status.success(),
-        "README numpy snippet failed (is numpy installed? .ci/run installs it):\n{}",
+        "docs/FORMAT.md numpy snippet failed (is numpy installed? scripts/test.sh installs it):\n{}",
         String::from_utf8_lossy(&py.stderr)
     );
     assert!(String::from_utf8_lossy(&py.stdout).contains("(1185, 32, 1) float16 3 usable files"));

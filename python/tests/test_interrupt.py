@@ -1,0 +1,143 @@
+"""Ctrl-C: melpipe.run() raises KeyboardInterrupt keeping its partial output, resume=True
+finishes it byte for byte; the CLI entry point exits with 130."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import melpipe
+
+from conftest import generate
+
+CLIPS = 3000
+# n_mels=16: no warning about an all-zero mel filter.
+PARAMS = dict(n_mels=16)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """A dataset that a one-thread run takes a few seconds over, and its uninterrupted output."""
+    data = generate(tmp_path_factory.mktemp("big") / "d", "--files", CLIPS)
+    ref = tmp_path_factory.mktemp("bigref") / "o"
+    melpipe.run(data, ref, device="cpu", progress=False, **PARAMS)
+    return data, ref
+
+
+def journal_lines(out):
+    j = Path(out) / ".melpipe-partial" / "journal.jsonl"
+    try:
+        return [line for line in j.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def interrupt_when_committed(proc, out, timeout=60):
+    """Waits until the run's journal has a committed batch (its header is line 1), then sends
+    SIGINT; returns the committed files_done. Fails if the process ended first."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        lines = journal_lines(out)
+        if len(lines) >= 2:
+            done = json.loads(lines[-1])["files_done"]
+            proc.send_signal(signal.SIGINT)
+            return done
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    out_, err = proc.communicate()
+    if (Path(out) / "manifest.json").exists():
+        pytest.skip("the run finished before it could be interrupted (machine too fast)")
+    pytest.fail(f"no journal commit seen (rc {proc.returncode}): {err}")
+
+
+def test_keyboard_interrupt_then_resume(big, tmp_path):
+    data, ref = big
+    out = tmp_path / "o"
+    code = (
+        "import melpipe\n"
+        f"melpipe.run({str(data)!r}, {str(out)!r}, device='cpu', progress=False, threads=1, "
+        f"files_per_task=1, n_mels={PARAMS['n_mels']})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    committed = interrupt_when_committed(proc, out)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert "resume=True" in err
+    assert 0 < committed < CLIPS
+    assert not (out / "manifest.json").exists()
+    assert (out / ".melpipe-partial").is_dir()
+    last = json.loads(journal_lines(out)[-1])
+    assert 0 < last["files_done"] < CLIPS, "the run finished before the signal"
+
+    # Without resume (or force) the partial output is refused.
+    with pytest.raises(melpipe.ConfigError):
+        melpipe.run(data, out, device="cpu", progress=False, **PARAMS)
+    # The kept output is not a finished output.
+    with pytest.raises(melpipe.InputError, match="resume=True"):
+        melpipe.open(out)
+
+    s = melpipe.run(data, out, device="cpu", progress=False, resume=True, **PARAMS)
+    assert s.files == {"ok": CLIPS, "padded": 0, "truncated": 0, "failed": 0}
+    assert not (out / ".melpipe-partial").exists()
+    for name in ("features.npy", "mapping.npy"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+    assert melpipe.open(out).verify().intact
+
+
+def _cli_interrupt(data, out, env=None):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "melpipe", "run", os.fspath(data), "-o", os.fspath(out),
+         "--device", "cpu", "--threads", "1", "--files-per-task", "1", "-q",
+         "--n-mels", str(PARAMS["n_mels"])],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    interrupt_when_committed(proc, out)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the CLI entry point loses SIGINT: crates/cli/src/signals.rs block() masks the "
+    "stop signals only in the calling thread and waits for them in its own thread, but in "
+    "`python -m melpipe` numpy (imported by melpipe/__init__.py) has started OpenBLAS threads "
+    "before cli_main runs; the kernel delivers SIGINT to one of those, Python's C handler only "
+    "sets a flag that nothing checks, and the run goes on to exit 0",
+)
+def test_cli_entry_point_sigint_exits_130(big, tmp_path):
+    data, _ = big
+    out = tmp_path / "o"
+    rc, err = _cli_interrupt(data, out)
+    assert rc == 130, err
+    assert "interrupted" in err
+    assert not (out / "manifest.json").exists()
+    assert (out / ".melpipe-partial").is_dir()
+
+
+def test_cli_entry_point_sigint_without_blas_threads(big, tmp_path):
+    """With numpy's BLAS kept to the main thread, the CLI's signal thread gets the SIGINT:
+    exit 130 and a partial output that `--resume` completes (shows the cause of the xfail
+    above)."""
+    data, ref = big
+    out = tmp_path / "o"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    rc, err = _cli_interrupt(data, out, env)
+    assert rc == 130, err
+    assert "--resume" in err
+    assert (out / ".melpipe-partial").is_dir()
+    assert not (out / "manifest.json").exists()
+    r = subprocess.run(
+        [sys.executable, "-m", "melpipe", "run", os.fspath(data), "-o", os.fspath(out),
+         "--device", "cpu", "-q", "--resume", "--n-mels", str(PARAMS["n_mels"])],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    for name in ("features.npy", "mapping.npy"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""The Python package's GPU checks (scripts/python_gpu_check.sh installs the wheel first).
+
+usage: python_gpu_check.py WORK   (WORK/data: a dataset from `melpipe generate`)
+"""
+import concurrent.futures
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+import melpipe
+
+W = sys.argv[1]
+DATA = f"{W}/data"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def ulp_f16(a, b):
+    """Distances in float16 ulps between two float32 arrays rounded to float16."""
+    ia = np.asarray(a, np.float16).view(np.int16).astype(np.int32)
+    ib = np.asarray(b, np.float16).view(np.int16).astype(np.int32)
+    ia = np.where(ia < 0, -32768 - ia, ia)
+    ib = np.where(ib < 0, -32768 - ib, ib)
+    return np.abs(ia - ib)
+
+
+def within_contract(gpu, cpu, what):
+    assert gpu.shape == cpu.shape, (what, gpu.shape, cpu.shape)
+    d = ulp_f16(gpu, cpu)
+    share = float((d <= 1).mean()) * 100
+    print(f"{what}: {gpu.size} values, {share:.4f} % within 1 f16 ulp, largest {int(d.max())} ulp, "
+          f"largest |diff| {float(np.abs(gpu.astype(np.float64) - cpu).max()):.3g} dB")
+    assert share >= 99.9, f"{what}: only {share:.4f} % within 1 f16 ulp"
+
+
+print("== melpipe.run(device='cuda') against device='cpu'")
+gpu = melpipe.run(DATA, f"{W}/gpu", device="cuda", force=True, progress=False, cpu_head=0)
+cpu = melpipe.run(DATA, f"{W}/cpu", device="cpu", force=True, progress=False)
+print(f"cuda: {gpu.rows} rows, {gpu.files}, on {gpu.device}, {gpu.seconds:.2f} s")
+print(f"cpu:  {cpu.rows} rows, {cpu.files}, on {cpu.device}, {cpu.seconds:.2f} s")
+assert gpu.device.startswith("cuda"), gpu.device
+for out in ("gpu", "cpu"):
+    v = melpipe.open(f"{W}/{out}").verify()
+    assert v.intact, v.problems
+subprocess.run([sys.executable, f"{HERE}/compare_outputs.py", f"{W}/gpu", f"{W}/cpu"], check=True)
+
+print("== Extractor(device='cuda') against the CPU extract")
+out = melpipe.open(f"{W}/cpu")
+ok = [i for i, f in enumerate(out.files) if f["status"] == "ok"][:256]
+
+
+def pcm16(path):
+    """The samples of a 16-bit mono WAV of `melpipe generate` (numpy only: no soundfile here)."""
+    buf = open(path, "rb").read()
+    pos = 12
+    while pos + 8 <= len(buf):
+        cid, size = buf[pos:pos + 4], int.from_bytes(buf[pos + 4:pos + 8], "little")
+        if cid == b"data":
+            return np.frombuffer(buf, "<i2", count=min(size, len(buf) - pos - 8) // 2, offset=pos + 8)
+        pos += 8 + size + (size & 1)
+    raise ValueError(path)
+
+
+clips = np.stack([pcm16(f"{DATA}/{out.files[i]['path']}") for i in ok])
+cpu_x = melpipe.Extractor("cpu")
+gpu_x = melpipe.Extractor("cuda")
+assert gpu_x.device.startswith("cuda"), gpu_x.device
+a = cpu_x.extract(clips)
+b = gpu_x.extract(clips)
+within_contract(b, a, "int16 batch, GPU vs CPU")
+c = gpu_x.extract((clips / np.float32(32768)).astype(np.float32))
+within_contract(c, a, "float32 batch, GPU vs CPU")
+# The stored f16 features of the CPU run are the CPU extract rounded.
+stored = np.concatenate([np.asarray(out.rows(i)) for i in ok])
+assert np.array_equal(stored, a.astype(np.float16)), "the CPU extract is not the CPU run's values"
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    parts = list(pool.map(lambda k: gpu_x.extract(clips[k * 32:(k + 1) * 32]), range(8)))
+assert np.array_equal(np.concatenate(parts), b), "8 threads on one Extractor differ from one call"
+print("8 threads on one GPU Extractor: identical to one call")
+f16 = melpipe.Extractor("cuda", dtype="f16").extract(clips[:16])
+assert f16.dtype == np.float16
+within_contract(f16.astype(np.float32), a[:16 * 237], "f16 output, GPU vs CPU")
+none = dict(pool="none", top_db=60.0)
+within_contract(melpipe.Extractor("cuda", **none).extract(clips[:32]),
+                melpipe.Extractor("cpu", **none).extract(clips[:32]), "pool none, top_db 60")
+
+print("== torch_dataset() in a DataLoader with 4 workers")
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+ds = melpipe.open(f"{W}/gpu").torch_dataset()
+usable = melpipe.open(f"{W}/gpu").usable()
+assert len(ds) == len(usable)
+loader = DataLoader(ds, batch_size=1024, shuffle=False, num_workers=4)
+feats = melpipe.open(f"{W}/gpu").features
+seen = 0
+for x, file_idx in loader:
+    want = np.asarray(feats[usable[seen:seen + len(x)]], np.float32)
+    assert x.dtype == torch.float32 and np.array_equal(x.numpy(), want), "a batch differs from the array"
+    seen += len(x)
+assert seen == len(ds), (seen, len(ds))
+assert not torch.isnan(x).any()
+print(f"DataLoader: {seen} rows in {len(loader)} batches, equal to the array's usable rows")
+
+print("== README Python snippets")
+readme = open("README.md").read()
+for name in re.findall(r"<!-- snippet: (python[\w-]*)", readme):
+    start = readme.index(f"<!-- snippet: {name}")
+    code = readme[start:]
+    code = code[code.index("```python\n") + 10:]
+    code = code[:code.index("```")]
+    cwd = f"{W}/snippet-{name}"
+    os.makedirs(cwd, exist_ok=True)
+    if not os.path.exists(f"{cwd}/DATA"):
+        os.symlink(DATA, f"{cwd}/DATA")
+    subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True)
+    print(f"snippet {name}: ran")
+print(json.dumps({"python_gpu_check": "PASS"}))

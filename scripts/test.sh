@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every test in one command (the README's): the Rust workspace's tests, then the Python package,
+# built without the release profile and installed into a virtualenv, under pytest.
+#
+# The virtualenv (target/py-test-venv, or $MELPIPE_TEST_VENV) is made on the first run and gets
+# python/requirements-test.txt from PyPI; its bin/ goes first on PATH, so the Rust tests' `python3`
+# is the one with numpy and soundfile. Extra arguments go to pytest (e.g. `-k extract`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${MELPIPE_TEST_VENV:-target/py-test-venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" || {
+        echo "scripts/test.sh: could not make a virtualenv; on Debian or Ubuntu: apt install python3-venv" >&2
+        exit 1
+    }
+fi
+VENV=$(cd "$VENV" && pwd)
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-test.txt
+export PATH="$VENV/bin:$PATH"
+export VIRTUAL_ENV="$VENV"
+
+cargo test --workspace
+
+# The dev profile: dependencies are optimised (Cargo.toml), and most of them are built already.
+rm -rf target/py-wheels
+maturin build --quiet --profile dev --out target/py-wheels
+python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/py-wheels/melpipe-*.whl
+python -m pytest -q python/tests "$@"
