@@ -23,6 +23,8 @@ def _as_array(samples):
                 samples = np.asarray(samples)
         else:
             samples = np.asarray(samples)
+    if samples.ndim == 0:
+        raise ValueError("samples must be one clip (1-D) or a batch of clips (2-D), not a scalar (0-D)")
     return np.ascontiguousarray(samples)
 
 
@@ -41,7 +43,8 @@ class Extractor:
 
     def __init__(self, device: str = "cpu", *, threads: int = 0, **params):
         self._native = _native.Extractor(device, threads, params)
-        self.params = json.loads(self._native.params_json)
+        self.params = {k: v for k, v in json.loads(self._native.params_json).items()
+                       if k not in FILE_ONLY}
         """Every parameter, with the value used (as a manifest's ``config``)."""
 
     @property
@@ -60,7 +63,8 @@ class Extractor:
 
     def extract(self, samples, sample_rate=None):
         """Features of one clip (1-D) or a batch of clips (2-D, one per row), int16 (scaled by
-        1/32768, as PCM16 files are) or float32: ``(rows, n_mels, T)``, the clips' rows one
+        1/32768, as PCM16 files are) or float32, finite: ``(rows, n_mels, T)`` float32 (float16
+        with ``dtype="f16"``), the clips' rows one
         after the other (``Extractor.rows(samples.shape[-1])`` each). ``sample_rate``, if given,
         must be the extractor's."""
         if sample_rate is not None and sample_rate != self.sample_rate:
@@ -83,7 +87,7 @@ _cache_lock = threading.Lock()
 
 def extract(samples, sample_rate: int, *, device: str = "cpu", **params):
     """Features of one clip (1-D) or a batch of clips (2-D) sampled at ``sample_rate``:
-    ``(rows, n_mels, T)`` float32, computed as :class:`Extractor` does (which it keeps for the
+    ``(rows, n_mels, T)`` float32 (float16 with ``dtype="f16"``), computed as :class:`Extractor` does (which it keeps for the
     next call with the same settings: the last 8 are kept)."""
     try:
         key = (device, sample_rate, tuple(sorted(params.items())))
@@ -106,5 +110,6 @@ def extract(samples, sample_rate: int, *, device: str = "cpu", **params):
     return ex.extract(samples)
 
 
-with_settings(Extractor, _SAMPLE_KEYS, "Settings (keywords)")
-with_settings(extract, [k for k in _SAMPLE_KEYS if k != "sample_rate"], "Settings (keywords)")
+with_settings(Extractor, _SAMPLE_KEYS, "Settings (keywords)", {"dtype": "f32"})
+with_settings(extract, [k for k in _SAMPLE_KEYS if k != "sample_rate"], "Settings (keywords)",
+              {"dtype": "f32"})

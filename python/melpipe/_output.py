@@ -116,6 +116,9 @@ class Output:
     def file_of_rows(self, rows) -> np.ndarray:
         """The file index of each row index in ``rows``."""
         rows = np.asarray(rows, dtype=np.int64)
+        n = len(self)
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise IndexError(f"row index out of range (0 … {n - 1})")
         nonempty = self._count > 0
         starts = self._first[nonempty]
         which = np.flatnonzero(nonempty)

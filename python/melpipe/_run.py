@@ -15,7 +15,7 @@ _OWN = ("device", "resume", "force", "strict", "progress", "config", "shard")
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a finished run produced, from its committed manifest."""
+    """What a finished run produced, from the manifest it committed (``out/manifest.json``)."""
 
     out: Path
     """The output folder."""
@@ -61,7 +61,7 @@ def _tqdm_progress():
 
     def on_progress(done, total, failed, rows, phase):
         if state["bar"] is None:
-            if total == 0 and phase == "INIT":
+            if total == 0:
                 return
             state["bar"] = tqdm(total=total, unit="file", desc="melpipe", dynamic_ncols=True)
         bar = state["bar"]
@@ -78,6 +78,7 @@ def _tqdm_progress():
     def close():
         if state["bar"] is not None:
             state["bar"].close()
+            state["bar"] = None
 
     return on_progress, close
 
@@ -118,7 +119,8 @@ def run(
         Stop at the first failed file (:class:`StrictFailureError`).
     progress
         A tqdm bar when tqdm is installed, else the command's status line on stderr, and the
-        summary at the end; ``False``: nothing but warnings.
+        summary at the end; ``False``: nothing but warnings (and the failed files, grouped by
+        reason, as the command's ``-q``).
     config
         A TOML file of settings (``melpipe run --print-config``); keywords override it.
     shard
@@ -146,7 +148,7 @@ def run(
     inputs = [os.fsdecode(p) for p in inputs]
     on_progress, close_bar = _tqdm_progress() if progress else (None, None)
     try:
-        text = _native.run(
+        _native.run(
             inputs,
             os.fsdecode(out),
             params=params,
@@ -159,11 +161,13 @@ def run(
             status_line=progress and on_progress is None,
             report=progress,
             on_progress=on_progress,
+            before_report=close_bar,
         )
     finally:
         if close_bar is not None:
             close_bar()
-    summary = RunSummary._from_manifest(json.loads(text), out)
+    manifest_path = Path(os.fsdecode(out)) / "manifest.json"
+    summary = RunSummary._from_manifest(json.loads(manifest_path.read_text(encoding="utf-8")), out)
     failed = summary.files.get("failed", 0)
     if shard is None and summary.files_total > 0 and failed == summary.files_total:
         err = NoUsableFileError_(

@@ -56,11 +56,6 @@ def test_usage_error_exits_1(cli, args, tmp_path):
     assert "Usage" in r.stderr or "error" in r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python/melpipe/_cli.py main() passes sys.argv unchanged, so under `python -m melpipe` "
-    "clap names the program after argv[0], '…/melpipe/__main__.py': 'Usage: __main__.py …'",
-)
 def test_usage_names_melpipe_under_python_m():
     r = melpipe_cli("bogus")
     assert r.returncode == 1

@@ -66,12 +66,6 @@ def test_extractor_doc_lists_sample_keys_only():
     assert set(ex_entries) == set(sample_keys) - {"sample_rate"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python/melpipe/_doc.py settings_doc takes every default from the run's definitions, "
-    "so Extractor's and extract()'s docstrings say 'dtype (default: f16)' while their dtype "
-    "is f32 unless given (crates/python/src/extract.rs Extractor::params)",
-)
 def test_extractor_doc_dtype_default_is_f32():
     assert melpipe.Extractor().params["dtype"] == "f32"
     assert melpipe.extract(np.zeros(100, np.float32), 4096).dtype == np.float32
@@ -79,12 +73,6 @@ def test_extractor_doc_dtype_default_is_f32():
     assert entry_lines(melpipe.extract.__doc__)["dtype"] == "f32"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python/melpipe/_doc.py with_settings: textwrap.dedent is a no-op on a docstring whose "
-    "first line is not indented, so help(melpipe.run) shows the Parameters section 4 columns "
-    "deeper than the appended Settings section (inspect.cleandoc would dedent it)",
-)
 def test_run_doc_sections_aligned():
     doc = inspect.getdoc(melpipe.run)
     lines = doc.splitlines()

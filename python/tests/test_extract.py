@@ -221,12 +221,6 @@ def test_torch_tensor(decoded):
     assert np.array_equal(melpipe.extract(torch.from_numpy(i16[:2]), 4096), np.concatenate(rows[:2]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python/melpipe/_extract.py _as_array: np.ascontiguousarray turns a 0-D array into "
-    "a 1-sample clip, so a scalar gives a whole zero-padded clip's rows instead of the native "
-    "'not 0-D' ValueError",
-)
 def test_scalar_is_value_error():
     with pytest.raises(ValueError, match="0-D"):
         melpipe.extract(np.float32(0.5), 4096)

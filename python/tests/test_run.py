@@ -40,12 +40,6 @@ def test_summary_matches_manifest(output):
     assert m["config"]["dtype"] == "f16"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RunSummary.manifest is not the committed manifest.json: crates/python/src/lib.rs "
-    "run() serialises the in-memory manifest after pipeline::run updated its timings "
-    "(commit_s, total_s) past the commit, so timings and manifest_xxh3_64 differ from the file",
-)
 def test_summary_manifest_is_the_committed_one(output):
     out, s = output
     m = read_manifest(out)

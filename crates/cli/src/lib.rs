@@ -13,6 +13,7 @@ mod signals;
 mod status;
 
 pub use commands::{execute, print_summary as report_summary, read_config, Execution};
+pub use signals::received as signal_received;
 
 use clap::Parser;
 use output::errln;
@@ -156,8 +157,27 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let _ = START.set(std::time::Instant::now());
     signals::block();
+    command(args)
+}
+
+/// The `melpipe` command, for a front end that takes SIGINT, SIGTERM and SIGHUP itself (the Python
+/// package: its interpreter has handlers and threads of its own) and passes each one to
+/// [`signal_received`]. Otherwise as [`main`].
+pub fn main_with_caller_signals<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    command(args)
+}
+
+fn command<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let _ = START.set(std::time::Instant::now());
     // MELPIPE_TRACE=FILE records every stage's spans (bench/trace_summary.py reads them). A
     // path, not text: a name that is not UTF-8 is still a file name.
     melpipe_core::trace::start(std::env::var_os("MELPIPE_TRACE").map(Into::into));

@@ -54,27 +54,34 @@ pub fn block() {
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                 continue;
             }
-            let stop = STOP.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            match stop {
-                // First signal: the run stops cleanly, keeping what it committed.
-                Some(flag) if !flag.swap(true, Ordering::SeqCst) => {}
-                // A second signal during a run: leave at once (the journal stays consistent).
-                // SAFETY: _exit ends the process without running any Rust code afterwards.
-                Some(_) => unsafe { libc::_exit(130) },
-                // No run: end as the signal would by default.
-                // SAFETY: restores the default action, unblocks it in this thread and raises
-                // it; the process ends there.
-                None => unsafe {
-                    libc::signal(sig, libc::SIG_DFL);
-                    let mut one: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut one);
-                    libc::sigaddset(&mut one, sig);
-                    libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
-                    libc::raise(sig);
-                    libc::_exit(128 + sig);
-                },
-            }
+            received(sig);
         });
+}
+
+/// What a stop signal does: the first during a run stops it cleanly, keeping what it committed;
+/// a second one leaves at once with 130 (the journal stays consistent); with no run, the signal
+/// ends the process as it would by default.
+///
+/// Called by the watcher thread of [`block`], or by a front end that takes the signals itself
+/// (the Python package, whose interpreter has its own handlers and threads).
+pub fn received(sig: i32) {
+    let stop = STOP.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match stop {
+        Some(flag) if !flag.swap(true, Ordering::SeqCst) => {}
+        // SAFETY: _exit ends the process without running any Rust code afterwards.
+        Some(_) => unsafe { libc::_exit(130) },
+        // SAFETY: restores the default action, unblocks it in this thread and raises it; the
+        // process ends there.
+        None => unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            let mut one: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut one);
+            libc::sigaddset(&mut one, sig);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+            libc::raise(sig);
+            libc::_exit(128 + sig);
+        },
+    }
 }
 
 /// Makes the next SIGINT, SIGTERM or SIGHUP set `stop` (a second one exits with 130).

@@ -160,6 +160,7 @@ impl Extractor {
                         let clip: &[f32] = match samples {
                             Samples::F32(s) => {
                                 let clip = &s[c * n..(c + 1) * n];
+                                check_finite(clip, c)?;
                                 if n >= len {
                                     &clip[..len]
                                 } else {
@@ -238,8 +239,11 @@ impl Extractor {
                             *d = f32::from(v) * (1.0 / 32768.0);
                         }
                     }
-                    (Samples::F32(s), _) => batch.samples.extend_f32(len)[..keep]
-                        .copy_from_slice(&s[c * n..c * n + keep]),
+                    (Samples::F32(s), _) => {
+                        check_finite(&s[c * n..(c + 1) * n], c)?;
+                        batch.samples.extend_f32(len)[..keep]
+                            .copy_from_slice(&s[c * n..c * n + keep])
+                    }
                 }
                 batch.files.push(BatchFile {
                     offset,
@@ -270,6 +274,17 @@ fn copy_into(all: &mut FeatureBuf, at: usize, part: &FeatureBuf) {
         (FeatureBuf::F16(a), FeatureBuf::F16(p)) => a[at..at + p.len()].copy_from_slice(p),
         (FeatureBuf::F32(a), FeatureBuf::F32(p)) => a[at..at + p.len()].copy_from_slice(p),
         _ => unreachable!("one extractor, one dtype"),
+    }
+}
+
+/// A run fails a file whose float samples are not all finite; an extraction refuses them so.
+fn check_finite(clip: &[f32], c: usize) -> melpipe_core::Result<()> {
+    if clip.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(melpipe_core::Error::Input(format!(
+            "samples of clip {c} include NaN or infinity (a run fails such a file)"
+        )))
     }
 }
 

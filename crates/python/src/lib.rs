@@ -113,15 +113,54 @@ pub(crate) fn config_error(py: Python<'_>, text: impl Into<String>) -> PyErr {
 
 /// The `melpipe` command with `argv` (program name first). A successful command ends the
 /// process itself, as the binary does; otherwise the exit code is returned for `sys.exit`.
+///
+/// The interpreter keeps its signal handlers (its threads, numpy's among them, would receive the
+/// signals the binary blocks), so the command runs on a thread while this one waits without the
+/// GIL and hands each signal the handlers raise to the command: SIGINT as `KeyboardInterrupt`,
+/// SIGTERM and SIGHUP as the exception `_cli.py` raises for them, with their number in `signum`.
 #[pyfunction]
-fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
-    py.detach(|| melpipe_cli::main(argv))
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> PyResult<u8> {
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+    let worker = std::thread::Builder::new()
+        .name("melpipe".into())
+        .spawn(move || {
+            let code = melpipe_cli::main_with_caller_signals(argv);
+            let _ = done_tx.send(());
+            code
+        })
+        .map_err(|e| MelpipeError::new_err(format!("starting the command's thread: {e}")))?;
+    loop {
+        let finished = py.detach(|| {
+            !matches!(
+                done_rx.recv_timeout(Duration::from_millis(50)),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            )
+        });
+        if let Err(e) = py.check_signals() {
+            let sig = if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                libc::SIGINT
+            } else {
+                match e.value(py).getattr("signum").and_then(|v| v.extract::<i32>()) {
+                    Ok(sig) => sig,
+                    Err(_) => return Err(e),
+                }
+            };
+            // The first stops a run cleanly; a second, or one with no run, ends the process.
+            py.detach(|| melpipe_cli::signal_received(sig));
+        }
+        if finished {
+            break;
+        }
+    }
+    py.detach(|| worker.join())
+        .map_err(|_| MelpipeError::new_err("the command's thread panicked"))
 }
 
-/// Runs the pipeline; see `melpipe.run` (python/melpipe/__init__.py) for the arguments.
-/// Returns the committed manifest as JSON text.
+/// Runs the pipeline; see `melpipe.run` (python/melpipe/_run.py) for the arguments. `report`:
+/// the summary on stderr at the end, after `before_report` is called (it closes a progress bar).
+/// The committed manifest is in `out`.
 #[pyfunction]
-#[pyo3(signature = (inputs, out, *, params, config=None, device=None, resume=false, force=false, strict=false, shard=None, status_line=true, report=true, on_progress=None))]
+#[pyo3(signature = (inputs, out, *, params, config=None, device=None, resume=false, force=false, strict=false, shard=None, status_line=true, report=true, on_progress=None, before_report=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -137,7 +176,8 @@ fn run(
     status_line: bool,
     report: bool,
     on_progress: Option<Py<PyAny>>,
-) -> PyResult<String> {
+    before_report: Option<Py<PyAny>>,
+) -> PyResult<()> {
     melpipe_cli::init_logging(0, !report);
     let cfg = settings::settings(py, config.as_deref(), params, device.as_deref(), strict)?;
     let shard = shard
@@ -166,9 +206,6 @@ fn run(
         .name("melpipe-run".into())
         .spawn(move || {
             let r = execute(&cfg, ex);
-            if let Ok(s) = &r {
-                melpipe_cli::report_summary(s, !report);
-            }
             let _ = done_tx.send(());
             r
         })
@@ -221,12 +258,13 @@ fn run(
     if let Some(e) = callback_error {
         return Err(e);
     }
-    let mut summary = result.map_err(|e| error_to_py(py, &e, true))?;
-    let json = summary
-        .manifest
-        .to_json()
-        .map_err(|e| error_to_py(py, &e.into(), false))?;
-    String::from_utf8(json).map_err(|e| MelpipeError::new_err(e.to_string()))
+    let summary = result.map_err(|e| error_to_py(py, &e, true))?;
+    if let Some(f) = before_report {
+        f.call0(py)?;
+    }
+    // Warnings (a rowless output) even when quiet, as the command's `-q`.
+    py.detach(|| melpipe_cli::report_summary(&summary, !report));
+    Ok(())
 }
 
 /// Checks an output folder as `melpipe verify` does: `(intact, problems, notes)`.
