@@ -17,9 +17,7 @@ use melpipe_core::dsp::FeatureExtractor;
 use melpipe_core::geometry::Geometry;
 use melpipe_core::samples::SampleKind;
 use melpipe_cuda::CudaBackendFactory;
-use numpy::{
-    PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
-};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -44,7 +42,7 @@ enum Engine {
     /// One GPU: its compiled kernel, and a backend (a stream and its buffers) per concurrent
     /// call.
     Cuda {
-        factory: CudaBackendFactory,
+        factory: Box<CudaBackendFactory>,
         pool: Mutex<Vec<Box<dyn Backend>>>,
     },
 }
@@ -107,7 +105,8 @@ impl Extractor {
         if !melpipe_cuda::nvrtc_library_present() {
             return Err("the NVRTC library (libnvrtc) could not be loaded: set LD_LIBRARY_PATH to the CUDA lib64 folder (e.g. /usr/local/cuda/lib64)".into());
         }
-        let factory = CudaBackendFactory::new(ordinal, params).map_err(|e| e.to_string())?;
+        let factory =
+            Box::new(CudaBackendFactory::new(ordinal, params).map_err(|e| e.to_string())?);
         Ok(Engine::Cuda {
             factory,
             pool: Mutex::new(Vec::new()),
@@ -187,8 +186,7 @@ impl Extractor {
             }
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(panicked())))
-                .collect::<melpipe_core::Result<()>>()
+                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(panicked())))
         })
     }
 
@@ -310,35 +308,35 @@ impl Extractor {
         let params = Self::params(py, params)?;
         let choice = parse_device(device).map_err(|e| error_to_py(py, &e.into(), false))?;
         let cpu = || Engine::Cpu(Mutex::new(Vec::new()));
-        let (engine, name) = match choice {
-            DeviceChoice::Cpu => (cpu(), "cpu".to_string()),
-            DeviceChoice::Cuda(n) => {
-                let p = params.clone();
-                let engine = py
-                    .detach(move || Self::cuda(&p, n))
-                    .map_err(|why| DeviceError::new_err(format!("backend cuda:{n}: {why}")))?;
-                (engine, format!("cuda:{n}"))
-            }
-            DeviceChoice::Auto => {
-                let p = params.clone();
-                match py.detach(move || Self::cuda(&p, 0)) {
-                    Ok(engine) => (engine, "cuda:0".to_string()),
-                    Err(why) => {
-                        tracing::info!("device: cpu (auto: no usable GPU: {why})");
-                        (cpu(), "cpu".to_string())
+        let (engine, name) =
+            match choice {
+                DeviceChoice::Cpu => (cpu(), "cpu".to_string()),
+                DeviceChoice::Cuda(n) => {
+                    let p = params.clone();
+                    let engine = py
+                        .detach(move || Self::cuda(&p, n))
+                        .map_err(|why| DeviceError::new_err(format!("backend cuda:{n}: {why}")))?;
+                    (engine, format!("cuda:{n}"))
+                }
+                DeviceChoice::Auto => {
+                    let p = params.clone();
+                    match py.detach(move || Self::cuda(&p, 0)) {
+                        Ok(engine) => (engine, "cuda:0".to_string()),
+                        Err(why) => {
+                            tracing::info!("device: cpu (auto: no usable GPU: {why})");
+                            (cpu(), "cpu".to_string())
+                        }
                     }
                 }
-            }
-            DeviceChoice::CudaAll => {
-                return Err(config_error(
+                DeviceChoice::CudaAll => return Err(config_error(
                     py,
                     "an Extractor computes on one device: give `cuda` or `cuda:N`, not `cuda:all`",
-                ))
-            }
-        };
+                )),
+            };
         if let Engine::Cpu(pool) = &engine {
             // Planned once here, so that a bad combination fails now, not at the first call.
-            let first = FeatureExtractor::new(&params).map_err(|e| error_to_py(py, &e.into(), false))?;
+            let first =
+                FeatureExtractor::new(&params).map_err(|e| error_to_py(py, &e.into(), false))?;
             pool.lock().unwrap_or_else(|p| p.into_inner()).push(first);
         }
         Ok(Extractor {

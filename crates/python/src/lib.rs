@@ -4,7 +4,7 @@
 //!   cargo-built binary.
 //! - [`run`]: `melpipe.run`, the pipeline in this process, on a thread of its own while the
 //!   calling thread waits without the GIL, looking for Ctrl-C every 50 ms.
-//! - [`verify`]: `Output.verify()`.
+//! - [`verify()`](fn@verify): `Output.verify()`.
 //! - [`extract::Extractor`]: `melpipe.extract` and `melpipe.Extractor`, features of samples in
 //!   memory.
 //!
@@ -140,7 +140,11 @@ fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> PyResult<u8> {
             let sig = if e.is_instance_of::<PyKeyboardInterrupt>(py) {
                 libc::SIGINT
             } else {
-                match e.value(py).getattr("signum").and_then(|v| v.extract::<i32>()) {
+                match e
+                    .value(py)
+                    .getattr("signum")
+                    .and_then(|v| v.extract::<i32>())
+                {
                     Ok(sig) => sig,
                     Err(_) => return Err(e),
                 }
