@@ -43,8 +43,16 @@ enum Engine {
     /// call.
     Cuda {
         factory: Box<CudaBackendFactory>,
-        pool: Mutex<Vec<Box<dyn Backend>>>,
+        pool: Mutex<Vec<GpuSlot>>,
     },
+}
+
+/// A GPU backend and the batch it uploads from: the batch's memory stays allocated and
+/// page-locked across calls, so a call copies the clips into it (on every core) and the GPU reads
+/// them from there, with no staging copy and no page faults.
+struct GpuSlot {
+    backend: Box<dyn Backend>,
+    batch: AudioBatch,
 }
 
 /// The samples of a call, borrowed from the NumPy array.
@@ -194,7 +202,7 @@ impl Extractor {
     fn gpu(
         &self,
         factory: &CudaBackendFactory,
-        pool: &Mutex<Vec<Box<dyn Backend>>>,
+        pool: &Mutex<Vec<GpuSlot>>,
         samples: Samples<'_>,
         clips: usize,
         n: usize,
@@ -208,62 +216,107 @@ impl Extractor {
             return Ok(all);
         }
         let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut backend = match pooled {
-            Some(b) => b,
-            None => factory.create(&self.params)?,
+        let mut slot = match pooled {
+            Some(s) => s,
+            None => GpuSlot {
+                backend: factory.create(&self.params)?,
+                batch: AudioBatch::default(),
+            },
         };
+        // The CUDA backend takes PCM16 as it is (and scales it as the decoder does).
         let kind = match samples {
-            Samples::I16(_) if factory.accepts_i16() => SampleKind::I16,
-            _ => SampleKind::F32,
+            Samples::I16(_) => SampleKind::I16,
+            Samples::F32(_) => SampleKind::F32,
         };
         let per_part = (GPU_PART_SAMPLES / len.max(1)).max(1);
-        let mut batch = AudioBatch::default();
         let mut part_out = FeatureBuf::new(self.params.dtype);
+        let threads = self.cpu_threads(clips);
         let mut first = 0;
         while first < clips {
             let count = per_part.min(clips - first);
+            let batch = &mut slot.batch;
             batch.clear(kind);
-            for c in first..first + count {
-                let offset = batch.samples.len();
-                let keep = n.min(len);
-                match (samples, kind) {
-                    (Samples::I16(s), SampleKind::I16) => batch.samples.extend_i16(len)[..keep]
-                        .copy_from_slice(&s[c * n..c * n + keep]),
-                    (Samples::I16(s), _) => {
-                        for (d, &v) in batch.samples.extend_f32(len)[..keep]
-                            .iter_mut()
-                            .zip(&s[c * n..c * n + keep])
-                        {
-                            *d = f32::from(v) * (1.0 / 32768.0);
-                        }
-                    }
-                    (Samples::F32(s), _) => {
-                        check_finite(&s[c * n..(c + 1) * n], c)?;
-                        batch.samples.extend_f32(len)[..keep]
-                            .copy_from_slice(&s[c * n..c * n + keep])
-                    }
-                }
-                batch.files.push(BatchFile {
-                    offset,
+            batch.samples.reserve(count * len);
+            // Page-locks the batch's memory, once for as long as it does not grow.
+            slot.backend.prepare(batch);
+            let range = first..first + count;
+            match samples {
+                Samples::I16(s) => fill(
+                    batch.samples.extend_i16(count * len),
+                    s,
+                    range,
+                    n,
                     len,
-                    rows,
-                    failed: false,
-                });
+                    threads,
+                    |_, _| Ok(()),
+                )?,
+                Samples::F32(s) => fill(
+                    batch.samples.extend_f32(count * len),
+                    s,
+                    range,
+                    n,
+                    len,
+                    threads,
+                    check_finite,
+                )?,
             }
+            batch.files.clear();
+            batch.files.extend((0..count).map(|i| BatchFile {
+                offset: i * len,
+                len,
+                rows,
+                failed: false,
+            }));
             let values = count * rows * vpr;
             let at = first * rows * vpr;
             if count == clips {
-                backend.compute(&batch, &mut all)?;
+                slot.backend.compute(batch, &mut all)?;
             } else {
                 part_out.resize(values);
-                backend.compute(&batch, &mut part_out)?;
+                slot.backend.compute(batch, &mut part_out)?;
                 copy_into(&mut all, at, &part_out);
             }
             first += count;
         }
-        pool.lock().unwrap_or_else(|p| p.into_inner()).push(backend);
+        pool.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
         Ok(all)
     }
+}
+
+/// Copies clips `range` of `src` (`n` samples each) into `dst` (`len` each: truncated, or
+/// zero-padded as `dst` is zeroed), on up to `threads` threads, after `check` of each clip.
+fn fill<T: Copy + Send + Sync>(
+    dst: &mut [T],
+    src: &[T],
+    range: std::ops::Range<usize>,
+    n: usize,
+    len: usize,
+    threads: usize,
+    check: fn(&[T], usize) -> melpipe_core::Result<()>,
+) -> melpipe_core::Result<()> {
+    let keep = n.min(len);
+    let per_thread = range.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = dst
+            .chunks_mut(per_thread * len)
+            .enumerate()
+            .map(|(t, part)| {
+                let first = range.start + t * per_thread;
+                s.spawn(move || -> melpipe_core::Result<()> {
+                    for (i, d) in part.chunks_mut(len).enumerate() {
+                        let c = first + i;
+                        let clip = &src[c * n..(c + 1) * n];
+                        check(clip, c)?;
+                        d[..keep].copy_from_slice(&clip[..keep]);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(panicked())))
+    })
 }
 
 /// Copies `part` into `all` from value `at` (same dtype).
