@@ -162,6 +162,7 @@ def extract(
     sample_rate: int,
     *,
     device: str = "cpu",
+    threads: int = 0,
 {kw([k for k in sample_keys if k != "sample_rate"], defaults=f32)}) -> np.ndarray: ...
 '''
 

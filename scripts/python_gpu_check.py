@@ -106,6 +106,39 @@ assert seen == len(ds), (seen, len(ds))
 assert not torch.isnan(x).any()
 print(f"DataLoader: {seen} rows in {len(loader)} batches, equal to the array's usable rows")
 
+print("== Ctrl-C during a GPU run's start and work, then resume=True: the bytes of a whole run")
+import signal  # noqa: E402
+import time  # noqa: E402
+
+ref = f"{W}/gpu_ref"
+melpipe.run(DATA, ref, device="cuda", force=True, progress=False)
+ref_bytes = {k: open(f"{ref}/{k}", "rb").read() for k in ("features.npy", "mapping.npy")}
+code = ("import melpipe, sys; melpipe.run(sys.argv[1], sys.argv[2], device='cuda', force=True, "
+        "progress=False)")
+for delay in (0.05, 0.15, 0.3, 0.45, 0.7):
+    for how in ("run", "command"):
+        out = f"{W}/int_{how}_{delay}"
+        if how == "run":
+            cmd = [sys.executable, "-c", code, DATA, out]
+        else:
+            cmd = [sys.executable, "-m", "melpipe", "run", DATA, "-o", out, "--device", "cuda",
+                   "--force", "-q"]
+        p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        finished = os.path.exists(f"{out}/manifest.json")
+        if how == "command":
+            assert p.returncode in (0, 130), (how, delay, p.returncode, err[-2000:])
+        else:
+            assert p.returncode == 0 or "KeyboardInterrupt" in err, (how, delay, p.returncode, err[-2000:])
+        if not finished:
+            melpipe.run(DATA, out, device="cuda", resume=True, progress=False)
+        for k, v in ref_bytes.items():
+            assert open(f"{out}/{k}", "rb").read() == v, (how, delay, k)
+        print(f"SIGINT at {delay:.2f} s into {how}: rc {p.returncode}, "
+              f"{'finished before it' if finished else 'resumed'}: identical to a whole run")
+
 print("== README Python snippets")
 readme = open("README.md").read()
 for name in re.findall(r"<!-- snippet: (python[\w-]*)", readme):

@@ -9,6 +9,8 @@ keyword with the name of its TOML key (``melpipe run --print-config``); ``help(m
 lists them with their defaults.
 """
 
+# The functions are imported on first use (PEP 562), so that the `melpipe` command, which needs
+# none of them, starts no thread before it takes the signals (numpy's BLAS starts threads).
 from ._native import (
     __version__,
     ConfigError,
@@ -19,9 +21,27 @@ from ._native import (
     NoUsableFileError,
     StrictFailureError,
 )
-from ._extract import Extractor, extract
-from ._output import Output, Verification, open
-from ._run import RunSummary, run
+
+# The command's exit code for each error (docs: README, "Exit codes"); `hint` is set where there
+# is one.
+MelpipeError.hint = None
+MelpipeError.exit_code = 2
+ConfigError.exit_code = 1
+InputError.exit_code = 1
+NoUsableFileError.exit_code = 4
+IoError.exit_code = 2
+DeviceError.exit_code = 2
+StrictFailureError.exit_code = 3
+
+_LAZY = {
+    "run": "._run",
+    "RunSummary": "._run",
+    "open": "._output",
+    "Output": "._output",
+    "Verification": "._output",
+    "extract": "._extract",
+    "Extractor": "._extract",
+}
 
 __all__ = [
     "__version__",
@@ -40,3 +60,17 @@ __all__ = [
     "DeviceError",
     "StrictFailureError",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'melpipe' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

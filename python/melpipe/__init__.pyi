@@ -138,6 +138,7 @@ def extract(
     sample_rate: int,
     *,
     device: str = "cpu",
+    threads: int = 0,
     clip_samples: int = 40960,
     length: str = 'fixed',
     long_win: int = 1024,

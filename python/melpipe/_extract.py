@@ -25,7 +25,7 @@ def _as_array(samples):
             samples = np.asarray(samples)
     if samples.ndim == 0:
         raise ValueError("samples must be one clip (1-D) or a batch of clips (2-D), not a scalar (0-D)")
-    return np.ascontiguousarray(samples)
+    return np.require(samples, requirements=["C", "A"])
 
 
 class Extractor:
@@ -38,10 +38,14 @@ class Extractor:
     truncated to ``clip_samples``, with ``"natural"`` its own length. Thread-safe; each call
     releases the GIL and computes on ``threads`` threads (CPU; 0: one per core).
 
-    ``dtype`` is ``"f32"`` unless given (``"f16"``: float16 values, as a run stores them).
+    ``dtype`` is ``"f32"`` unless given (``"f16"``: float16 values, as a run stores them). The
+    samples are read in place while a call runs: do not change them from another thread meanwhile.
+    An Extractor pickles as its settings (a DataLoader worker gets its own); on a GPU, make it in
+    the process that uses it.
     """
 
     def __init__(self, device: str = "cpu", *, threads: int = 0, **params):
+        self._args = (device, threads, dict(params))
         self._native = _native.Extractor(device, threads, params)
         self.params = {k: v for k, v in json.loads(self._native.params_json).items()
                        if k not in FILE_ONLY}
@@ -76,8 +80,16 @@ class Extractor:
 
     __call__ = extract
 
+    def __reduce__(self):
+        device, threads, params = self._args
+        return (_rebuild, (device, threads, params))
+
     def __repr__(self) -> str:
         return f"<melpipe.Extractor on {self.device}>"
+
+
+def _rebuild(device, threads, params):
+    return Extractor(device, threads=threads, **params)
 
 
 _CACHE_SIZE = 8
@@ -85,12 +97,12 @@ _cache: "OrderedDict[tuple, Extractor]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def extract(samples, sample_rate: int, *, device: str = "cpu", **params):
+def extract(samples, sample_rate: int, *, device: str = "cpu", threads: int = 0, **params):
     """Features of one clip (1-D) or a batch of clips (2-D) sampled at ``sample_rate``:
     ``(rows, n_mels, T)`` float32 (float16 with ``dtype="f16"``), computed as :class:`Extractor` does (which it keeps for the
     next call with the same settings: the last 8 are kept)."""
     try:
-        key = (device, sample_rate, tuple(sorted(params.items())))
+        key = (device, threads, sample_rate, tuple(sorted(params.items())))
         hash(key)
     except TypeError:
         key = None
@@ -101,7 +113,7 @@ def extract(samples, sample_rate: int, *, device: str = "cpu", **params):
             if ex is not None:
                 _cache.move_to_end(key)
     if ex is None:
-        ex = Extractor(device, sample_rate=sample_rate, **params)
+        ex = Extractor(device, threads=threads, sample_rate=sample_rate, **params)
         if key is not None:
             with _cache_lock:
                 _cache[key] = ex

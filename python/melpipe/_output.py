@@ -22,7 +22,8 @@ class Verification(NamedTuple):
 
 
 def _array(folder: Path, info: Dict[str, Any]):
-    """An array of the manifest, memory-mapped read-only."""
+    """An array of a manifest checked by `read_manifest` (its name one of melpipe's), memory-mapped
+    read-only."""
     path = folder / info["file"]
     shape = tuple(int(n) for n in info["shape"])
     dtype = np.dtype(info["descr"])
@@ -43,23 +44,16 @@ class Output:
 
     def __init__(self, path):
         self.path = Path(os.fsdecode(path))
-        manifest_path = self.path / "manifest.json"
-        try:
-            text = manifest_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not (self.path / "manifest.json").exists():
             partial = (self.path / ".melpipe-partial").is_dir()
             raise _native.InputError(
                 f"{self.path}: no manifest.json: not a finished melpipe output"
                 + (" (an interrupted run: resume it with run(..., resume=True))" if partial else "")
-            ) from None
-        except OSError as e:
-            raise _native.IoError(f"reading {manifest_path}: {e}") from e
-        try:
-            manifest = json.loads(text)
-        except ValueError as e:
-            raise _native.InputError(f"{manifest_path}: not JSON: {e}") from None
-        if not str(manifest.get("format", "")).startswith("melpipe-manifest/"):
-            raise _native.InputError(f"{manifest_path}: not a melpipe manifest")
+            )
+        # Read as `melpipe verify` reads it before trusting it: its checksum, and arrays whose
+        # names, shapes, sizes and headers follow from its configuration (never a path of its
+        # choosing). The data's checksums are verify()'s.
+        manifest = json.loads(_native.read_manifest(os.fsdecode(self.path)))
         self.manifest: Dict[str, Any] = manifest
         """The whole manifest (docs/FORMAT.md)."""
         self.params: Dict[str, Any] = manifest["config"]
@@ -74,6 +68,9 @@ class Output:
         """``(N, 6)`` int64 or int32, memory-mapped (None with ``mapping = "none"``)."""
         self._first = np.fromiter((f["first_row"] for f in self.files), np.int64, len(self.files))
         self._count = np.fromiter((f["rows"] for f in self.files), np.int64, len(self.files))
+        # The files that have rows, and where their rows start (for file_of_rows).
+        self._with_rows = np.flatnonzero(self._count > 0)
+        self._starts = self._first[self._with_rows]
         self._index: Optional[Dict[str, int]] = None
 
     def __len__(self) -> int:
@@ -119,10 +116,7 @@ class Output:
         n = len(self)
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             raise IndexError(f"row index out of range (0 … {n - 1})")
-        nonempty = self._count > 0
-        starts = self._first[nonempty]
-        which = np.flatnonzero(nonempty)
-        return which[np.searchsorted(starts, rows, side="right") - 1]
+        return self._with_rows[np.searchsorted(self._starts, rows, side="right") - 1]
 
     def verify(self) -> Verification:
         """Checks manifest, headers and checksums as ``melpipe verify`` does."""
@@ -149,6 +143,6 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
 
 
-def open(path) -> Output:  # noqa: A001 - melpipe.open, as in the issue's API
+def open(path) -> Output:  # noqa: A001 (melpipe.open shadows the built-in on purpose)
     """Opens a melpipe output folder (read-only): see :class:`Output`."""
     return Output(path)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -57,23 +58,23 @@ def _tqdm_progress():
         from tqdm.auto import tqdm
     except ImportError:
         return None, None
-    state = {"bar": None, "last": None}
+    state = {"bar": None}
+    # On a terminal tqdm redraws at most 10 times a second; into a log file, every 10 s (as the
+    # command's status line), not at every change.
+    interval = 0.1 if sys.stderr.isatty() else 10.0
 
     def on_progress(done, total, failed, rows, phase):
         if state["bar"] is None:
             if total == 0:
                 return
-            state["bar"] = tqdm(total=total, unit="file", desc="melpipe", dynamic_ncols=True)
+            state["bar"] = tqdm(total=total, unit="file", desc="melpipe", dynamic_ncols=True,
+                                mininterval=interval, maxinterval=max(interval, 10.0))
         bar = state["bar"]
-        now = (done, total, failed, phase)
-        if now == state["last"]:
-            return
-        state["last"] = now
         if bar.total != total:
             bar.total = total
-        bar.n = done
         bar.set_postfix_str(f"{rows} rows, {failed} failed, {phase.lower()}", refresh=False)
-        bar.refresh()
+        if done > bar.n:
+            bar.update(done - bar.n)
 
     def close():
         if state["bar"] is not None:
@@ -141,7 +142,9 @@ def run(
         Every input file failed; the manifest was written (``.summary``).
     KeyboardInterrupt
         Ctrl-C stopped the run as it stops the command: what was committed is kept in
-        ``out/.melpipe-partial`` for ``resume=True``.
+        ``out/.melpipe-partial`` for ``resume=True``. A second Ctrl-C returns at once while the
+        run finishes stopping in the background. SIGTERM and SIGHUP are the interpreter's: by
+        default they end the process (the output stays resumable, as after a kill).
     """
     if isinstance(inputs, (str, bytes, os.PathLike)):
         inputs = [inputs]
@@ -175,8 +178,6 @@ def run(
             f"and the manifest)"
         )
         err.summary = summary
-        err.hint = None
-        err.exit_code = 4
         raise err
     return summary
 

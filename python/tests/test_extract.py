@@ -224,3 +224,51 @@ def test_torch_tensor(decoded):
 def test_scalar_is_value_error():
     with pytest.raises(ValueError, match="0-D"):
         melpipe.extract(np.float32(0.5), 4096)
+
+
+def test_frames_channels_array_is_refused_with_the_way_out():
+    stereo = np.zeros((50_000, 2), np.float32)
+    with pytest.raises(ValueError, match=r"\(frames, channels\).*x\[:, 0\]"):
+        melpipe.extract(stereo, 4096)
+    # Its first channel is a clip.
+    assert melpipe.extract(np.ascontiguousarray(stereo[:, 0]), 4096).shape == (237, 32, 1)
+
+
+def test_an_output_larger_than_memory_is_a_memory_error():
+    # 10^7 clips of 16 samples: 237 rows of 32 values each, about 300 GB of float32.
+    clips = np.zeros((10_000_000, 16), np.int16)
+    with pytest.raises(MemoryError, match="cannot be allocated"):
+        melpipe.extract(clips, 4096)
+
+
+def test_non_finite_samples_are_refused_only_where_the_clip_keeps_them():
+    x = np.zeros(50_000, np.float32)
+    x[45_000] = np.nan  # past clip_samples (40960): truncated away, as a run does
+    assert np.isfinite(melpipe.extract(x, 4096)).all()
+    x[100] = np.inf
+    with pytest.raises(melpipe.InputError, match="NaN or infinity"):
+        melpipe.extract(x, 4096)
+
+
+def test_extractor_pickles_as_its_settings():
+    import pickle
+
+    ex = melpipe.Extractor("cpu", threads=2, n_mels=16, pool="none")
+    clone = pickle.loads(pickle.dumps(ex))
+    x = (np.random.default_rng(1).standard_normal(40960) * 0.1).astype(np.float32)
+    assert clone.params == ex.params and clone.device == "cpu"
+    assert np.array_equal(clone.extract(x), ex.extract(x))
+
+
+def test_threads_beyond_the_limit_is_a_config_error():
+    with pytest.raises(melpipe.ConfigError, match="at most 1024"):
+        melpipe.Extractor("cpu", threads=100_000)
+
+
+def test_unaligned_input_is_read():
+    x = (np.random.default_rng(2).standard_normal(40960) * 0.1).astype(np.float32)
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    raw[1:] = x.view(np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=np.float32, offset=1)
+    assert not unaligned.flags.aligned
+    assert np.array_equal(melpipe.extract(unaligned, 4096), melpipe.extract(x, 4096))

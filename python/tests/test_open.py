@@ -131,13 +131,27 @@ def test_verify_detects_flipped_byte(output, tmp_path):
     assert v.problems and any("features" in p for p in v.problems)
 
 
-def test_verify_detects_manifest_edit(output, tmp_path):
+def test_open_refuses_an_edited_manifest(output, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(output[0], copy)
     m = copy / "manifest.json"
     m.write_text(m.read_text().replace('"created_unix": ', '"created_unix": 1'))
-    v = melpipe.open(copy).verify()
-    assert not v.intact and v.problems
+    with pytest.raises(melpipe.InputError, match="changed after melpipe wrote it"):
+        melpipe.open(copy)
+
+
+def test_open_never_follows_a_path_the_manifest_names(output, tmp_path):
+    """A manifest pointing its features at another file (resealed so that its own checksum
+    holds) is refused: the arrays' names follow from the layout."""
+    import json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(output[0], copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    m["features"]["file"] = "../../../etc/passwd"
+    (copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(melpipe.InputError):
+        melpipe.open(copy)
 
 
 def test_open_errors(tmp_path):
@@ -148,7 +162,7 @@ def test_open_errors(tmp_path):
         melpipe.open(tmp_path / "p")
     (tmp_path / "j").mkdir()
     (tmp_path / "j" / "manifest.json").write_text("{not json")
-    with pytest.raises(melpipe.InputError, match="not JSON"):
+    with pytest.raises(melpipe.InputError, match="not a melpipe manifest"):
         melpipe.open(tmp_path / "j")
     (tmp_path / "k").mkdir()
     (tmp_path / "k" / "manifest.json").write_text('{"format": "other/1"}')

@@ -13,7 +13,6 @@ mod signals;
 mod status;
 
 pub use commands::{execute, print_summary as report_summary, read_config, Execution};
-pub use signals::received as signal_received;
 
 use clap::Parser;
 use output::errln;
@@ -67,6 +66,15 @@ impl Exit {
     }
 }
 
+/// Warnings only while set, whatever [`init_logging`] chose: for a front end whose calls choose
+/// one by one (`melpipe.run(progress=False)`).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Shows warnings only (`true`) or what [`init_logging`] chose (`false`) from now on.
+pub fn set_log_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Starts the log on stderr: `quiet` shows warnings only, `verbose` 1 debug and 2 trace, else
 /// `PIPELINE_LOG_LEVEL` or `MELPIPE_LOG` (default info). Only the first call in a process takes
 /// effect.
@@ -87,12 +95,19 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         "warn,symphonia=off,melpipe={level},melpipe_core={level},melpipe_cuda={level}"
     ))
     .unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let quiet_now = tracing_subscriber::filter::filter_fn(|meta| {
+        !QUIET.load(std::sync::atomic::Ordering::Relaxed) || *meta.level() <= tracing::Level::WARN
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .without_time()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(BarWriter)
+        .finish()
+        .with(quiet_now)
         .try_init();
 }
 
@@ -157,27 +172,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    signals::block();
-    command(args)
-}
-
-/// The `melpipe` command, for a front end that takes SIGINT, SIGTERM and SIGHUP itself (the Python
-/// package: its interpreter has handlers and threads of its own) and passes each one to
-/// [`signal_received`]. Otherwise as [`main`].
-pub fn main_with_caller_signals<I, T>(args: I) -> u8
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    command(args)
-}
-
-fn command<I, T>(args: I) -> u8
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
     let _ = START.set(std::time::Instant::now());
+    signals::block();
     // MELPIPE_TRACE=FILE records every stage's spans (bench/trace_summary.py reads them). A
     // path, not text: a name that is not UTF-8 is still a file name.
     melpipe_core::trace::start(std::env::var_os("MELPIPE_TRACE").map(Into::into));

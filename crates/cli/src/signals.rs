@@ -61,10 +61,7 @@ pub fn block() {
 /// What a stop signal does: the first during a run stops it cleanly, keeping what it committed;
 /// a second one leaves at once with 130 (the journal stays consistent); with no run, the signal
 /// ends the process as it would by default.
-///
-/// Called by the watcher thread of [`block`], or by a front end that takes the signals itself
-/// (the Python package, whose interpreter has its own handlers and threads).
-pub fn received(sig: i32) {
+fn received(sig: i32) {
     let stop = STOP.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match stop {
         Some(flag) if !flag.swap(true, Ordering::SeqCst) => {}

@@ -12,13 +12,13 @@ use crate::settings::{from_table, keywords_table};
 use crate::{config_error, error_to_py, DeviceError};
 use half::f16;
 use melpipe_core::backend::{AudioBatch, Backend, BackendFactory, BatchFile, FeatureBuf};
-use melpipe_core::config::{parse_device, DeviceChoice, Dtype, Params};
+use melpipe_core::config::{parse_device, DeviceChoice, Dtype, Params, MAX_THREADS};
 use melpipe_core::dsp::FeatureExtractor;
 use melpipe_core::geometry::Geometry;
 use melpipe_core::samples::SampleKind;
 use melpipe_cuda::CudaBackendFactory;
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Mutex;
@@ -34,6 +34,14 @@ const FILE_ONLY: &[(&str, &str)] = &[
 
 /// Most samples a GPU call uploads at once (256 MiB of f32); a larger input goes in parts.
 const GPU_PART_SAMPLES: usize = 1 << 26;
+
+/// GPU streams (with their page-locked batches) kept for the next calls; more concurrent calls
+/// make their own and drop them after.
+const GPU_SLOTS_KEPT: usize = 4;
+
+/// A 2-D array with at most this many samples per row and more rows than that is taken for
+/// `(frames, channels)` (what `soundfile.read` returns for a multi-channel file), not a batch.
+const MAX_CHANNELS_GUESS: usize = 8;
 
 /// How an [`Extractor`] computes.
 enum Engine {
@@ -121,12 +129,24 @@ impl Extractor {
         })
     }
 
+    /// [`Self::cuda`] on a thread that signals do not reach (the kernel is compiled there:
+    /// see [`crate::spawn_shielded`]), without the GIL.
+    fn cuda_shielded(py: Python<'_>, params: &Params, ordinal: usize) -> Result<Engine, String> {
+        let p = params.clone();
+        py.detach(move || {
+            crate::spawn_shielded("melpipe-gpu-start", move || Self::cuda(&p, ordinal))
+                .map_err(|e| format!("starting a thread: {e}"))?
+                .join()
+                .map_err(|_| "the GPU start panicked".to_string())?
+        })
+    }
+
     /// Threads a CPU call uses for `clips` clips.
     fn cpu_threads(&self, clips: usize) -> usize {
         let n = if self.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
-            self.threads
+            self.threads.min(MAX_THREADS)
         };
         n.clamp(1, clips.max(1))
     }
@@ -167,7 +187,8 @@ impl Extractor {
                         let clip: &[f32] = match samples {
                             Samples::F32(s) => {
                                 let clip = &s[c * n..(c + 1) * n];
-                                check_finite(clip, c)?;
+                                // As the reader: only the samples the clip keeps.
+                                check_finite(&clip[..n.min(len)], c)?;
                                 if n >= len {
                                     &clip[..len]
                                 } else {
@@ -210,9 +231,12 @@ impl Extractor {
         let rows = self.geom.rows(Some(n));
         let vpr = self.params.values_per_row();
         let len = self.geom.effective_samples(n);
-        let mut all = FeatureBuf::new(self.params.dtype);
-        all.resize(clips * rows * vpr);
-        if clips * rows == 0 {
+        let values = output_values(clips, rows, vpr)?;
+        let mut all = match self.params.dtype {
+            Dtype::F32 => FeatureBuf::F32(zeroed_vec(values)?),
+            Dtype::F16 => FeatureBuf::F16(zeroed_vec(values)?),
+        };
+        if values == 0 {
             return Ok(all);
         }
         let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -278,7 +302,10 @@ impl Extractor {
             }
             first += count;
         }
-        pool.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
+        let mut kept = pool.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < GPU_SLOTS_KEPT {
+            kept.push(slot);
+        }
         Ok(all)
     }
 }
@@ -305,9 +332,9 @@ fn fill<T: Copy + Send + Sync>(
                 s.spawn(move || -> melpipe_core::Result<()> {
                     for (i, d) in part.chunks_mut(len).enumerate() {
                         let c = first + i;
-                        let clip = &src[c * n..(c + 1) * n];
+                        let clip = &src[c * n..c * n + keep];
                         check(clip, c)?;
-                        d[..keep].copy_from_slice(&clip[..keep]);
+                        d[..keep].copy_from_slice(clip);
                     }
                     Ok(())
                 })
@@ -327,6 +354,73 @@ fn copy_into(all: &mut FeatureBuf, at: usize, part: &FeatureBuf) {
         _ => unreachable!("one extractor, one dtype"),
     }
 }
+
+/// Values of the output, or why it cannot be made.
+fn output_values(clips: usize, rows: usize, vpr: usize) -> melpipe_core::Result<usize> {
+    clips
+        .checked_mul(rows)
+        .and_then(|r| r.checked_mul(vpr))
+        .filter(|&v| v.checked_mul(4).is_some_and(|b| b <= isize::MAX as usize))
+        .ok_or_else(|| {
+            melpipe_core::Error::Input(format!(
+                "{clips} clips of {rows} rows of {vpr} values are more than memory can hold"
+            ))
+        })
+}
+
+/// Zeroed memory for `n` values (calloc: the pages are written only where the computation
+/// writes), or an error instead of the abort of a failed `vec!`.
+fn zeroed_vec<T: Zeroed>(n: usize) -> melpipe_core::Result<Vec<T>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let too_large = || {
+        melpipe_core::Error::Input(format!(
+            "the output ({:.1} GiB) cannot be allocated",
+            (n as f64) * std::mem::size_of::<T>() as f64 / (1u64 << 30) as f64
+        ))
+    };
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| too_large())?;
+    // Beyond the machine's memory an allocation may still succeed (overcommit) and the process
+    // be killed while writing it.
+    if layout.size() as u64 > physical_memory() {
+        return Err(too_large());
+    }
+    // SAFETY: the layout has a non-zero size (n > 0, T is not zero-sized).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(too_large());
+    }
+    // SAFETY: ptr was allocated by the global allocator with the layout of [T; n] (the layout
+    // Vec uses for capacity n), and all-zero bytes are a valid T (the `Zeroed` promise), so all
+    // n values are initialised.
+    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// Bytes of memory of the machine (u64::MAX when unknown).
+fn physical_memory() -> u64 {
+    // SAFETY: sysconf reads a system value and has no other effect.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (u64::try_from(pages), u64::try_from(page)) {
+        (Ok(p), Ok(s)) if p > 0 && s > 0 => p.saturating_mul(s),
+        _ => u64::MAX,
+    }
+}
+
+/// Number types whose all-zero bytes are the value zero.
+///
+/// # Safety
+/// Implement only for such types.
+unsafe trait Zeroed {}
+// SAFETY: IEEE 754: all-zero bits are +0.0.
+unsafe impl Zeroed for f32 {}
+// SAFETY: as for f32 (f16 is a u16 of IEEE binary16 bits).
+unsafe impl Zeroed for f16 {}
 
 /// A run fails a file whose float samples are not all finite; an extraction refuses them so.
 fn check_finite(clip: &[f32], c: usize) -> melpipe_core::Result<()> {
@@ -359,28 +453,29 @@ impl Extractor {
         params: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let params = Self::params(py, params)?;
+        if threads > MAX_THREADS {
+            return Err(config_error(
+                py,
+                format!("threads = {threads}: at most {MAX_THREADS}"),
+            ));
+        }
         let choice = parse_device(device).map_err(|e| error_to_py(py, &e.into(), false))?;
         let cpu = || Engine::Cpu(Mutex::new(Vec::new()));
         let (engine, name) =
             match choice {
                 DeviceChoice::Cpu => (cpu(), "cpu".to_string()),
                 DeviceChoice::Cuda(n) => {
-                    let p = params.clone();
-                    let engine = py
-                        .detach(move || Self::cuda(&p, n))
+                    let engine = Self::cuda_shielded(py, &params, n)
                         .map_err(|why| DeviceError::new_err(format!("backend cuda:{n}: {why}")))?;
                     (engine, format!("cuda:{n}"))
                 }
-                DeviceChoice::Auto => {
-                    let p = params.clone();
-                    match py.detach(move || Self::cuda(&p, 0)) {
-                        Ok(engine) => (engine, "cuda:0".to_string()),
-                        Err(why) => {
-                            tracing::info!("device: cpu (auto: no usable GPU: {why})");
-                            (cpu(), "cpu".to_string())
-                        }
+                DeviceChoice::Auto => match Self::cuda_shielded(py, &params, 0) {
+                    Ok(engine) => (engine, "cuda:0".to_string()),
+                    Err(why) => {
+                        tracing::info!("device: cpu (auto: no usable GPU: {why})");
+                        (cpu(), "cpu".to_string())
                     }
-                }
+                },
                 DeviceChoice::CudaAll => return Err(config_error(
                     py,
                     "an Extractor computes on one device: give `cuda` or `cuda:N`, not `cuda:all`",
@@ -459,13 +554,21 @@ impl Extractor {
                 )))
             }
         };
-        let rows = clips * self.geom.rows(Some(n));
+        if clips > n && n <= MAX_CHANNELS_GUESS && shape.len() == 2 {
+            return Err(PyValueError::new_err(format!(
+                "samples of shape {shape:?} look like (frames, channels), as soundfile.read gives a multi-channel file: pass one channel (x[:, 0]), their mean (x.mean(axis=1)), or x.T for a batch of clips"
+            )));
+        }
+        let per_clip = self.geom.rows(Some(n));
+        let rows = clips.checked_mul(per_clip).unwrap_or(usize::MAX);
         let (n_mels, frames) = (self.params.n_mels, self.params.out_frames());
         let dims = [rows, n_mels, frames];
         let shaped = |a: Bound<'py, PyAny>| a.call_method1("reshape", (dims,));
         match &self.engine {
             Engine::Cpu(pool) => {
-                let mut out = vec![0f32; rows * n_mels * frames];
+                let mut out = output_values(clips, per_clip, n_mels * frames)
+                    .and_then(zeroed_vec::<f32>)
+                    .map_err(|e| PyMemoryError::new_err(e.to_string()))?;
                 py.detach(|| self.cpu(pool, samples, clips, n, &mut out))
                     .map_err(|e| error_to_py(py, &e.into(), false))?;
                 match self.params.dtype {
@@ -484,7 +587,10 @@ impl Extractor {
             Engine::Cuda { factory, pool } => {
                 let out = py
                     .detach(|| self.gpu(factory, pool, samples, clips, n))
-                    .map_err(|e| error_to_py(py, &e.into(), false))?;
+                    .map_err(|e| match e {
+                        melpipe_core::Error::Input(m) => PyMemoryError::new_err(m),
+                        e => error_to_py(py, &e.into(), false),
+                    })?;
                 match out {
                     FeatureBuf::F32(v) => shaped(PyArray1::from_vec(py, v).into_any()),
                     FeatureBuf::F16(v) => shaped(PyArray1::from_vec(py, v).into_any()),

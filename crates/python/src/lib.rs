@@ -1,7 +1,7 @@
 //! `melpipe._native`: the Rust half of the Python package (`python/melpipe`).
 //!
 //! - [`cli_main`]: the `melpipe` command of the wheel, the same `melpipe_cli::main` as the
-//!   cargo-built binary.
+//!   cargo-built binary, signals included.
 //! - [`run`]: `melpipe.run`, the pipeline in this process, on a thread of its own while the
 //!   calling thread waits without the GIL, looking for Ctrl-C every 50 ms.
 //! - [`verify()`](fn@verify): `Output.verify()`.
@@ -15,7 +15,7 @@
 mod extract;
 mod settings;
 
-use melpipe_cli::{execute, Execution};
+use melpipe_cli::{execute, Execution, Exit};
 use melpipe_core::config::{Params, RunOptions, DEFINITIONS};
 use melpipe_core::progress::Progress;
 use melpipe_core::shard::ShardSpec;
@@ -76,9 +76,9 @@ create_exception!(
 pub(crate) fn error_to_py(py: Python<'_>, e: &anyhow::Error, resumable: bool) -> PyErr {
     use melpipe_core::Error as E;
     let message = melpipe_cli::message(e);
-    let hint = melpipe_cli::hint(e, resumable);
+    let hint = melpipe_cli::hint(e, resumable).map(python_hint);
     let code = melpipe_cli::Exit::of(e) as u8;
-    let text = match hint {
+    let text = match &hint {
         Some(h) => format!("{message}\n  hint: {h}"),
         None => message,
     };
@@ -98,8 +98,31 @@ pub(crate) fn error_to_py(py: Python<'_>, e: &anyhow::Error, resumable: bool) ->
     err
 }
 
+/// A hint of the command in the words of the Python API.
+fn python_hint(hint: &str) -> String {
+    [
+        (
+            "`melpipe run --print-config` shows every option; `melpipe run --help` explains them",
+            "help(melpipe.run) lists every setting; `melpipe run --help` explains them",
+        ),
+        (
+            "run the same command with --resume (without --force)",
+            "run the same call with resume=True (without force=True)",
+        ),
+        (
+            "then run the same command again",
+            "then run the same call again",
+        ),
+        ("without --strict,", "without strict=True,"),
+        ("--readers", "readers="),
+        ("--queue-depth", "queue_depth="),
+    ]
+    .iter()
+    .fold(hint.to_string(), |h, (cli, py)| h.replace(cli, py))
+}
+
 /// Sets `hint` and `exit_code` on an exception of ours.
-pub(crate) fn annotate(py: Python<'_>, err: &PyErr, hint: Option<&str>, code: u8) {
+pub(crate) fn annotate(py: Python<'_>, err: &PyErr, hint: Option<String>, code: u8) {
     let value = err.value(py);
     let _ = value.setattr("hint", hint);
     let _ = value.setattr("exit_code", code);
@@ -111,53 +134,40 @@ pub(crate) fn config_error(py: Python<'_>, text: impl Into<String>) -> PyErr {
     error_to_py(py, &e, false)
 }
 
-/// The `melpipe` command with `argv` (program name first). A successful command ends the
-/// process itself, as the binary does; otherwise the exit code is returned for `sys.exit`.
-///
-/// The interpreter keeps its signal handlers (its threads, numpy's among them, would receive the
-/// signals the binary blocks), so the command runs on a thread while this one waits without the
-/// GIL and hands each signal the handlers raise to the command: SIGINT as `KeyboardInterrupt`,
-/// SIGTERM and SIGHUP as the exception `_cli.py` raises for them, with their number in `signum`.
+/// The `melpipe` command with `argv` (program name first), as the binary runs it: it takes
+/// SIGINT, SIGTERM and SIGHUP for the process (blocked in this thread and every thread started
+/// after, and waited for by a thread of its own), so the wheel's command stops as the binary's
+/// does. `_cli.py` imports nothing that starts threads before this call (numpy's BLAS threads
+/// would receive the signals otherwise). A successful command ends the process itself;
+/// otherwise the exit code is returned for `sys.exit`.
 #[pyfunction]
-fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> PyResult<u8> {
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let worker = std::thread::Builder::new()
-        .name("melpipe".into())
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(|| melpipe_cli::main(argv))
+}
+
+/// Starts `f` on a thread in which SIGINT, SIGTERM and SIGHUP are blocked, as in every thread
+/// it starts: the signals then reach the interpreter's threads, whose handlers turn them into
+/// `KeyboardInterrupt`, never a thread of the run (NVRTC installs LLVM's handlers while it
+/// compiles, and a signal taken inside the compile crashed the process).
+pub(crate) fn spawn_shielded<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name(name.into())
         .spawn(move || {
-            let code = melpipe_cli::main_with_caller_signals(argv);
-            let _ = done_tx.send(());
-            code
-        })
-        .map_err(|e| MelpipeError::new_err(format!("starting the command's thread: {e}")))?;
-    loop {
-        let finished = py.detach(|| {
-            !matches!(
-                done_rx.recv_timeout(Duration::from_millis(50)),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout)
-            )
-        });
-        if let Err(e) = py.check_signals() {
-            let sig = if e.is_instance_of::<PyKeyboardInterrupt>(py) {
-                libc::SIGINT
-            } else {
-                match e
-                    .value(py)
-                    .getattr("signum")
-                    .and_then(|v| v.extract::<i32>())
-                {
-                    Ok(sig) => sig,
-                    Err(_) => return Err(e),
+            // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the mask
+            // changed is this thread's own.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::sigaddset(&mut set, sig);
                 }
-            };
-            // The first stops a run cleanly; a second, or one with no run, ends the process.
-            py.detach(|| melpipe_cli::signal_received(sig));
-        }
-        if finished {
-            break;
-        }
-    }
-    py.detach(|| worker.join())
-        .map_err(|_| MelpipeError::new_err("the command's thread panicked"))
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            f()
+        })
 }
 
 /// Runs the pipeline; see `melpipe.run` (python/melpipe/_run.py) for the arguments. `report`:
@@ -182,7 +192,8 @@ fn run(
     on_progress: Option<Py<PyAny>>,
     before_report: Option<Py<PyAny>>,
 ) -> PyResult<()> {
-    melpipe_cli::init_logging(0, !report);
+    melpipe_cli::init_logging(0, false);
+    melpipe_cli::set_log_quiet(!report);
     let cfg = settings::settings(py, config.as_deref(), params, device.as_deref(), strict)?;
     let shard = shard
         .map(|s| s.parse::<ShardSpec>())
@@ -206,14 +217,12 @@ fn run(
         process_ends: false,
     };
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let worker = std::thread::Builder::new()
-        .name("melpipe-run".into())
-        .spawn(move || {
-            let r = execute(&cfg, ex);
-            let _ = done_tx.send(());
-            r
-        })
-        .map_err(|e| MelpipeError::new_err(format!("starting the run's thread: {e}")))?;
+    let worker = spawn_shielded("melpipe-run", move || {
+        let r = execute(&cfg, ex);
+        let _ = done_tx.send(());
+        r
+    })
+    .map_err(|e| MelpipeError::new_err(format!("starting the run's thread: {e}")))?;
     let mut interrupted = false;
     let mut callback_error: Option<PyErr> = None;
     loop {
@@ -228,6 +237,13 @@ fn run(
             // what was committed, then raise it once the run has ended.
             stop.store(true, Ordering::SeqCst);
             if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                if interrupted {
+                    // A second Ctrl-C: return at once; the run ends its stop in the background
+                    // (it holds OUT's lock until then).
+                    return Err(PyKeyboardInterrupt::new_err(
+                        "interrupted again: the run is still stopping in the background; once it has, resume it with resume=True",
+                    ));
+                }
                 interrupted = true;
             } else if callback_error.is_none() {
                 callback_error = Some(e);
@@ -254,15 +270,24 @@ fn run(
     let result = py
         .detach(|| worker.join())
         .map_err(|_| MelpipeError::new_err("the run's thread panicked"))?;
-    if interrupted {
-        return Err(PyKeyboardInterrupt::new_err(
-            "interrupted; progress is kept in OUT/.melpipe-partial: run the same call with resume=True to continue",
-        ));
-    }
     if let Some(e) = callback_error {
         return Err(e);
     }
-    let summary = result.map_err(|e| error_to_py(py, &e, true))?;
+    let summary = match result {
+        Err(e) if interrupted && Exit::of(&e) == Exit::Interrupted => {
+            return Err(PyKeyboardInterrupt::new_err(
+                "interrupted; progress is kept in OUT/.melpipe-partial: run the same call with resume=True to continue",
+            ))
+        }
+        // Another error is the news, even when Ctrl-C came too.
+        Err(e) => return Err(error_to_py(py, &e, true)),
+        Ok(_) if interrupted => {
+            return Err(PyKeyboardInterrupt::new_err(
+                "interrupted after the run had committed: its output is complete",
+            ))
+        }
+        Ok(s) => s,
+    };
     if let Some(f) = before_report {
         f.call0(py)?;
     }
@@ -276,6 +301,23 @@ fn run(
 fn verify(py: Python<'_>, out: PathBuf) -> (bool, Vec<String>, Vec<String>) {
     let r = py.detach(|| melpipe_core::verify::verify(&out));
     (r.intact(), r.problems, r.notes)
+}
+
+/// The manifest of an output folder, read as `melpipe verify` reads it before trusting any of it
+/// (its own checksum; array names, shapes, sizes and headers that follow from its
+/// configuration), as JSON text. Errors: `IoError` when it cannot be read, else `InputError`.
+#[pyfunction]
+fn read_manifest(py: Python<'_>, out: PathBuf) -> PyResult<String> {
+    use melpipe_core::manifest::Manifest;
+    let m = py.detach(|| Manifest::read(&out)).map_err(|e| match e {
+        melpipe_core::Error::Io { .. } => error_to_py(py, &e.into(), false),
+        other => {
+            let err = InputError::new_err(other.to_string());
+            annotate(py, &err, None, 1);
+            err
+        }
+    })?;
+    serde_json::to_string(&m).map_err(|e| MelpipeError::new_err(e.to_string()))
 }
 
 /// Every setting: `(key, default as the help shows it, help, shapes_output)`, in `--help` order.
@@ -309,6 +351,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(read_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(definitions, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
     m.add_class::<extract::Extractor>()?;
