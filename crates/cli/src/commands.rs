@@ -172,6 +172,9 @@ pub struct Execution {
     /// The process makes no CUDA call after the run (the `melpipe` binary): the driver's session
     /// may end once the GPU is given back ([`fast_exit`](crate::fast_exit)).
     pub process_ends: bool,
+    /// Told of the GPU's start and release (`melpipe_cuda::SelectOptions::on_event`), after the
+    /// `-v` timeline.
+    pub on_gpu_event: Option<melpipe_cuda::select::OnEvent>,
 }
 
 impl Execution {
@@ -197,6 +200,7 @@ impl Execution {
             stop,
             progress: Arc::new(Progress::default()),
             process_ends: crate::fast_exit(),
+            on_gpu_event: None,
         }
     }
 }
@@ -207,8 +211,14 @@ pub fn execute(cfg: &Settings, ex: Execution) -> Result<RunSummary> {
     if cfg.run.device != DeviceChoice::Cpu && ex.process_ends {
         limit_gpu_connections();
     }
+    let also = ex.on_gpu_event.clone();
     let select = melpipe_cuda::SelectOptions {
-        on_event: Some(Arc::new(crate::timeline)),
+        on_event: Some(Arc::new(move |what| {
+            crate::timeline(what);
+            if let Some(f) = &also {
+                f(what);
+            }
+        })),
         end_driver_after_release: ex.process_ends,
     };
     let melpipe_cuda::Selection {

@@ -32,8 +32,10 @@ const FILE_ONLY: &[(&str, &str)] = &[
     ("layout", "it names the output folder's files"),
 ];
 
-/// Most samples a GPU call uploads at once (256 MiB of f32); a larger input goes in parts.
-const GPU_PART_SAMPLES: usize = 1 << 26;
+/// Bytes of samples a GPU call uploads per part. Parts go through two streams in turn, so that
+/// copying one part into page-locked memory (on every core) overlaps the upload and computation
+/// of the other.
+const GPU_PART_BYTES: usize = 32 << 20;
 
 /// GPU streams (with their page-locked batches) kept for the next calls; more concurrent calls
 /// make their own and drop them after.
@@ -61,6 +63,8 @@ enum Engine {
 struct GpuSlot {
     backend: Box<dyn Backend>,
     batch: AudioBatch,
+    /// The features of the part in `batch`.
+    out: FeatureBuf,
 }
 
 /// The samples of a call, borrowed from the NumPy array.
@@ -133,12 +137,15 @@ impl Extractor {
     /// see [`crate::spawn_shielded`]), without the GIL.
     fn cuda_shielded(py: Python<'_>, params: &Params, ordinal: usize) -> Result<Engine, String> {
         let p = params.clone();
-        py.detach(move || {
+        let actions = crate::SignalActions::save();
+        let r = py.detach(move || {
             crate::spawn_shielded("melpipe-gpu-start", move || Self::cuda(&p, ordinal))
                 .map_err(|e| format!("starting a thread: {e}"))?
                 .join()
                 .map_err(|_| "the GPU start panicked".to_string())?
-        })
+        });
+        actions.restore();
+        r
     }
 
     /// Threads a CPU call uses for `clips` clips.
@@ -239,36 +246,44 @@ impl Extractor {
         if values == 0 {
             return Ok(all);
         }
-        let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut slot = match pooled {
-            Some(s) => s,
-            None => GpuSlot {
-                backend: factory.create(&self.params)?,
-                batch: AudioBatch::default(),
-            },
-        };
         // The CUDA backend takes PCM16 as it is (and scales it as the decoder does).
         let kind = match samples {
             Samples::I16(_) => SampleKind::I16,
             Samples::F32(_) => SampleKind::F32,
         };
-        let per_part = (GPU_PART_SAMPLES / len.max(1)).max(1);
-        let mut part_out = FeatureBuf::new(self.params.dtype);
+        let per_part = (GPU_PART_BYTES / (len.max(1) * kind.size())).max(1);
+        let parts: Vec<std::ops::Range<usize>> = (0..clips)
+            .step_by(per_part)
+            .map(|f| f..(f + per_part).min(clips))
+            .collect();
+        let take = || -> melpipe_core::Result<GpuSlot> {
+            let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            Ok(match pooled {
+                Some(s) => s,
+                None => GpuSlot {
+                    backend: factory.create(&self.params)?,
+                    batch: AudioBatch::default(),
+                    out: FeatureBuf::new(self.params.dtype),
+                },
+            })
+        };
+        let mut slots = vec![take()?];
+        if parts.len() > 1 {
+            slots.push(take()?);
+        }
         let threads = self.cpu_threads(clips);
-        let mut first = 0;
-        while first < clips {
-            let count = per_part.min(clips - first);
+        // Copies a part's clips into a slot's batch (page-locked once, while it does not grow).
+        let load = |slot: &mut GpuSlot, part: std::ops::Range<usize>| -> melpipe_core::Result<()> {
+            let count = part.len();
             let batch = &mut slot.batch;
             batch.clear(kind);
             batch.samples.reserve(count * len);
-            // Page-locks the batch's memory, once for as long as it does not grow.
             slot.backend.prepare(batch);
-            let range = first..first + count;
             match samples {
                 Samples::I16(s) => fill(
                     batch.samples.extend_i16(count * len),
                     s,
-                    range,
+                    part,
                     n,
                     len,
                     threads,
@@ -277,7 +292,7 @@ impl Extractor {
                 Samples::F32(s) => fill(
                     batch.samples.extend_f32(count * len),
                     s,
-                    range,
+                    part,
                     n,
                     len,
                     threads,
@@ -291,20 +306,44 @@ impl Extractor {
                 rows,
                 failed: false,
             }));
-            let values = count * rows * vpr;
-            let at = first * rows * vpr;
-            if count == clips {
-                slot.backend.compute(batch, &mut all)?;
-            } else {
-                part_out.resize(values);
-                slot.backend.compute(batch, &mut part_out)?;
-                copy_into(&mut all, at, &part_out);
+            slot.out.resize(count * rows * vpr);
+            Ok(())
+        };
+        let compute = |slot: &mut GpuSlot| -> melpipe_core::Result<()> {
+            slot.backend.compute(&slot.batch, &mut slot.out)
+        };
+        std::thread::scope(|s| -> melpipe_core::Result<()> {
+            let mut free = slots.iter_mut();
+            let first = free.next().expect("one slot");
+            let mut spare = free.next();
+            load(first, parts[0].clone())?;
+            let mut pending = Some(s.spawn(move || compute(first).map(|()| first)));
+            if let (Some(slot), Some(part)) = (spare.as_deref_mut(), parts.get(1)) {
+                load(slot, part.clone())?;
             }
-            first += count;
-        }
+            for (i, part) in parts.iter().enumerate() {
+                let done = pending
+                    .take()
+                    .expect("a part in flight")
+                    .join()
+                    .unwrap_or_else(|_| Err(panicked()))?;
+                if i + 1 < parts.len() {
+                    let next = spare.take().expect("the next part loaded");
+                    pending = Some(s.spawn(move || compute(next).map(|()| next)));
+                }
+                copy_into(&mut all, part.start * rows * vpr, &done.out);
+                if let Some(later) = parts.get(i + 2) {
+                    load(done, later.clone())?;
+                }
+                spare = Some(done);
+            }
+            Ok(())
+        })?;
         let mut kept = pool.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() < GPU_SLOTS_KEPT {
-            kept.push(slot);
+        for slot in slots {
+            if kept.len() < GPU_SLOTS_KEPT {
+                kept.push(slot);
+            }
         }
         Ok(all)
     }
@@ -560,7 +599,7 @@ impl Extractor {
             )));
         }
         let per_clip = self.geom.rows(Some(n));
-        let rows = clips.checked_mul(per_clip).unwrap_or(usize::MAX);
+        let rows = clips.saturating_mul(per_clip);
         let (n_mels, frames) = (self.params.n_mels, self.params.out_frames());
         let dims = [rows, n_mels, frames];
         let shaped = |a: Bound<'py, PyAny>| a.call_method1("reshape", (dims,));

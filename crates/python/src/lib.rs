@@ -145,6 +145,41 @@ fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
     py.detach(|| melpipe_cli::main(argv))
 }
 
+/// The process's actions for SIGINT, SIGTERM and SIGHUP (the interpreter's), to put back after
+/// NVRTC compiled a kernel: it installs LLVM's handlers for them, which stay, and a Ctrl-C that
+/// reached one ended the process with exit code 4 instead of raising `KeyboardInterrupt`.
+#[derive(Clone, Copy)]
+pub(crate) struct SignalActions([(i32, libc::sigaction); 3]);
+
+impl SignalActions {
+    /// The actions now.
+    pub(crate) fn save() -> Self {
+        SignalActions([libc::SIGINT, libc::SIGTERM, libc::SIGHUP].map(|sig| {
+            // SAFETY: sigaction is plain data (all-zero is a valid value); a null new action
+            // only reads the current one into it.
+            unsafe {
+                let mut now: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut now);
+                (sig, now)
+            }
+        }))
+    }
+
+    /// Puts back each saved action whose handler was replaced since.
+    pub(crate) fn restore(&self) {
+        for (sig, saved) in &self.0 {
+            // SAFETY: as in `save`; the action installed is one this process had.
+            unsafe {
+                let mut now: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(*sig, std::ptr::null(), &mut now);
+                if now.sa_sigaction != saved.sa_sigaction {
+                    libc::sigaction(*sig, saved, std::ptr::null_mut());
+                }
+            }
+        }
+    }
+}
+
 /// Starts `f` on a thread in which SIGINT, SIGTERM and SIGHUP are blocked, as in every thread
 /// it starts: the signals then reach the interpreter's threads, whose handlers turn them into
 /// `KeyboardInterrupt`, never a thread of the run (NVRTC installs LLVM's handlers while it
@@ -205,6 +240,7 @@ fn run(
     }
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(Progress::default());
+    let actions = SignalActions::save();
     let ex = Execution {
         inputs,
         out,
@@ -215,6 +251,8 @@ fn run(
         stop: Arc::clone(&stop),
         progress: Arc::clone(&progress),
         process_ends: false,
+        // The kernel is compiled when the GPU starts: the interpreter's handlers back at once.
+        on_gpu_event: Some(Arc::new(move |_| actions.restore())),
     };
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
     let worker = spawn_shielded("melpipe-run", move || {
@@ -270,6 +308,7 @@ fn run(
     let result = py
         .detach(|| worker.join())
         .map_err(|_| MelpipeError::new_err("the run's thread panicked"))?;
+    actions.restore();
     if let Some(e) = callback_error {
         return Err(e);
     }
