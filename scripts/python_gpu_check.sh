@@ -27,5 +27,5 @@ python3 scripts/python_gpu_check.py "$W"
 if [ -n "${PYWHEELS:-}" ]; then
     python3 -m pip install --quiet --no-deps --no-index --target "$W/site" "$PYWHEELS"/*.whl
     echo "== pytest python/tests"
-    python3 -m pytest -q -p no:cacheprovider python/tests
+    PATH="$W/site/bin:$PATH" python3 -m pytest -q -rs -p no:cacheprovider python/tests
 fi
