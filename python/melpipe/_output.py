@@ -127,7 +127,11 @@ class Output:
 
         ``skip_failed``: leave out the (NaN) rows of failed files. ``dtype``: of the tensors
         (``"float32"``, ``"float16"`` or a torch dtype). Needs torch; safe to use with
-        DataLoader workers (each reopens the arrays), and fetches a batch with one gather.
+        DataLoader workers (each reopens the arrays). A DataLoader fetches a batch with one
+        gather (``__getitems__``), and its default collate gives ``[features (n, n_mels, T),
+        file indices (n,)]`` as for any dataset of ``(tensor, int)`` rows; a ``collate_fn`` of
+        your own receives the batch as a sequence of ``(features, file index)`` rows (indexable,
+        iterable, not a ``list``).
         """
         from ._torch import FeatureDataset
 

@@ -5,7 +5,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torch.utils.data._utils.collate import default_collate_fn_map
+
+try:  # torch >= 1.13: the default collate's documented extension point
+    from torch.utils.data._utils.collate import default_collate_fn_map
+except ImportError:  # older torch collates the rows one by one: the same batch, slower
+    default_collate_fn_map = {}
 
 
 def _dtypes(dtype):
@@ -105,10 +109,11 @@ class _Rows(Sequence):
 
 def _collate_rows(batch, *, collate_fn_map=None):
     """Collates rows of melpipe batches: a whole fetched batch as it is, else stacked."""
+    # A list, as torch's default collate makes of a batch of tuples.
     if isinstance(batch, _Rows):
-        return batch.x, batch.files
-    return (torch.stack([r[0] for r in batch]),
-            torch.tensor([r[1] for r in batch], dtype=torch.int64))
+        return [batch.x, batch.files]
+    return [torch.stack([r[0] for r in batch]),
+            torch.tensor([r[1] for r in batch], dtype=torch.int64)]
 
 
 default_collate_fn_map[_Row] = _collate_rows

@@ -250,3 +250,24 @@ def test_progress_false_keeps_warnings(valid_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "WARN" in r.stderr and "mel filters are all zero" in r.stderr
     assert "done:" not in r.stderr
+
+
+def test_log_level_follows_each_call(dataset, tmp_path):
+    """progress=False shows warnings only, progress=True the INFO lines, whatever came first."""
+    code = (
+        "import melpipe, sys\n"
+        "d, o = sys.argv[1], sys.argv[2]\n"
+        "melpipe.run(d, o + '/a', n_mels=16, progress=False)\n"
+        "print('---', file=sys.stderr, flush=True)\n"
+        "melpipe.run(d, o + '/b', n_mels=16, progress=True)\n"
+        "print('---', file=sys.stderr, flush=True)\n"
+        "melpipe.run(d, o + '/c', n_mels=16, progress=False)\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    r = subprocess.run([sys.executable, "-c", code, str(dataset), str(tmp_path)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    first, second, third = r.stderr.split("---\n")
+    assert "INFO" not in first and "INFO" not in third, r.stderr
+    assert "INFO device" in second, r.stderr

@@ -97,8 +97,17 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     .unwrap_or_else(|_| EnvFilter::new("info"));
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let quiet_now = tracing_subscriber::filter::filter_fn(|meta| {
+    // Asked at every event above WARN (`sometimes`), not once per call site, since
+    // `set_log_quiet` may change between two runs of one process.
+    let quiet_now = tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
         !QUIET.load(std::sync::atomic::Ordering::Relaxed) || *meta.level() <= tracing::Level::WARN
+    })
+    .with_callsite_filter(|meta| {
+        if *meta.level() <= tracing::Level::WARN {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::sometimes()
+        }
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -234,16 +234,12 @@ impl Extractor {
         samples: Samples<'_>,
         clips: usize,
         n: usize,
+        mut all: FeatureBuf,
     ) -> melpipe_core::Result<FeatureBuf> {
         let rows = self.geom.rows(Some(n));
         let vpr = self.params.values_per_row();
         let len = self.geom.effective_samples(n);
-        let values = output_values(clips, rows, vpr)?;
-        let mut all = match self.params.dtype {
-            Dtype::F32 => FeatureBuf::F32(zeroed_vec(values)?),
-            Dtype::F16 => FeatureBuf::F16(zeroed_vec(values)?),
-        };
-        if values == 0 {
+        if all.is_empty() {
             return Ok(all);
         }
         // The CUDA backend takes PCM16 as it is (and scales it as the decoder does).
@@ -472,9 +468,17 @@ fn check_finite(clip: &[f32], c: usize) -> melpipe_core::Result<()> {
     }
 }
 
+/// An output that cannot be allocated, as Python says it.
+fn no_memory(e: melpipe_core::Error) -> PyErr {
+    PyMemoryError::new_err(match e {
+        melpipe_core::Error::Input(m) => m,
+        other => other.to_string(),
+    })
+}
+
 fn panicked() -> melpipe_core::Error {
     melpipe_core::Error::Backend {
-        backend: "cpu".into(),
+        backend: "extract".into(),
         msg: "a thread of the extraction panicked".into(),
     }
 }
@@ -579,6 +583,11 @@ impl Extractor {
                 )))
             }
         };
+        if shape.len() == 2 && (1..=MAX_CHANNELS_GUESS).contains(&n) && clips >= 256 * n {
+            return Err(PyValueError::new_err(format!(
+                "samples of shape {shape:?} look like (frames, channels), as soundfile.read gives a multi-channel file: pass one channel (x[:, 0]), their mean (x.mean(axis=1)), or x.T for a batch of clips"
+            )));
+        }
         let not_contiguous =
             |_| PyValueError::new_err("samples must be C-contiguous (numpy.ascontiguousarray)");
         let f32s = arr.cast::<PyArrayDyn<f32>>().ok().map(|a| a.readonly());
@@ -593,43 +602,41 @@ impl Extractor {
                 )))
             }
         };
-        if clips > n && n <= MAX_CHANNELS_GUESS && shape.len() == 2 {
-            return Err(PyValueError::new_err(format!(
-                "samples of shape {shape:?} look like (frames, channels), as soundfile.read gives a multi-channel file: pass one channel (x[:, 0]), their mean (x.mean(axis=1)), or x.T for a batch of clips"
-            )));
-        }
         let per_clip = self.geom.rows(Some(n));
         let rows = clips.saturating_mul(per_clip);
         let (n_mels, frames) = (self.params.n_mels, self.params.out_frames());
         let dims = [rows, n_mels, frames];
+        let values = output_values(clips, per_clip, n_mels * frames);
         let shaped = |a: Bound<'py, PyAny>| a.call_method1("reshape", (dims,));
         match &self.engine {
             Engine::Cpu(pool) => {
-                let mut out = output_values(clips, per_clip, n_mels * frames)
-                    .and_then(zeroed_vec::<f32>)
-                    .map_err(|e| PyMemoryError::new_err(e.to_string()))?;
+                let mut out = values.and_then(zeroed_vec::<f32>).map_err(no_memory)?;
                 py.detach(|| self.cpu(pool, samples, clips, n, &mut out))
                     .map_err(|e| error_to_py(py, &e.into(), false))?;
                 match self.params.dtype {
                     Dtype::F32 => shaped(PyArray1::from_vec(py, out).into_any()),
                     Dtype::F16 => {
-                        let half = py.detach(|| {
+                        let mut half = zeroed_vec::<f16>(out.len()).map_err(no_memory)?;
+                        py.detach(|| {
                             use half::slice::HalfFloatSliceExt;
-                            let mut h = vec![f16::ZERO; out.len()];
-                            h.convert_from_f32_slice(&out);
-                            h
+                            half.convert_from_f32_slice(&out);
                         });
                         shaped(PyArray1::from_vec(py, half).into_any())
                     }
                 }
             }
             Engine::Cuda { factory, pool } => {
+                let all = values
+                    .and_then(|v| {
+                        Ok(match self.params.dtype {
+                            Dtype::F32 => FeatureBuf::F32(zeroed_vec(v)?),
+                            Dtype::F16 => FeatureBuf::F16(zeroed_vec(v)?),
+                        })
+                    })
+                    .map_err(no_memory)?;
                 let out = py
-                    .detach(|| self.gpu(factory, pool, samples, clips, n))
-                    .map_err(|e| match e {
-                        melpipe_core::Error::Input(m) => PyMemoryError::new_err(m),
-                        e => error_to_py(py, &e.into(), false),
-                    })?;
+                    .detach(|| self.gpu(factory, pool, samples, clips, n, all))
+                    .map_err(|e| error_to_py(py, &e.into(), false))?;
                 match out {
                     FeatureBuf::F32(v) => shaped(PyArray1::from_vec(py, v).into_any()),
                     FeatureBuf::F16(v) => shaped(PyArray1::from_vec(py, v).into_any()),

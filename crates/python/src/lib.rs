@@ -114,8 +114,11 @@ fn python_hint(hint: &str) -> String {
             "then run the same call again",
         ),
         ("without --strict,", "without strict=True,"),
-        ("--readers", "readers="),
-        ("--queue-depth", "queue_depth="),
+        ("pass fewer --readers", "pass a smaller readers"),
+        (
+            "lower --queue-depth and --readers",
+            "lower queue_depth and readers",
+        ),
     ]
     .iter()
     .fold(hint.to_string(), |h, (cli, py)| h.replace(cli, py))
@@ -165,18 +168,52 @@ impl SignalActions {
         }))
     }
 
-    /// Puts back each saved action whose handler was replaced since.
+    /// Puts back the saved action of each signal whose handler is now one in libnvrtc, and only
+    /// those: a handler someone else installed meanwhile stays. When the saved one is NVRTC's
+    /// too (saved while another start compiled), the interpreter's from the module's import.
     pub(crate) fn restore(&self) {
-        for (sig, saved) in &self.0 {
+        for (i, (sig, saved)) in self.0.iter().enumerate() {
             // SAFETY: as in `save`; the action installed is one this process had.
             unsafe {
                 let mut now: libc::sigaction = std::mem::zeroed();
                 libc::sigaction(*sig, std::ptr::null(), &mut now);
-                if now.sa_sigaction != saved.sa_sigaction {
-                    libc::sigaction(*sig, saved, std::ptr::null_mut());
+                if !in_nvrtc(now.sa_sigaction) {
+                    continue;
                 }
+                let target = if in_nvrtc(saved.sa_sigaction) {
+                    match AT_IMPORT.get() {
+                        Some(first) if !in_nvrtc(first.0[i].1.sa_sigaction) => &first.0[i].1,
+                        _ => continue,
+                    }
+                } else {
+                    saved
+                };
+                libc::sigaction(*sig, target, std::ptr::null_mut());
             }
         }
+    }
+}
+
+/// The signal actions when the module was imported (the interpreter's).
+static AT_IMPORT: std::sync::OnceLock<SignalActions> = std::sync::OnceLock::new();
+
+/// Whether a signal handler's address lies in NVRTC's library.
+fn in_nvrtc(handler: libc::sighandler_t) -> bool {
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        return false;
+    }
+    // SAFETY: dladdr only looks the address up in the loaded objects; dli_fname, when set,
+    // points at a NUL-terminated name owned by the loader.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(handler as *const libc::c_void, &mut info) == 0 || info.dli_fname.is_null()
+        {
+            return false;
+        }
+        std::ffi::CStr::from_ptr(info.dli_fname)
+            .to_bytes()
+            .windows(5)
+            .any(|w| w == b"nvrtc")
     }
 }
 
@@ -377,6 +414,7 @@ fn default_config() -> String {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    let _ = AT_IMPORT.set(SignalActions::save());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("PARAM_KEYS", Params::KEYS.to_vec())?;
     m.add("RUN_KEYS", RunOptions::KEYS.to_vec())?;
