@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional
 from . import _native
 from ._doc import with_settings
 
+_CONNECTIONS = "CUDA_DEVICE_MAX_CONNECTIONS"
+
 # Keywords of run() itself; every other keyword is a setting.
 _OWN = ("device", "resume", "force", "strict", "progress", "config", "shard")
 
@@ -145,11 +147,21 @@ def run(
         ``out/.melpipe-partial`` for ``resume=True``. A second Ctrl-C returns at once while the
         run finishes stopping in the background. SIGTERM and SIGHUP are the interpreter's: by
         default they end the process (the output stays resumable, as after a kill).
+
+    As the command, a run on a GPU creates its context with one hardware queue
+    (``CUDA_DEVICE_MAX_CONNECTIONS=1`` for the run's duration, unless the variable is set): a
+    CUDA context another thread creates meanwhile gets one queue too.
     """
     if isinstance(inputs, (str, bytes, os.PathLike)):
         inputs = [inputs]
     inputs = [os.fsdecode(p) for p in inputs]
     on_progress, close_bar = _tqdm_progress() if progress else (None, None)
+    # One hardware queue for the GPU context the run creates, as the command does (docs/
+    # PERFORMANCE.md, "one hardware queue per context"): read by the driver when a context is
+    # created, so set only for the run, and only when the user has not.
+    queues = _CONNECTIONS not in os.environ and device != "cpu"
+    if queues:
+        os.environ[_CONNECTIONS] = "1"
     try:
         _native.run(
             inputs,
@@ -167,6 +179,8 @@ def run(
             before_report=close_bar,
         )
     finally:
+        if queues:
+            os.environ.pop(_CONNECTIONS, None)
         if close_bar is not None:
             close_bar()
     manifest_path = Path(os.fsdecode(out)) / "manifest.json"

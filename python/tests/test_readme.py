@@ -34,5 +34,5 @@ def test_readme_snippet_runs(name, dataset, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "feats" / "manifest.json").exists()
     if name == "python":
-        # summary.rows, summary.files, summary.device
-        assert r.stdout.startswith("6399 {'ok': 24, 'padded': 0, 'truncated': 0, 'failed': 3} cpu"), r.stdout
+        # summary.rows, summary.files, summary.device (the GPU where there is one)
+        assert r.stdout.startswith("6399 {'ok': 24, 'padded': 0, 'truncated': 0, 'failed': 3} "), r.stdout
