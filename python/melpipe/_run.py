@@ -3,7 +3,6 @@
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -16,41 +15,46 @@ _CONNECTIONS = "CUDA_DEVICE_MAX_CONNECTIONS"
 _OWN = ("device", "resume", "force", "strict", "progress", "config", "shard")
 
 
-@dataclass(frozen=True)
 class RunSummary:
-    """What a finished run produced, from the manifest it committed (``out/manifest.json``)."""
+    """What a finished run produced."""
 
-    out: Path
-    """The output folder."""
-    rows: int
-    """Feature rows written (N)."""
-    files: Dict[str, int]
-    """Files by status: ``ok``, ``padded``, ``truncated``, ``failed``."""
-    device: str
-    """What computed the features (``cpu``, ``cuda:0 NVIDIA H100 …``)."""
-    seconds: float
-    """Wall time of the run, up to its manifest."""
-    failures: List[Dict[str, Any]] = field(default_factory=list)
-    """Failed files grouped by reason: ``reason``, ``files``, ``first``, ``hint``."""
-    manifest: Dict[str, Any] = field(default_factory=dict, repr=False)
-    """The whole manifest (docs/FORMAT.md)."""
+    __slots__ = ("out", "rows", "files", "device", "seconds", "failures", "_manifest")
+
+    def __init__(self, out, rows, files, device, seconds, failures):
+        self.out: Path = Path(out)
+        """The output folder."""
+        self.rows: int = rows
+        """Feature rows written (N)."""
+        self.files: Dict[str, int] = files
+        """Files by status: ``ok``, ``padded``, ``truncated``, ``failed``."""
+        self.device: str = device
+        """What computed the features (``cpu``, ``cuda:0 NVIDIA H100 …``)."""
+        self.seconds: float = seconds
+        """Wall time of the run, its commit included."""
+        self.failures: List[Dict[str, Any]] = failures
+        """Failed files grouped by reason: ``reason``, ``files``, ``first``, ``hint``."""
+        self._manifest = None
 
     @property
     def files_total(self) -> int:
         """Input files of the run."""
         return sum(self.files.values())
 
-    @classmethod
-    def _from_manifest(cls, manifest, out):
-        return cls(
-            out=Path(out),
-            rows=manifest["rows"],
-            files=dict(manifest["counts"]),
-            device=manifest["device"],
-            seconds=manifest["timings"]["total_s"],
-            failures=list(manifest.get("failures", [])),
-            manifest=manifest,
-        )
+    @property
+    def manifest(self) -> Dict[str, Any]:
+        """The committed manifest (``out/manifest.json``, docs/FORMAT.md), read on first use."""
+        if self._manifest is None:
+            self._manifest = json.loads((self.out / "manifest.json").read_text(encoding="utf-8"))
+        return self._manifest
+
+    def __repr__(self) -> str:
+        return (f"RunSummary(out={str(self.out)!r}, rows={self.rows}, files={self.files}, "
+                f"device={self.device!r}, seconds={self.seconds:.3f}, "
+                f"failures={len(self.failures)} groups)")
+
+    def __reduce__(self):
+        return (RunSummary, (self.out, self.rows, self.files, self.device, self.seconds,
+                             self.failures))
 
 
 def _tqdm_progress():
@@ -163,7 +167,7 @@ def run(
     if queues:
         os.environ[_CONNECTIONS] = "1"
     try:
-        _native.run(
+        brief = _native.run(
             inputs,
             os.fsdecode(out),
             params=params,
@@ -183,8 +187,9 @@ def run(
             os.environ.pop(_CONNECTIONS, None)
         if close_bar is not None:
             close_bar()
-    manifest_path = Path(os.fsdecode(out)) / "manifest.json"
-    summary = RunSummary._from_manifest(json.loads(manifest_path.read_text(encoding="utf-8")), out)
+    b = json.loads(brief)
+    summary = RunSummary(Path(os.fsdecode(out)), b["rows"], b["counts"], b["device"], b["seconds"],
+                         b["failures"])
     failed = summary.files.get("failed", 0)
     if shard is None and summary.files_total > 0 and failed == summary.files_total:
         err = NoUsableFileError_(

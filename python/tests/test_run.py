@@ -44,7 +44,9 @@ def test_summary_manifest_is_the_committed_one(output):
     out, s = output
     m = read_manifest(out)
     assert s.manifest == m
-    assert s.seconds == m["timings"]["total_s"]
+    # The summary's seconds: the whole run, its commit included (the manifest's total_s ends
+    # before the manifest's own writing).
+    assert m["timings"]["total_s"] <= s.seconds
 
 
 def test_output_verifies(output):

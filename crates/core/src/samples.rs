@@ -219,6 +219,34 @@ impl SampleBuf {
         Ok(wrote)
     }
 
+    /// Appends `n` samples of this buffer's kind that `fill` writes in place, all of them: it
+    /// gets the new samples' memory (`n × size` bytes, not yet initialised, aligned for the
+    /// kind) and their byte count. Nothing is zeroed first, so a caller that writes every
+    /// sample (on several threads, say) pays one pass over the memory, not two. When `fill`
+    /// fails nothing is appended, though the room stays reserved.
+    ///
+    /// # Safety
+    /// `fill` may write only inside the bytes it gets, and must have written every one of them
+    /// when it returns `Ok`.
+    pub unsafe fn extend_by<E>(
+        &mut self,
+        n: usize,
+        fill: impl FnOnce(*mut u8, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let size = self.kind.size();
+        let bytes = n
+            .checked_mul(size)
+            .expect("sample buffer size overflows usize");
+        self.reserve(n);
+        let at = self.len;
+        // SAFETY: reserve made room for len + n samples in the page-aligned allocation.
+        let p = unsafe { self.ptr.as_ptr().add(at * size) };
+        fill(p, bytes)?;
+        // Every byte of the n samples was written (the caller's promise).
+        self.len = at + n;
+        Ok(())
+    }
+
     /// Appends `n` f32 samples made from PCM16 values that `fill` writes in place, as
     /// [`Self::extend_i16_by`] does for a PCM16 buffer: `fill` gets `2n` bytes (the upper half
     /// of the new samples' memory) for the raw values, which are then scaled (value / 32768,
@@ -397,6 +425,39 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn extend_by_appends_what_fill_wrote_or_nothing() {
+        let mut b = SampleBuf::new();
+        b.extend_from_slice(&[1.0, 2.0]);
+        // SAFETY: the closure writes all of the 3 × 4 bytes it gets.
+        unsafe {
+            b.extend_by::<()>(3, |p, bytes| {
+                assert_eq!(bytes, 12);
+                for i in 0..3 {
+                    p.cast::<f32>().add(i).write(10.0 + i as f32);
+                }
+                Ok(())
+            })
+        }
+        .unwrap();
+        assert_eq!(b.f32s(), Some(&[1.0, 2.0, 10.0, 11.0, 12.0][..]));
+        // SAFETY: the closure writes nothing and fails.
+        let failed = unsafe { b.extend_by(1000, |_, _| Err("no")) };
+        assert_eq!(failed, Err("no"));
+        assert_eq!(b.len(), 5);
+        b.clear(SampleKind::I16);
+        // SAFETY: the closure writes all of the 2 × 2 bytes it gets.
+        unsafe {
+            b.extend_by::<()>(2, |p, _| {
+                p.cast::<i16>().write(-3);
+                p.cast::<i16>().add(1).write(7);
+                Ok(())
+            })
+        }
+        .unwrap();
+        assert_eq!(b.i16s(), Some(&[-3, 7][..]));
+    }
 
     #[test]
     fn grows_keeps_content_and_is_page_aligned() {

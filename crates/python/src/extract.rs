@@ -276,24 +276,23 @@ impl Extractor {
             batch.samples.reserve(count * len);
             slot.backend.prepare(batch);
             match samples {
-                Samples::I16(s) => fill(
-                    batch.samples.extend_i16(count * len),
-                    s,
-                    part,
-                    n,
-                    len,
-                    threads,
-                    |_, _| Ok(()),
-                )?,
-                Samples::F32(s) => fill(
-                    batch.samples.extend_f32(count * len),
-                    s,
-                    part,
-                    n,
-                    len,
-                    threads,
-                    check_finite,
-                )?,
+                Samples::I16(s) => {
+                    // SAFETY: fill_raw writes every sample of the room it gets (the clip's
+                    // samples, then zeros), and only there.
+                    unsafe {
+                        batch.samples.extend_by(count * len, |p, _| {
+                            fill_raw(p.cast::<i16>(), s, part, n, len, threads, |_, _| Ok(()))
+                        })?
+                    }
+                }
+                Samples::F32(s) => {
+                    // SAFETY: as above.
+                    unsafe {
+                        batch.samples.extend_by(count * len, |p, _| {
+                            fill_raw(p.cast::<f32>(), s, part, n, len, threads, check_finite)
+                        })?
+                    }
+                }
             }
             batch.files.clear();
             batch.files.extend((0..count).map(|i| BatchFile {
@@ -345,10 +344,14 @@ impl Extractor {
     }
 }
 
-/// Copies clips `range` of `src` (`n` samples each) into `dst` (`len` each: truncated, or
-/// zero-padded as `dst` is zeroed), on up to `threads` threads, after `check` of each clip.
-fn fill<T: Copy + Send + Sync>(
-    dst: &mut [T],
+/// Writes clips `range` of `src` (`n` samples each) at `dst`, `len` each (truncated, or
+/// zero-padded), on up to `threads` threads, after `check` of each clip's kept samples.
+///
+/// # Safety
+/// `dst` must be valid for writes of `range.len() × len` values of `T`, and nothing else may
+/// access that memory during the call.
+unsafe fn fill_raw<T: Copy + Send + Sync + Zeroed>(
+    dst: *mut T,
     src: &[T],
     range: std::ops::Range<usize>,
     n: usize,
@@ -356,20 +359,35 @@ fn fill<T: Copy + Send + Sync>(
     threads: usize,
     check: fn(&[T], usize) -> melpipe_core::Result<()>,
 ) -> melpipe_core::Result<()> {
+    /// The destination, sent to the threads (each writes its own clips only).
+    #[derive(Clone, Copy)]
+    struct Dst<T>(*mut T);
+    // SAFETY: the threads write disjoint clips of the memory behind the pointer, which outlives
+    // the scope they run in.
+    unsafe impl<T> Send for Dst<T> {}
     let keep = n.min(len);
-    let per_thread = range.len().div_ceil(threads.max(1)).max(1);
+    let count = range.len();
+    let per_thread = count.div_ceil(threads.max(1)).max(1);
+    let dst = Dst(dst);
     std::thread::scope(|s| {
-        let handles: Vec<_> = dst
-            .chunks_mut(per_thread * len)
-            .enumerate()
-            .map(|(t, part)| {
-                let first = range.start + t * per_thread;
+        let handles: Vec<_> = (0..count)
+            .step_by(per_thread)
+            .map(|first| {
+                let last = (first + per_thread).min(count);
+                let base = range.start;
                 s.spawn(move || -> melpipe_core::Result<()> {
-                    for (i, d) in part.chunks_mut(len).enumerate() {
-                        let c = first + i;
+                    let dst = dst;
+                    for i in first..last {
+                        let c = base + i;
                         let clip = &src[c * n..c * n + keep];
                         check(clip, c)?;
-                        d[..keep].copy_from_slice(clip);
+                        // SAFETY: clip i's `len` values lie inside the room (the caller's
+                        // promise) and no other thread writes them; `clip` is outside it.
+                        unsafe {
+                            let d = dst.0.add(i * len);
+                            std::ptr::copy_nonoverlapping(clip.as_ptr(), d, keep);
+                            std::ptr::write_bytes(d.add(keep), 0, len - keep);
+                        }
                     }
                     Ok(())
                 })
@@ -456,6 +474,8 @@ unsafe trait Zeroed {}
 unsafe impl Zeroed for f32 {}
 // SAFETY: as for f32 (f16 is a u16 of IEEE binary16 bits).
 unsafe impl Zeroed for f16 {}
+// SAFETY: an integer.
+unsafe impl Zeroed for i16 {}
 
 /// A run fails a file whose float samples are not all finite; an extraction refuses them so.
 fn check_finite(clip: &[f32], c: usize) -> melpipe_core::Result<()> {

@@ -244,7 +244,9 @@ pub(crate) fn spawn_shielded<T: Send + 'static>(
 
 /// Runs the pipeline; see `melpipe.run` (python/melpipe/_run.py) for the arguments. `report`:
 /// the summary on stderr at the end, after `before_report` is called (it closes a progress bar).
-/// The committed manifest is in `out`.
+/// Returns the summary as JSON text: `rows`, `counts`, `device`, `seconds` (the run's wall time)
+/// and `failures` (the committed manifest, in `out`, can be megabytes: it is read only if asked
+/// for).
 #[pyfunction]
 #[pyo3(signature = (inputs, out, *, params, config=None, device=None, resume=false, force=false, strict=false, shard=None, status_line=true, report=true, on_progress=None, before_report=None))]
 #[allow(clippy::too_many_arguments)]
@@ -263,7 +265,7 @@ fn run(
     report: bool,
     on_progress: Option<Py<PyAny>>,
     before_report: Option<Py<PyAny>>,
-) -> PyResult<()> {
+) -> PyResult<String> {
     melpipe_cli::init_logging(0, false);
     melpipe_cli::set_log_quiet(!report);
     let cfg = settings::settings(py, config.as_deref(), params, device.as_deref(), strict)?;
@@ -369,7 +371,25 @@ fn run(
     }
     // Warnings (a rowless output) even when quiet, as the command's `-q`.
     py.detach(|| melpipe_cli::report_summary(&summary, !report));
-    Ok(())
+    let m = &summary.manifest;
+    let brief = Brief {
+        rows: m.rows,
+        counts: &m.counts,
+        device: &m.device,
+        seconds: m.timings.total_s,
+        failures: melpipe_core::manifest::failure_groups(&m.files),
+    };
+    serde_json::to_string(&brief).map_err(|e| MelpipeError::new_err(e.to_string()))
+}
+
+/// What `melpipe.run` returns of a run (its fields in the manifest's order).
+#[derive(serde::Serialize)]
+struct Brief<'a> {
+    rows: u64,
+    counts: &'a melpipe_core::manifest::StatusCounts,
+    device: &'a str,
+    seconds: f64,
+    failures: Vec<melpipe_core::manifest::FailureGroup>,
 }
 
 /// Checks an output folder as `melpipe verify` does: `(intact, problems, notes)`.
