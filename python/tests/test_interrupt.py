@@ -135,3 +135,22 @@ def test_cli_entry_point_sigterm_then_resume(big, tmp_path):
     assert r.returncode == 0, r.stderr
     for name in ("features.npy", "mapping.npy"):
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+
+
+def test_keyboard_interrupt_with_device_auto(big, tmp_path):
+    """With device="auto" the run holds Ctrl-C only while a GPU may be starting: the signal
+    still stops it, whether the machine has a GPU or not."""
+    data, _ = big
+    out = tmp_path / "o"
+    code = (
+        "import melpipe\n"
+        f"melpipe.run({str(data)!r}, {str(out)!r}, device='auto', progress=False, threads=1, "
+        f"files_per_task=1, n_mels={PARAMS['n_mels']})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    interrupt_when_committed(proc, out)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0 and (out / "manifest.json").exists():
+        pytest.skip("the run finished before the signal reached it (machine too fast)")
+    assert "KeyboardInterrupt" in err and "resume=True" in err, err
+    assert (out / ".melpipe-partial").is_dir()

@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
 /// A moment of the GPU's life a front end may want to log ("GPU backend started", "GPU given
-/// back", "GPU given back, driver session ended").
+/// back", "GPU given back, driver session ended"), or "no GPU to start" when [`select`] chose
+/// the CPU: after one of "GPU backend started" and "no GPU to start", no kernel is compiled.
 pub type OnEvent = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// What [`select`] may do besides choosing.
@@ -64,8 +65,16 @@ pub fn select(device: DeviceChoice, params: &Params, opts: &SelectOptions) -> Re
         backend: dev,
         msg: why,
     };
+    let no_gpu = || {
+        if let Some(f) = &opts.on_event {
+            f("no GPU to start");
+        }
+    };
     match device {
-        DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Cpu => {
+            no_gpu();
+            Ok(cpu())
+        }
         DeviceChoice::Auto => match gpu_backend(params, Some(0), true, opts) {
             Ok(sel) => {
                 tracing::info!("device: cuda:0 (auto: an NVIDIA GPU and driver are present)");
@@ -73,6 +82,7 @@ pub fn select(device: DeviceChoice, params: &Params, opts: &SelectOptions) -> Re
             }
             Err(why) => {
                 tracing::info!("device: cpu (auto: no usable GPU: {why})");
+                no_gpu();
                 Ok(cpu())
             }
         },

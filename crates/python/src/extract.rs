@@ -138,6 +138,7 @@ impl Extractor {
     fn cuda_shielded(py: Python<'_>, params: &Params, ordinal: usize) -> Result<Engine, String> {
         let p = params.clone();
         let actions = crate::SignalActions::save();
+        let held = crate::HeldSignals::hold();
         let r = py.detach(move || {
             crate::spawn_shielded("melpipe-gpu-start", move || Self::cuda(&p, ordinal))
                 .map_err(|e| format!("starting a thread: {e}"))?
@@ -145,6 +146,7 @@ impl Extractor {
                 .map_err(|_| "the GPU start panicked".to_string())?
         });
         actions.restore();
+        drop(held);
         r
     }
 

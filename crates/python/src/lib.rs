@@ -217,6 +217,45 @@ fn in_nvrtc(handler: libc::sighandler_t) -> bool {
     }
 }
 
+/// SIGINT, SIGTERM and SIGHUP.
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// The stop signals blocked in the calling thread until dropped, which puts its mask back: a
+/// signal that came meanwhile is then delivered. Held while NVRTC may compile, so that a
+/// Ctrl-C does not reach LLVM's handlers through this thread (they ended the process with exit
+/// code 4); another thread of the process that does not block them (numpy's BLAS threads) may
+/// still take one.
+pub(crate) struct HeldSignals(libc::sigset_t);
+
+impl HeldSignals {
+    pub(crate) fn hold() -> Self {
+        let set = stop_signals();
+        // SAFETY: as in stop_signals; the old mask is written into `old`.
+        unsafe {
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            HeldSignals(old)
+        }
+    }
+}
+
+impl Drop for HeldSignals {
+    fn drop(&mut self) {
+        // SAFETY: puts back this thread's mask as it was before `hold`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
 /// Starts `f` on a thread in which SIGINT, SIGTERM and SIGHUP are blocked, as in every thread
 /// it starts: the signals then reach the interpreter's threads, whose handlers turn them into
 /// `KeyboardInterrupt`, never a thread of the run (NVRTC installs LLVM's handlers while it
@@ -228,16 +267,10 @@ pub(crate) fn spawn_shielded<T: Send + 'static>(
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the mask
-            // changed is this thread's own.
+            // SAFETY: the mask changed is this thread's own.
             unsafe {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                    libc::sigaddset(&mut set, sig);
-                }
-                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            }
+                libc::pthread_sigmask(libc::SIG_BLOCK, &stop_signals(), std::ptr::null_mut())
+            };
             f()
         })
 }
@@ -280,6 +313,12 @@ fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(Progress::default());
     let actions = SignalActions::save();
+    // Until the GPU has started (its kernel compiled) or is known not to start, this thread
+    // holds the signals too (a Ctrl-C then waits for it; see HeldSignals).
+    let mut held =
+        (cfg.run.device != melpipe_core::config::DeviceChoice::Cpu).then(HeldSignals::hold);
+    let gpu_settled = Arc::new(AtomicBool::new(held.is_none()));
+    let settled = Arc::clone(&gpu_settled);
     let ex = Execution {
         inputs,
         out,
@@ -290,8 +329,13 @@ fn run(
         stop: Arc::clone(&stop),
         progress: Arc::clone(&progress),
         process_ends: false,
-        // The kernel is compiled when the GPU starts: the interpreter's handlers back at once.
-        on_gpu_event: Some(Arc::new(move |_| actions.restore())),
+        // The kernel is compiled when the GPU has started: the interpreter's handlers back.
+        on_gpu_event: Some(Arc::new(move |what| {
+            if what == "GPU backend started" || what == "no GPU to start" {
+                actions.restore();
+                settled.store(true, Ordering::SeqCst);
+            }
+        })),
     };
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
     let worker = spawn_shielded("melpipe-run", move || {
@@ -309,6 +353,10 @@ fn run(
                 Err(crossbeam_channel::RecvTimeoutError::Timeout)
             )
         });
+        if finished || gpu_settled.load(Ordering::SeqCst) {
+            // A signal held meanwhile is delivered now, to the interpreter's handler.
+            drop(held.take());
+        }
         if let Err(e) = py.check_signals() {
             // Ctrl-C (or another signal handler's exception): stop as the CLI does, keeping
             // what was committed, then raise it once the run has ended.
