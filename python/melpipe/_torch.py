@@ -71,9 +71,22 @@ class FeatureDataset(Dataset):
             raise IndexError(f"index out of range ({self._len} rows)")
         idx = idx % max(self._len, 1)
         rows = self.rows[idx] if self.rows is not None else idx
-        # Fancy indexing copies: the tensor never aliases the memory map.
-        x = torch.from_numpy(np.asarray(out.features[rows], dtype=self.np_dtype))
-        return _Rows(x, torch.from_numpy(out.file_of_rows(rows)))
+        # Fancy indexing copies: the tensors never alias the memory map.
+        feats = out.features[rows]
+        files = out.file_of_rows(rows)
+        # Both tensors in one buffer, made in shared memory in a DataLoader worker: a batch
+        # then crosses to the main process as one shared-memory block, not two.
+        shape = (len(rows),) + tuple(out.features.shape[1:])
+        nf = files.nbytes
+        nx = int(np.prod(shape)) * self.np_dtype.itemsize
+        buf = torch.empty(nf + nx, dtype=torch.uint8)
+        if torch.utils.data.get_worker_info() is not None:
+            buf.share_memory_()
+        files_t = buf[:nf].view(torch.int64)
+        x = buf[nf:].view(self.torch_dtype).view(shape)
+        np.copyto(files_t.numpy(), files)
+        np.copyto(x.numpy(), feats, casting="unsafe")
+        return _Rows(x, files_t)
 
 
 class _Row(tuple):
