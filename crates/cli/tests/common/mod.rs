@@ -8,11 +8,24 @@ use std::process::{Command, Output};
 
 /// The `melpipe` binary, without the variables that change its logging or inject faults.
 pub fn melpipe() -> Command {
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new(env!("CARGO_BIN_EXE_melpipe"));
     c.env_remove("PIPELINE_LOG_LEVEL")
         .env_remove("MELPIPE_LOG")
         .env_remove("MELPIPE_FAULT_WRITE_AFTER_BYTES")
         .env_remove("MELPIPE_CHECKPOINT_SECS");
+    // The stop signals at their default, as from a terminal: tests started in the background of
+    // a script (`cmd &`, SIGINT ignored) or under nohup would otherwise pass that on, and
+    // melpipe keeps an inherited ignored signal ignored.
+    // SAFETY: signal(2) is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        c.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     c
 }
 
