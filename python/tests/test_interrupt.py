@@ -29,6 +29,14 @@ def big(tmp_path_factory):
     return data, ref
 
 
+def default_signals():
+    """In the child, before exec: SIGINT, SIGTERM and SIGHUP at their default, as from a
+    terminal. A test suite started in the background of a script (`cmd &`: SIGINT ignored) or
+    under nohup would pass that on, and a process keeps an inherited ignored signal ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def journal_lines(out):
     j = Path(out) / ".melpipe-partial" / "journal.jsonl"
     try:
@@ -64,7 +72,8 @@ def test_keyboard_interrupt_then_resume(big, tmp_path):
         f"melpipe.run({str(data)!r}, {str(out)!r}, device='cpu', progress=False, threads=1, "
         f"files_per_task=1, n_mels={PARAMS['n_mels']})\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     committed = interrupt_when_committed(proc, out)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0 and (out / "manifest.json").exists():
@@ -98,7 +107,7 @@ def _cli_interrupt(data, out, env=None, sig=signal.SIGINT):
         [sys.executable, "-m", "melpipe", "run", os.fspath(data), "-o", os.fspath(out),
          "--device", "cpu", "--threads", "1", "--files-per-task", "1", "-q",
          "--n-mels", str(PARAMS["n_mels"])],
-        stderr=subprocess.PIPE, text=True, env=env,
+        stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_signals,
     )
     interrupt_when_committed(proc, out, sig=sig)
     _, err = proc.communicate(timeout=60)
@@ -147,7 +156,8 @@ def test_keyboard_interrupt_with_device_auto(big, tmp_path):
         f"melpipe.run({str(data)!r}, {str(out)!r}, device='auto', progress=False, threads=1, "
         f"files_per_task=1, n_mels={PARAMS['n_mels']})\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     interrupt_when_committed(proc, out)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0 and (out / "manifest.json").exists():
