@@ -14,6 +14,9 @@ Configurations (their datasets are generated into WORK on first use):
 A configuration melpipe's GPU path refuses is reported with the reason (`--device cuda` exits 2).
 
 usage: python3 bench/gpu_configs.py --melpipe BIN --work W [--only seed,heavy] [--repeat 1]
+                                   [--scale 0.01] [--no-torchaudio]
+(--scale shrinks every dataset, for a quick look or a machine without room; the figures in
+docs/PERFORMANCE.md are at scale 1.)
 """
 import argparse
 import json
@@ -73,10 +76,11 @@ def inputs(a, cfg):
     data = os.path.join(a.work, cfg["data"])
     if "files" not in cfg:
         return data
-    listing = os.path.join(a.work, f"{cfg['data']}_{cfg['files']}.txt")
+    count = max(1, int(cfg["files"] * a.scale))
+    listing = os.path.join(a.work, f"{cfg['data']}_{count}.txt")
     if not os.path.exists(listing):
         files = sorted(os.path.join(r, n) for r, _, ns in os.walk(data) for n in ns
-                       if n.endswith(".wav"))[: cfg["files"]]
+                       if n.endswith(".wav"))[:count]
         with open(listing, "w") as f:
             f.write("\n".join(files) + "\n")
     return "@" + listing
@@ -197,6 +201,7 @@ def main():
     ap.add_argument("--only", default=",".join(CONFIGS))
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-torchaudio", action="store_true")
+    ap.add_argument("--scale", type=float, default=1.0)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     rows = []
@@ -206,7 +211,8 @@ def main():
         data = os.path.join(a.work, cfg["data"])
         if not os.path.isdir(data):
             t = time.perf_counter()
-            subprocess.run([a.melpipe, "-q", "generate", data, "--files", str(d["files"]),
+            files = max(1, int(d["files"] * a.scale))
+            subprocess.run([a.melpipe, "-q", "generate", data, "--files", str(files),
                             "--sample-rate", str(d["rate"]), "--samples", str(d["samples"])],
                            check=True)
             emit(generated=cfg["data"], seconds=round(time.perf_counter() - t, 1))
