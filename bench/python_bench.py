@@ -24,23 +24,13 @@ import torch
 import torchaudio
 
 import melpipe
+from wav_pcm16 import pcm16
 
 SR, NS = 4096, 40960
 
 
 def emit(**kw):
     print(json.dumps(kw), flush=True)
-
-
-def pcm16(path):
-    buf = open(path, "rb").read()
-    pos = 12
-    while pos + 8 <= len(buf):
-        cid, size = buf[pos:pos + 4], int.from_bytes(buf[pos + 4:pos + 8], "little")
-        if cid == b"data":
-            return np.frombuffer(buf, "<i2", count=min(size, len(buf) - pos - 8) // 2, offset=pos + 8)
-        pos += 8 + size + (size & 1)
-    raise ValueError(path)
 
 
 def best(f, n):

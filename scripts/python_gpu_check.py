@@ -15,6 +15,9 @@ import numpy as np
 
 import melpipe
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from wav_pcm16 import pcm16  # noqa: E402
+
 W = sys.argv[1]
 DATA = f"{W}/data"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,18 +55,6 @@ subprocess.run([sys.executable, f"{HERE}/compare_outputs.py", f"{W}/gpu", f"{W}/
 print("== Extractor(device='cuda') against the CPU extract")
 out = melpipe.open(f"{W}/cpu")
 ok = [i for i, f in enumerate(out.files) if f["status"] == "ok"][:256]
-
-
-def pcm16(path):
-    """The samples of a 16-bit mono WAV of `melpipe generate` (numpy only: no soundfile here)."""
-    buf = open(path, "rb").read()
-    pos = 12
-    while pos + 8 <= len(buf):
-        cid, size = buf[pos:pos + 4], int.from_bytes(buf[pos + 4:pos + 8], "little")
-        if cid == b"data":
-            return np.frombuffer(buf, "<i2", count=min(size, len(buf) - pos - 8) // 2, offset=pos + 8)
-        pos += 8 + size + (size & 1)
-    raise ValueError(path)
 
 
 clips = np.stack([pcm16(f"{DATA}/{out.files[i]['path']}") for i in ok])
