@@ -444,6 +444,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             "failures": m.failures,
             "inputs": input_kinds(&m),
             "device": m.device,
+            "device_choice": m.device_choice,
             "cpu_head_files": m.cpu_head_files,
             "timings": m.timings,
             "shard": m.shard,
@@ -479,6 +480,9 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
         m.device,
         m.timings.total_s
     );
+    if !m.device_choice.is_empty() {
+        outln!("  device    {}", m.device_choice);
+    }
     if let Some(sh) = &m.shard {
         outln!(
             "  shard     {}/{}: files {}..{} of {} (join the shards with `melpipe merge`)",

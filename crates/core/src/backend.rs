@@ -171,6 +171,12 @@ pub trait BackendFactory: Send + Sync {
         false
     }
 
+    /// Why the run computes on this backend, when it was chosen for the parameters
+    /// (`device = "auto"`); recorded in the manifest as `device_choice`.
+    fn choice(&self) -> Option<String> {
+        None
+    }
+
     /// Called once a run has computed everything and dropped its backends, and again before it
     /// commits (a second call must do nothing): a device factory may start giving its device
     /// back (a GPU context takes tens of milliseconds to tear down) on a thread of its own while

@@ -177,6 +177,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeSummary> 
             devices.iter().cloned().collect::<Vec<_>>().join(" + "),
             shards.len()
         ),
+        device_choice: {
+            let mut choices: Vec<&str> = Vec::new();
+            for c in shards.iter().map(|s| s.manifest.device_choice.as_str()) {
+                if !c.is_empty() && !choices.contains(&c) {
+                    choices.push(c);
+                }
+            }
+            choices.join(" | ")
+        },
         cpu_head_files: shards.iter().map(|s| s.manifest.cpu_head_files).sum(),
         empty_mel_filters: first.empty_mel_filters.clone(),
         timings: Timings {

@@ -149,6 +149,37 @@ fn bytes_of<T>(v: &[T]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
+/// Whole clips of `clip` samples, one segment each (the speech and music settings).
+#[allow(clippy::too_many_arguments)]
+fn whole(
+    sample_rate: u32,
+    clip: usize,
+    n_fft: usize,
+    win_length: usize,
+    hop_length: usize,
+    n_mels: usize,
+    pool: Pool,
+    top_db: Option<f64>,
+    dtype: Dtype,
+) -> Params {
+    Params {
+        sample_rate,
+        clip_samples: clip,
+        long_win: clip,
+        long_hop: clip,
+        short_win: clip,
+        short_hop: clip,
+        n_fft,
+        win_length,
+        hop_length,
+        n_mels,
+        pool,
+        top_db,
+        dtype,
+        ..Params::default()
+    }
+}
+
 /// Output buffer poisoned with a value no feature can take, so unwritten values show.
 fn poisoned(cfg: &Params, n: usize) -> FeatureBuf {
     match cfg.dtype {
@@ -598,6 +629,112 @@ fn main() {
                 ..seed.clone()
             },
             12,
+        ),
+        (
+            "heavy_fft256",
+            Params {
+                n_fft: 256,
+                win_length: 256,
+                hop_length: 2,
+                n_mels: 64,
+                ..seed.clone()
+            },
+            6,
+        ),
+        (
+            "speech_whole",
+            whole(
+                16_000,
+                160_000,
+                512,
+                400,
+                160,
+                80,
+                Pool::None,
+                None,
+                Dtype::F16,
+            ),
+            6,
+        ),
+        (
+            "whisper_400",
+            whole(
+                16_000,
+                48_000,
+                400,
+                400,
+                160,
+                80,
+                Pool::None,
+                Some(80.0),
+                Dtype::F32,
+            ),
+            6,
+        ),
+        (
+            "music_2048",
+            whole(
+                44_100,
+                132_300,
+                2048,
+                2048,
+                512,
+                128,
+                Pool::None,
+                None,
+                Dtype::F32,
+            ),
+            4,
+        ),
+        (
+            "topdb_none_f16",
+            whole(
+                16_000,
+                32_000,
+                512,
+                512,
+                128,
+                64,
+                Pool::None,
+                Some(50.0),
+                Dtype::F16,
+            ),
+            8,
+        ),
+        (
+            "mean_topdb_400",
+            whole(
+                16_000,
+                32_000,
+                400,
+                300,
+                100,
+                40,
+                Pool::Mean,
+                Some(20.0),
+                Dtype::F32,
+            ),
+            8,
+        ),
+        (
+            "direct_fft74",
+            whole(16_000, 8_000, 74, 74, 37, 20, Pool::None, None, Dtype::F32),
+            8,
+        ),
+        (
+            "global_32768",
+            whole(
+                16_000,
+                65_536,
+                32_768,
+                30_000,
+                8_192,
+                128,
+                Pool::None,
+                Some(60.0),
+                Dtype::F32,
+            ),
+            3,
         ),
         (
             "natural_f32",

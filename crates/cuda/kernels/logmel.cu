@@ -18,8 +18,9 @@
 //   logmel_reg      N_FFT a power of two ≤ 64: one thread per frame, the whole FFT in
 //                   registers (real FFT through an N/2-point complex radix-2 FFT), SEGS
 //                   segments per block staged in shared memory.
-//   logmel_generic  any other N_FFT: one segment per block; a shared-memory radix-2 FFT for
-//                   powers of two, a direct DFT otherwise.
+//   logmel_tiled    any other configuration: one segment per block at a time, its frames in
+//                   tiles through a mixed-radix FFT (radices 2, 4 and odd primes ≤ 32) or a
+//                   direct DFT; nothing of a segment but one tile is ever held.
 
 // Sample i of a batch: f32, or PCM16 (samples_i16 != 0) scaled by 2^-15 (exact in f32).
 __device__ __forceinline__ float load_sample(const void* __restrict__ samples,
@@ -306,113 +307,268 @@ logmel_reg(const void* __restrict__ samples, const unsigned long long* __restric
 }
 #endif  // KERNEL_REG
 
-#if KERNEL_GENERIC
-// Sample at padded index j of the block's segment (0 for failed segments).
-__device__ __forceinline__ float padded_sample(const void* __restrict__ samples,
-                                               unsigned int samples_i16, long long base,
-                                               int state, int j) {
-    return state == SEG_OK ? load_sample(samples, samples_i16, base + reflect(j)) : 0.0f;
+#if KERNEL_TILED
+#if OUT_F16
+__device__ __forceinline__ float from_out(out_t h) {
+    float v;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(v) : "h"(h));
+    return v;
+}
+#else
+__device__ __forceinline__ float from_out(out_t v) { return v; }
+#endif
+
+// One in-place decimation-in-time stage of radix R over the tile's first `nt` frames: it
+// combines R transforms of length LP (consecutive in the buffer) into one of length R·LP.
+// Thread i takes butterfly i: frame f, group b, offset k; its inputs x_q (q < R) lie LP apart
+// from b·R·LP + k, are multiplied by W_{R·LP}^{k·q} and go through an R-point DFT whose output
+// p replaces x_p. The input was loaded in the plan's digit-reversed order (src/plan.rs).
+template <int R, int LP>
+__device__ __forceinline__ void fft_stage(float* __restrict__ fre, float* __restrict__ fim,
+                                          const float* __restrict__ tw_re,
+                                          const float* __restrict__ tw_im, int nt) {
+    constexpr int L = R * LP;
+    constexpr int GROUPS = FFT_M / R;  // butterflies per frame
+    constexpr int TW_STEP = (FFT_M / L) * TW_SCALE;  // W_L^1 = W_N^TW_STEP
+    for (int i = threadIdx.x; i < nt * GROUPS; i += BLOCK) {
+        const int f = i / GROUPS;
+        const int bf = i - f * GROUPS;
+        const int b = bf / LP;
+        const int k = bf - b * LP;
+        const int base = f * FRAME_STRIDE + b * L + k;
+        float xr[R], xi[R];
+#pragma unroll
+        for (int q = 0; q < R; ++q) {
+            xr[q] = fre[base + q * LP];
+            xi[q] = fim[base + q * LP];
+        }
+        if (LP > 1) {
+#pragma unroll
+            for (int q = 1; q < R; ++q) {
+                const int w = k * q * TW_STEP;
+                const float wr = __ldg(tw_re + w), wi = __ldg(tw_im + w);
+                const float tr = xr[q] * wr - xi[q] * wi;
+                xi[q] = xr[q] * wi + xi[q] * wr;
+                xr[q] = tr;
+            }
+        }
+        if (R == 2) {
+            fre[base] = xr[0] + xr[1];
+            fim[base] = xi[0] + xi[1];
+            fre[base + LP] = xr[0] - xr[1];
+            fim[base + LP] = xi[0] - xi[1];
+        } else if (R == 4) {
+            // W_4 = −i.
+            const float ar = xr[0] + xr[2], ai = xi[0] + xi[2];
+            const float br = xr[0] - xr[2], bi = xi[0] - xi[2];
+            const float cr = xr[1] + xr[3], ci = xi[1] + xi[3];
+            const float dr = xr[1] - xr[3], di = xi[1] - xi[3];
+            fre[base] = ar + cr;
+            fim[base] = ai + ci;
+            fre[base + LP] = br + di;
+            fim[base + LP] = bi - dr;
+            fre[base + 2 * LP] = ar - cr;
+            fim[base + 2 * LP] = ai - ci;
+            fre[base + 3 * LP] = br - di;
+            fim[base + 3 * LP] = bi + dr;
+        } else {
+            // A direct R-point DFT; W_R^(pq) = W_N^((pq mod R)·N/R), constant indices.
+#pragma unroll
+            for (int p = 0; p < R; ++p) {
+                float yr = xr[0], yi = xi[0];
+#pragma unroll
+                for (int q = 1; q < R; ++q) {
+                    const int w = ((p * q) % R) * (N_FFT / R);
+                    const float wr = __ldg(tw_re + w), wi = __ldg(tw_im + w);
+                    yr += xr[q] * wr - xi[q] * wi;
+                    yi += xr[q] * wi + xi[q] * wr;
+                }
+                fre[base + p * LP] = yr;
+                fim[base + p * LP] = yi;
+            }
+        }
+    }
 }
 
-// One segment per block (SEGS == 1). window: N_FFT values; tw_re/tw_im: exp(−2πi·k/N_FFT)
-// for k < N_FFT.
+// Any n_fft and segment length. A block takes one segment at a time (grid-stride over the
+// batch's rows) and its frames TILE at a time: the tile's padded samples are staged, its
+// windowed frames transformed together (mixed-radix stages, or a direct DFT when n_fft has a
+// prime factor above the largest radix), then
+//   pool mean: power summed per bin over the segment's frames, mel, dB, top_db at the end;
+//   pool none: each frame's mel dB stored as its tile ends; with top_db the block re-reads its
+//              row at the end and raises it to the segment's floor (rounding is monotonic, so
+//              max(round(a), round(b)) = round(max(a, b)): the bytes of the CPU's order).
+// The work area is shared memory, or (WORK_GLOBAL) WORK_FLOATS of `work` per block.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-logmel_generic(const void* __restrict__ samples,
-               const unsigned long long* __restrict__ file_offset,
-               const unsigned int* __restrict__ file_row0,
-               const unsigned int* __restrict__ file_failed, unsigned int samples_i16,
-               unsigned int num_files,
-               unsigned int total_rows, const int* __restrict__ mel_lo,
-               const int* __restrict__ mel_len, const int* __restrict__ mel_off,
-               const float* __restrict__ mel_w, const float* __restrict__ window,
-               const float* __restrict__ tw_re, const float* __restrict__ tw_im,
-               out_t* __restrict__ out) {
+logmel_tiled(const void* __restrict__ samples,
+             const unsigned long long* __restrict__ file_offset,
+             const unsigned int* __restrict__ file_row0,
+             const unsigned int* __restrict__ file_failed, unsigned int samples_i16,
+             unsigned int num_files,
+             unsigned int total_rows, const int* __restrict__ mel_lo,
+             const int* __restrict__ mel_len, const int* __restrict__ mel_off,
+             const float* __restrict__ mel_w, const float* __restrict__ window,
+             const float* __restrict__ tw_re, const float* __restrict__ tw_im,
+             const int* __restrict__ perm, float* __restrict__ work_all,
+             out_t* __restrict__ out) {
+#if WORK_GLOBAL
+    float* work = work_all + (size_t)blockIdx.x * WORK_FLOATS;
+#else
     extern __shared__ float smem[];
-    float* frame = smem + SMEM_FRAME_OFF;  // N_FFT floats: windowed frame (or M re + M im)
-    float* pw = smem + SMEM_PW_OFF;        // N_FRAMES × N_FREQS
-    float* psum = smem + SMEM_PSUM_OFF;    // N_FREQS (pool mean)
-    float* segmax = smem + SMEM_MAX_OFF;   // 1
-    __shared__ long long s_base[SEGS];
-    __shared__ int s_state[SEGS];
-
-    const unsigned int row_first = blockIdx.x * SEGS;
-    locate_segments(file_offset, file_row0, file_failed, num_files, total_rows, row_first,
-                    s_base, s_state, segmax);
-    __syncthreads();
-    const long long base = s_base[0];
-    const int state = s_state[0];
+    float* work = smem;
+#endif
+    float* stage = work + SMEM_STAGE_OFF;   // STAGE_STRIDE padded samples of one tile
+    float* fre = work + SMEM_FRAME_OFF;     // TILE × FRAME_STRIDE: real parts / windowed frames
+    float* fim = work + SMEM_FRAME_IM_OFF;  // TILE × FRAME_STRIDE: imaginary parts
+    float* pw = work + SMEM_PW_OFF;         // TILE × N_FREQS: power spectra
+    float* psum = work + SMEM_PSUM_OFF;     // N_FREQS: summed power (pool mean)
+    float* segmax = work + SMEM_MAX_OFF;    // 1: peak mel power (top_db)
+    __shared__ long long s_base[1];
+    __shared__ int s_state[1];
     const int tid = threadIdx.x;
+    constexpr int per_seg = N_MELS * OUT_FRAMES;
 
-    for (int t = 0; t < N_FRAMES; ++t) {
-        const int j0 = t * HOP;
-        float* p_out = pw + t * N_FREQS;
-#if IS_POW2
-        float* fr = frame;
-        float* fi = frame + HALF_FFT;
-        for (int m = tid; m < HALF_FFT; m += BLOCK) {
-            const int n = 2 * m;
-            const int dst = LOG2_HALF > 0 ? (int)(__brev((unsigned)m) >> (32 - LOG2_HALF)) : 0;
-            fr[dst] = __ldg(window + n) * padded_sample(samples, samples_i16, base, state, j0 + n);
-            fi[dst] = __ldg(window + n + 1) * padded_sample(samples, samples_i16, base, state, j0 + n + 1);
-        }
+    for (unsigned int row = blockIdx.x; row < total_rows; row += gridDim.x) {
+        __syncthreads();  // the previous row is done with the work area and s_base
+        locate_segments(file_offset, file_row0, file_failed, num_files, total_rows, row,
+                        s_base, s_state, segmax);
+#if POOL_MEAN
+        for (int k = tid; k < N_FREQS; k += BLOCK) psum[k] = 0.0f;
+#endif
         __syncthreads();
-        for (int len = 2; len <= HALF_FFT; len <<= 1) {
-            const int half = len >> 1;
-            for (int bf = tid; bf < HALF_FFT / 2; bf += BLOCK) {
-                const int g = bf / half;
-                const int j = bf - g * half;
-                const int a = g * len + j;
-                const int b = a + half;
-                const int w = j * (N_FFT / len);
-                const float wr = __ldg(tw_re + w), wi = __ldg(tw_im + w);
-                const float vr = fr[b] * wr - fi[b] * wi;
-                const float vi = fr[b] * wi + fi[b] * wr;
-                const float ur = fr[a], ui = fi[a];
-                fr[a] = ur + vr;
-                fi[a] = ui + vi;
-                fr[b] = ur - vr;
-                fi[b] = ui - vi;
+        const long long base = s_base[0];
+        const int state = s_state[0];
+        const size_t row_out = (size_t)row * per_seg;
+        if (state == SEG_FAILED) {
+            for (int e = tid; e < per_seg; e += BLOCK) out[row_out + e] = out_nan();
+            continue;
+        }
+        for (int t0 = 0; t0 < N_FRAMES; t0 += TILE) {
+            const int nt = min(TILE, N_FRAMES - t0);
+            const int span = (nt - 1) * HOP + N_FFT;
+            for (int i = tid; i < span; i += BLOCK)
+                stage[i] = load_sample(samples, samples_i16, base + reflect(t0 * HOP + i));
+            __syncthreads();
+#if FFT_DIRECT
+            for (int i = tid; i < nt * N_FFT; i += BLOCK) {
+                const int f = i / N_FFT;
+                const int n = i - f * N_FFT;
+                fre[f * FRAME_STRIDE + n] = __ldg(window + n) * stage[f * HOP + n];
             }
             __syncthreads();
-        }
-        for (int k = tid; k <= HALF_FFT; k += BLOCK) {
-            float pk;
-            if (k == 0 || k == HALF_FFT) {
-                const float x = k == 0 ? fr[0] + fi[0] : fr[0] - fi[0];
-                pk = x * x;
-            } else {
-                const float ar = fr[k], ai = fi[k];
-                const float br = fr[HALF_FFT - k], bi = -fi[HALF_FFT - k];
-                const float er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
-                const float odr = 0.5f * (ai - bi), odi = -0.5f * (ar - br);
-                const float wr = __ldg(tw_re + k), wi = __ldg(tw_im + k);
-                const float xr = er + wr * odr - wi * odi;
-                const float xi = ei + wr * odi + wi * odr;
-                pk = xr * xr + xi * xi;
+            // Direct DFT: the twiddle index k·n mod N advances by k per sample.
+            for (int i = tid; i < nt * N_FREQS; i += BLOCK) {
+                const int f = i / N_FREQS;
+                const int k = i - f * N_FREQS;
+                const float* x = fre + f * FRAME_STRIDE;
+                float xr = 0.0f, xi = 0.0f;
+                int idx = 0;
+                for (int n = 0; n < N_FFT; ++n) {
+                    xr = fmaf(x[n], __ldg(tw_re + idx), xr);
+                    xi = fmaf(x[n], __ldg(tw_im + idx), xi);
+                    idx += k;
+                    if (idx >= N_FFT) idx -= N_FFT;
+                }
+                pw[f * N_FREQS + k] = xr * xr + xi * xi;
             }
-            p_out[k] = pk;
-        }
 #else
-        for (int n = tid; n < N_FFT; n += BLOCK)
-            frame[n] = __ldg(window + n) * padded_sample(samples, samples_i16, base, state, j0 + n);
-        __syncthreads();
-        // Direct DFT: the twiddle index k·n mod N advances by k per sample.
-        for (int k = tid; k < N_FREQS; k += BLOCK) {
-            float xr = 0.0f, xi = 0.0f;
-            int idx = 0;
-            for (int n = 0; n < N_FFT; ++n) {
-                const float x = frame[n];
-                xr = fmaf(x, __ldg(tw_re + idx), xr);
-                xi = fmaf(x, __ldg(tw_im + idx), xi);
-                idx += k;
-                if (idx >= N_FFT) idx -= N_FFT;
+            for (int i = tid; i < nt * FFT_M; i += BLOCK) {
+                const int f = i / FFT_M;
+                const int m = i - f * FFT_M;
+                const int n = __ldg(perm + m);
+                const float* x = stage + f * HOP;
+#if FFT_PACKED
+                fre[f * FRAME_STRIDE + m] = __ldg(window + 2 * n) * x[2 * n];
+                fim[f * FRAME_STRIDE + m] = __ldg(window + 2 * n + 1) * x[2 * n + 1];
+#else
+                fre[f * FRAME_STRIDE + m] = __ldg(window + n) * x[n];
+                fim[f * FRAME_STRIDE + m] = 0.0f;
+#endif
             }
-            p_out[k] = xr * xr + xi * xi;
+            __syncthreads();
+            FFT_STAGES
+            for (int i = tid; i < nt * N_FREQS; i += BLOCK) {
+                const int f = i / N_FREQS;
+                const int k = i - f * N_FREQS;
+                const float* zr = fre + f * FRAME_STRIDE;
+                const float* zi = fim + f * FRAME_STRIDE;
+                float pk;
+#if FFT_PACKED
+                // X[k] = E[k] + W^k·O[k] from Z[k] and conj Z[M−k] (as in frame_power_reg).
+                if (k == 0 || k == FFT_M) {
+                    const float x = k == 0 ? zr[0] + zi[0] : zr[0] - zi[0];
+                    pk = x * x;
+                } else {
+                    const float ar = zr[k], ai = zi[k];
+                    const float br = zr[FFT_M - k], bi = -zi[FFT_M - k];
+                    const float er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
+                    const float odr = 0.5f * (ai - bi), odi = -0.5f * (ar - br);
+                    const float wr = __ldg(tw_re + k), wi = __ldg(tw_im + k);
+                    const float xr = er + wr * odr - wi * odi;
+                    const float xi = ei + wr * odi + wi * odr;
+                    pk = xr * xr + xi * xi;
+                }
+#else
+                pk = zr[k] * zr[k] + zi[k] * zi[k];
+#endif
+                pw[f * N_FREQS + k] = pk;
+            }
+#endif
+            __syncthreads();
+#if POOL_MEAN
+            for (int k = tid; k < N_FREQS; k += BLOCK) {
+                float acc = psum[k];
+                for (int f = 0; f < nt; ++f) acc += pw[f * N_FREQS + k];
+                psum[k] = acc;
+            }
+#else
+            for (int i = tid; i < nt * N_MELS; i += BLOCK) {
+                const int m = i / nt;
+                const int f = i - m * nt;
+                const int lo = __ldg(mel_lo + m);
+                const int n = __ldg(mel_len + m);
+                const float* w = mel_w + __ldg(mel_off + m);
+                const float* src = pw + f * N_FREQS + lo;
+                float p = 0.0f;
+                for (int q = 0; q < n; ++q) p = fmaf(__ldg(w + q), src[q], p);
+#if HAS_TOP_DB
+                atomicMax((int*)segmax, __float_as_int(p));
+#endif
+                out[row_out + (size_t)m * OUT_FRAMES + t0 + f] =
+                    to_out(10.0f * log10f(fmaxf(p, 1e-10f)));
+            }
+#endif
+            __syncthreads();  // the next tile rewrites the stage, the FFT buffers and pw
+        }
+#if POOL_MEAN
+        for (int k = tid; k < N_FREQS; k += BLOCK) psum[k] = psum[k] / (float)N_FRAMES;
+        __syncthreads();
+#if HAS_TOP_DB
+        for (int m = tid; m < N_MELS; m += BLOCK) {
+            const float p = mel_value(pw, psum, 0, m, mel_lo, mel_len, mel_off, mel_w);
+            atomicMax((int*)segmax, __float_as_int(p));
+        }
+        __syncthreads();
+#endif
+        for (int m = tid; m < N_MELS; m += BLOCK) {
+            const float p = mel_value(pw, psum, 0, m, mel_lo, mel_len, mel_off, mel_w);
+            float db = 10.0f * log10f(fmaxf(p, 1e-10f));
+#if HAS_TOP_DB
+            db = fmaxf(db, 10.0f * log10f(fmaxf(segmax[0], 1e-10f)) - TOP_DB);
+#endif
+            out[row_out + m] = to_out(db);
+        }
+#elif HAS_TOP_DB
+        __syncthreads();  // every value of the row is stored and segmax final
+        {
+            const float floor_db = 10.0f * log10f(fmaxf(segmax[0], 1e-10f)) - TOP_DB;
+            const float floor_out = from_out(to_out(floor_db));
+            for (int e = tid; e < per_seg; e += BLOCK) {
+                const float v = from_out(out[row_out + e]);
+                if (v < floor_out) out[row_out + e] = to_out(floor_out);
+            }
         }
 #endif
-        __syncthreads();  // frame is rewritten by the next iteration
     }
-
-    epilogue(pw, psum, segmax, s_state, row_first, mel_lo, mel_len, mel_off, mel_w, out);
 }
-#endif  // KERNEL_GENERIC
+#endif  // KERNEL_TILED

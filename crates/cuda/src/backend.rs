@@ -127,10 +127,11 @@ impl CudaBackendFactory {
                 }
                 let mel = SparseMel::from_dense(fb, cfg.n_freqs(), cfg.n_mels);
                 let mut consts = mel.packed_words();
-                if plan.kind == KernelKind::Generic {
+                if plan.kind == KernelKind::Tiled {
                     for t in [&tables.window, &tables.twiddle_re, &tables.twiddle_im] {
                         consts.extend(t.iter().map(|v| v.to_bits()));
                     }
+                    consts.extend(plan.fft.permutation());
                 }
                 Ok(CudaBackendFactory {
                     ctx: ctx.clone(),
@@ -200,6 +201,7 @@ impl CudaBackendFactory {
                 consts,
                 dev_in: None,
                 dev_out: None,
+                dev_work: None,
                 staging: PinnedBuf::alloc(&self.ctx, 2 * CHUNK, true)
                     .map_err(drv("allocating page-locked staging memory"))?,
                 table_staging: None,
@@ -405,6 +407,8 @@ pub struct CudaBackend {
     consts: CudaSlice<u32>,
     dev_in: Option<CudaSlice<u8>>,
     dev_out: Option<CudaSlice<u8>>,
+    /// The tiled kernel's work areas when they do not fit in shared memory.
+    dev_work: Option<CudaSlice<u8>>,
     /// Two write-combined chunks for the samples.
     staging: PinnedBuf,
     /// Write-combined memory for the file table.
@@ -563,6 +567,11 @@ impl CudaBackend {
             ensure_device(&self.stream, &mut self.dev_in, layout.total_bytes)
                 .map_err(d(&alloc_what))?;
             ensure_device(&self.stream, &mut self.dev_out, out_bytes).map_err(d(&alloc_what))?;
+            let work_bytes = 4 * self.plan.global_work_floats(layout.rows);
+            if work_bytes > 0 {
+                ensure_device(&self.stream, &mut self.dev_work, work_bytes)
+                    .map_err(d("allocating the kernel's work area"))?;
+            }
             ensure_pinned(&self.ctx, &mut self.results, out_bytes, false)
                 .map_err(d("allocating page-locked memory for results"))?;
             ensure_pinned(&self.ctx, &mut self.table_staging, self.table.len(), true)
@@ -579,6 +588,7 @@ impl CudaBackend {
         ) else {
             return Err("device buffers missing after allocation".to_string());
         };
+        let work_ptr = self.dev_work.as_ref().map_or(0, |w| w.device_ptr(stream).0);
         let in_ptr = dev_in.device_ptr(stream).0;
         let out_ptr = dev_out.device_ptr(stream).0;
         let consts_ptr = self.consts.device_ptr(stream).0;
@@ -640,8 +650,10 @@ impl CudaBackend {
         let p_window = tables_at;
         let p_tw_re = tables_at + 4 * n_fft;
         let p_tw_im = tables_at + 8 * n_fft;
+        let p_perm = tables_at + 12 * n_fft;
+        let p_work = work_ptr;
         let cfg = LaunchConfig {
-            grid_dim: (self.plan.grid_blocks(layout.rows) as u32, 1, 1),
+            grid_dim: (self.plan.launch_blocks(layout.rows) as u32, 1, 1),
             block_dim: (self.plan.block_threads as u32, 1, 1),
             shared_mem_bytes: self.plan.smem_bytes as u32,
         };
@@ -661,13 +673,20 @@ impl CudaBackend {
             .arg(&p_mel_len)
             .arg(&p_mel_off)
             .arg(&p_mel_w);
-        if self.plan.kind == KernelKind::Generic {
-            launch.arg(&p_window).arg(&p_tw_re).arg(&p_tw_im);
+        if self.plan.kind == KernelKind::Tiled {
+            launch
+                .arg(&p_window)
+                .arg(&p_tw_re)
+                .arg(&p_tw_im)
+                .arg(&p_perm)
+                .arg(&p_work);
         }
         launch.arg(&out_ptr);
         // SAFETY: the arguments match the kernel's signature in kernels/logmel.cu (pointers as
         // 64-bit device addresses, counts as u32); every pointer lies inside a live buffer of
         // this backend: samples and table were checked by pack_batch and uploaded above, the
+        // tiled kernel's work area (when not in shared memory) holds launch_blocks ×
+        // WORK_FLOATS floats, the
         // output holds rows × values_per_row values of the stored dtype, and the kernel reads
         // and writes nothing past total_rows. Shared memory is the plan's, within the limit
         // set on the function.

@@ -19,6 +19,7 @@
 mod backend;
 mod batch;
 mod compile;
+pub mod cost;
 mod error;
 mod monitor;
 pub mod plan;
@@ -35,3 +36,16 @@ pub use probe::{
     DeviceInfo,
 };
 pub use select::{select, SelectOptions, Selection};
+
+/// Compiles the kernel of `cfg` with NVRTC for a device of compute capability `cc` allowing
+/// `max_smem` bytes of shared memory per block, without a GPU (NVRTC needs none); returns the
+/// `--gpu-architecture` used. For tests and tools that check every kernel variant compiles.
+pub fn compile_kernel(
+    cfg: &melpipe_core::config::Params,
+    cc: (u32, u32),
+    max_smem: usize,
+) -> Result<String, GpuUnavailable> {
+    let plan = plan::KernelPlan::new(cfg, max_smem)?;
+    let src = plan.source(cfg, &plan::Tables::new(cfg));
+    compile::compile(&src, cc).map(|c| c.arch)
+}

@@ -75,23 +75,100 @@ pub fn select(device: DeviceChoice, params: &Params, opts: &SelectOptions) -> Re
             no_gpu();
             Ok(cpu())
         }
-        DeviceChoice::Auto => match gpu_backend(params, Some(0), true, opts) {
-            Ok(sel) => {
-                tracing::info!("device: cuda:0 (auto: an NVIDIA GPU and driver are present)");
-                Ok(sel)
-            }
-            Err(why) => {
-                tracing::info!("device: cpu (auto: no usable GPU: {why})");
+        DeviceChoice::Auto => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let estimate = crate::cost::Estimate::new(params, cores);
+            let why = estimate.reason();
+            if !estimate.gpu_wins() && gpu_present() {
+                tracing::info!("device: cpu (auto: {why})");
                 no_gpu();
-                Ok(cpu())
+                return Ok(Selection {
+                    factory: Box::new(Chosen {
+                        inner: Box::new(CpuBackendFactory),
+                        why: format!("auto: {why}"),
+                    }),
+                    gpu_probe: None,
+                });
             }
-        },
+            match gpu_backend(params, Some(0), true, opts) {
+                Ok(sel) => {
+                    tracing::info!("device: cuda:0 (auto: {why})");
+                    Ok(Selection {
+                        factory: Box::new(Chosen {
+                            inner: sel.factory,
+                            why: format!("auto: {why}"),
+                        }),
+                        gpu_probe: sel.gpu_probe,
+                    })
+                }
+                Err(no) => {
+                    tracing::info!("device: cpu (auto: no usable GPU: {no})");
+                    no_gpu();
+                    Ok(Selection {
+                        factory: Box::new(Chosen {
+                            inner: Box::new(CpuBackendFactory),
+                            why: format!("auto: no usable GPU: {no}"),
+                        }),
+                        gpu_probe: None,
+                    })
+                }
+            }
+        }
         DeviceChoice::Cuda(n) => {
             gpu_backend(params, Some(n), false, opts).map_err(|w| unusable(format!("cuda:{n}"), w))
         }
         DeviceChoice::CudaAll => {
             gpu_backend(params, None, false, opts).map_err(|w| unusable("cuda:all".into(), w))
         }
+    }
+}
+
+/// Whether a GPU could be started at all (its libraries load and the kernel driver shows one):
+/// only then is choosing the CPU for the parameters worth saying.
+fn gpu_present() -> bool {
+    crate::driver_library_present() && crate::nvrtc_library_present() && nvidia_gpu_visible()
+}
+
+/// A factory chosen by `auto`, with the reason the manifest records.
+struct Chosen {
+    inner: Box<dyn BackendFactory>,
+    why: String,
+}
+
+impl BackendFactory for Chosen {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn create(&self, cfg: &Params) -> Result<Box<dyn Backend>> {
+        self.inner.create(cfg)
+    }
+
+    fn is_cpu(&self) -> bool {
+        self.inner.is_cpu()
+    }
+
+    fn devices(&self) -> usize {
+        self.inner.devices()
+    }
+
+    fn accepts_i16(&self) -> bool {
+        self.inner.accepts_i16()
+    }
+
+    fn fell_back_to_cpu(&self) -> bool {
+        self.inner.fell_back_to_cpu()
+    }
+
+    fn choice(&self) -> Option<String> {
+        if self.inner.fell_back_to_cpu() {
+            return Some(format!("auto: {}", self.inner.name()));
+        }
+        Some(self.why.clone())
+    }
+
+    fn release(&self) {
+        self.inner.release()
     }
 }
 

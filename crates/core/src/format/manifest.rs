@@ -143,6 +143,10 @@ pub struct Manifest {
     pub failures: Vec<FailureGroup>,
     /// The device that computed the features.
     pub device: String,
+    /// With `device = "auto"`: which backend the cost model of the parameters chose and why
+    /// (docs/PERFORMANCE.md, "Design: `auto`"). Absent when the device was named.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device_choice: String,
     /// In a GPU run, how many of the first files the CPU computed while the GPU started (their
     /// rows agree with the GPU's to rounding; the `cpu_head` run option; a resume keeps the interrupted
     /// run's). In a merged output, the sum over its shards, each of which had its own head.

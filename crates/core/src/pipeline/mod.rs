@@ -402,6 +402,7 @@ pub fn run(
         counts: Default::default(),
         failures: Vec::new(),
         device,
+        device_choice: factory.choice().unwrap_or_default(),
         // A run that fell back computed every file on the CPU: no head to speak of.
         cpu_head_files: if factory.fell_back_to_cpu() {
             0

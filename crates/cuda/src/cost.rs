@@ -1,0 +1,191 @@
+//! `device = "auto"` with a GPU present: which backend computes a configuration faster, from
+//! a cost model of its parameters and the machine, never from a timing race (the bytes of an
+//! output must not depend on timing).
+//!
+//! Per clip of `clip_samples` samples the model counts
+//! * the arithmetic: per STFT frame a real FFT of `n_fft` (2.5·N·log2 N), the power spectrum
+//!   (3 per bin) and the mel projection (2 per filter weight; once per row with mean pooling,
+//!   once per frame without), plus 10·log10 per stored value;
+//! * the bytes across PCIe: the samples up (16-bit PCM, the common case) and the stored values
+//!   down.
+//!
+//! The CPU computes on every core at [`CPU_FLOPS_PER_CORE`]; the GPU at [`GPU_FLOPS`] or at
+//! the PCIe rate [`PCIE_BYTES_PER_S`], whichever is slower. The rates are what melpipe's
+//! kernels and CPU path reach on the benchmark configurations of docs/PERFORMANCE.md on an
+//! H100 machine with 16 cores. Both backends also read, decode and write the same bytes; the
+//! model leaves those out, so a tie means both are faster than that part of the run. On a
+//! tie the GPU is chosen: it leaves the cores to the readers and the writer.
+
+use melpipe_core::config::{Params, Pool};
+use melpipe_core::geometry::Geometry;
+use melpipe_core::mel::MelFilterbank;
+
+/// FFT and mel arithmetic one CPU core does per second in melpipe's CPU path.
+pub const CPU_FLOPS_PER_CORE: f64 = 12e9;
+/// The same for melpipe's kernels on one GPU.
+pub const GPU_FLOPS: f64 = 4e12;
+/// Host↔device copy rate of one GPU.
+pub const PCIE_BYTES_PER_S: f64 = 20e9;
+
+/// A configuration's costs per clip and the estimated compute time of each backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    /// FFT, power, mel and log arithmetic per clip.
+    pub flop_per_clip: f64,
+    /// Bytes across PCIe per clip (samples up, values down).
+    pub pcie_bytes_per_clip: f64,
+    /// Cores the CPU backend computes on.
+    pub cores: usize,
+    /// Estimated CPU compute time per 1,000 clips, seconds.
+    pub cpu_s: f64,
+    /// Estimated GPU time per 1,000 clips, seconds.
+    pub gpu_s: f64,
+}
+
+impl Estimate {
+    /// The estimate for `cfg` on a machine with `cores` cores and one GPU.
+    pub fn new(cfg: &Params, cores: usize) -> Self {
+        let cores = cores.max(1);
+        let n = cfg.n_fft as f64;
+        let frames = cfg.stft_frames() as f64;
+        let n_freqs = cfg.n_freqs() as f64;
+        let weights = MelFilterbank::new(cfg)
+            .weights
+            .iter()
+            .filter(|w| **w != 0.0)
+            .count() as f64;
+        let mel_per_row = match cfg.pool {
+            Pool::Mean => 2.0 * weights + frames * n_freqs,
+            Pool::None => 2.0 * weights * frames,
+        };
+        let per_row = frames * (2.5 * n * n.log2().max(1.0) + 3.0 * n_freqs)
+            + mel_per_row
+            + 10.0 * cfg.values_per_row() as f64;
+        let rows = Geometry::new(cfg).rows(Some(cfg.clip_samples)) as f64;
+        let flop_per_clip = rows * per_row;
+        let pcie_bytes_per_clip =
+            2.0 * cfg.clip_samples as f64 + rows * (cfg.values_per_row() * cfg.dtype.size()) as f64;
+        let per_1000 = 1000.0;
+        Estimate {
+            flop_per_clip,
+            pcie_bytes_per_clip,
+            cores,
+            cpu_s: per_1000 * flop_per_clip / (cores as f64 * CPU_FLOPS_PER_CORE),
+            gpu_s: per_1000
+                * (flop_per_clip / GPU_FLOPS).max(pcie_bytes_per_clip / PCIE_BYTES_PER_S),
+        }
+    }
+
+    /// Whether the GPU is expected to be at least as fast.
+    pub fn gpu_wins(&self) -> bool {
+        self.gpu_s <= self.cpu_s
+    }
+
+    /// The reason, as `-v` and the manifest say it.
+    pub fn reason(&self) -> String {
+        let bound = if self.flop_per_clip / GPU_FLOPS >= self.pcie_bytes_per_clip / PCIE_BYTES_PER_S
+        {
+            "arithmetic"
+        } else {
+            "PCIe copies"
+        };
+        format!(
+            "{} per 1,000 clips: {:.1} GFLOP of FFT and mel, {:.0} MB across PCIe; estimated {} s \
+             on the GPU (bound by its {bound}) against {} s on {} CPU cores",
+            if self.gpu_wins() { "cuda:0" } else { "cpu" },
+            self.flop_per_clip * 1e-6,
+            self.pcie_bytes_per_clip * 1e-3,
+            seconds(self.gpu_s),
+            seconds(self.cpu_s),
+            self.cores
+        )
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 10.0 {
+        format!("{s:.0}")
+    } else if s >= 0.1 {
+        format!("{s:.2}")
+    } else {
+        format!("{s:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use melpipe_core::config::Dtype;
+
+    fn whole(clip: usize, n_fft: usize, hop: usize, n_mels: usize) -> Params {
+        Params {
+            sample_rate: 16_000,
+            clip_samples: clip,
+            long_win: clip,
+            long_hop: clip,
+            short_win: clip,
+            short_hop: clip,
+            n_fft,
+            win_length: n_fft,
+            hop_length: hop,
+            n_mels,
+            pool: Pool::None,
+            ..Params::default()
+        }
+    }
+
+    #[test]
+    fn compute_heavy_settings_go_to_the_gpu_and_say_why() {
+        let heavy = Params {
+            n_fft: 256,
+            win_length: 256,
+            hop_length: 2,
+            n_mels: 64,
+            ..Params::default()
+        };
+        heavy.validate().unwrap();
+        let e = Estimate::new(&heavy, 16);
+        // 237 rows × 257 frames × (2.5·256·8 + 3·129) + mel: about 335 GFLOP per 1,000 clips.
+        assert!(
+            (e.flop_per_clip * 1e-6 - 335.0).abs() < 10.0,
+            "{}",
+            e.flop_per_clip
+        );
+        assert!(e.gpu_wins());
+        let r = e.reason();
+        assert!(r.starts_with("cuda:0 per 1,000 clips"), "{r}");
+        assert!(
+            r.contains("arithmetic") && r.contains("16 CPU cores"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn the_seed_and_speech_are_gpu_within_the_model() {
+        for cfg in [Params::default(), whole(160_000, 512, 160, 80)] {
+            cfg.validate().unwrap();
+            assert!(Estimate::new(&cfg, 16).gpu_wins(), "{cfg:?}");
+        }
+    }
+
+    #[test]
+    fn little_arithmetic_and_many_bytes_stay_on_many_cores() {
+        // Every frame of a 4-point FFT in f32: almost nothing to compute per byte copied.
+        let cfg = Params {
+            n_fft: 4,
+            win_length: 4,
+            hop_length: 1,
+            n_mels: 2,
+            pool: Pool::None,
+            dtype: Dtype::F32,
+            ..Params::default()
+        };
+        cfg.validate().unwrap();
+        let e = Estimate::new(&cfg, 64);
+        assert!(!e.gpu_wins(), "{e:?}");
+        assert!(e.reason().starts_with("cpu per 1,000 clips"));
+        assert!(e.reason().contains("PCIe copies"));
+        // The same on 2 cores is faster on the GPU.
+        assert!(Estimate::new(&cfg, 2).gpu_wins());
+    }
+}
