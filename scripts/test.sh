@@ -3,7 +3,7 @@
 # built without the release profile and installed into a virtualenv, under pytest.
 #
 # The virtualenv (target/py-test-venv, or $MELPIPE_TEST_VENV) is made on the first run and gets
-# python/requirements-test.txt from PyPI; its bin/ goes first on PATH, so the Rust tests' `python3`
+# python/requirements-test.txt from PyPI (NVRTC included, to compile the GPU kernels); its bin/ goes first on PATH, so the Rust tests' `python3`
 # is the one with numpy and soundfile. Extra arguments go to pytest (e.g. `-k extract`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,12 @@ export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"
 
 cargo test --workspace
+
+# The GPU kernels compile in every variant: NVRTC from PyPI needs no GPU (the GPU machine's own
+# check, scripts/gpu_check.sh, runs them).
+NVRTC_LIB=$("$VENV/bin/python" -c 'import nvidia, os; print(next(p for d in nvidia.__path__ for p in [os.path.join(d, "cu13", "lib")] if os.path.isdir(p)))')
+LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" MELPIPE_REQUIRE_NVRTC=1 \
+    cargo test -p melpipe-cuda --test nvrtc_compile
 
 # The dev profile: dependencies are optimised (Cargo.toml), and most of them are built already.
 rm -rf target/py-wheels
