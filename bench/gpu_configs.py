@@ -11,7 +11,9 @@ Configurations (their datasets are generated into WORK on first use):
   music           1,000 whole 30 s clips at 44.1 kHz, n_fft 2048, hop 512, 128 mels, every frame
   whisper_like    the speech clips with n_fft 400, hop 160, 80 mels, every frame
 
-A configuration melpipe's GPU path refuses is reported with the reason (`--device cuda` exits 2).
+A configuration melpipe's GPU path refuses would be reported with the reason (`--device cuda` exits 2).
+The table ends with the ratios the targets of docs/PERFORMANCE.md are stated in: CPU time over GPU
+time, torchaudio's over melpipe's GPU time, and melpipe's GPU time over the write floor.
 
 usage: python3 bench/gpu_configs.py --melpipe BIN --work W [--only seed,heavy] [--repeat 1]
                                    [--scale 0.01] [--no-torchaudio]
@@ -244,12 +246,16 @@ def main():
         emit(**res)
         rows.append(res)
     print(f"{'config':16s} {'cuda':>8s} {'cpu':>8s} {'torchaudio':>10s} {'floor':>8s} "
-          f"{'GB':>6s}  notes")
+          f"{'GB':>6s} {'cpu/cuda':>8s} {'ta/cuda':>8s} {'cuda/floor':>10s}  notes")
     for r in rows:
         f = lambda v: f"{v:8.3f}" if isinstance(v, float) else f"{'-':>8s}"  # noqa: E731
-        print(f"{r['config']:16s} {f(r.get('cuda'))} {f(r.get('cpu'))} "
+        cuda = r.get("cuda")
+        ratio = lambda a, b: f"{a / b:8.2f}" if a and b else f"{'-':>8s}"  # noqa: E731
+        print(f"{r['config']:16s} {f(cuda)} {f(r.get('cpu'))} "
               f"{f(r.get('torchaudio_gpu')):>10s} {f(r.get('write_floor'))} "
-              f"{r['output_gb']:6.2f}  {r.get('cuda_refused', '')}")
+              f"{r['output_gb']:6.2f} {ratio(r.get('cpu'), cuda)} "
+              f"{ratio(r.get('torchaudio_gpu'), cuda)} {ratio(cuda, r.get('write_floor')):>10s}"
+              f"  {r.get('cuda_refused', '')}")
 
 
 if __name__ == "__main__":

@@ -320,7 +320,7 @@ macro_rules! settings_table {
     ($callback:path) => {
         $callback! {
             run [Device] device: $crate::config::DeviceChoice => String = $crate::config::DeviceChoice::Auto, "auto",
-                "auto (cuda:0 when an NVIDIA GPU, libcuda and libnvrtc are present, else CPU; a GPU that then fails to start falls back to the CPU with a warning), cpu, cuda (exit 2 if the GPU cannot start, with the reason), cuda:N, cuda:all (every visible GPU).";
+                "auto (cuda:0 when an NVIDIA GPU, libcuda and libnvrtc are present and a cost model of the parameters expects it to be at least as fast as every CPU core, else CPU; the choice and its reason are in -v and the manifest; a GPU that then fails to start falls back to the CPU with a warning), cpu, cuda (exit 2 if the GPU cannot start, with the reason), cuda:N, cuda:all (every visible GPU).";
             params [Signal] sample_rate: u32 => u32 = 4096, "4096",
                 "Sample rate of the features, Hz. A file at another rate fails, unless `resample` converts it.";
             params [Signal] resample: bool => bool = false, "off",
