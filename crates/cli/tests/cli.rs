@@ -1158,3 +1158,25 @@ fn flac_clips_give_the_features_of_their_wav_twins() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("MP3 cannot hold 4096 Hz"));
 }
+
+#[test]
+fn auto_records_its_choice_and_a_named_device_does_not() {
+    let t = tempfile::tempdir().unwrap();
+    let data = dataset(t.path(), 3, 0);
+    let auto = t.path().join("auto");
+    let o = run_ok(&["run", s(&data), "-o", s(&auto), "-v"]);
+    let why = manifest(&auto)["device_choice"]
+        .as_str()
+        .expect("device_choice in an auto run's manifest")
+        .to_string();
+    assert!(why.starts_with("auto: "), "{why}");
+    // This machine's GPU (if any) decides which; either way the reason is said in -v.
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("device: ") && log.contains("(auto: "), "{log}");
+    let shown = run_ok(&["inspect", s(&auto)]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(&format!("device    {why}")));
+    let cpu = t.path().join("cpu");
+    run_ok(&["run", s(&data), "-o", s(&cpu), "-q", "--device", "cpu"]);
+    assert!(manifest(&cpu).get("device_choice").is_none());
+    assert!(common::verifies(&auto) && common::verifies(&cpu));
+}
