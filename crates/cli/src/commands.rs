@@ -444,7 +444,7 @@ fn inspect(a: InspectArgs) -> Result<Exit> {
             "failures": m.failures,
             "inputs": input_kinds(&m),
             "device": m.device,
-            "device_choice": m.device_choice,
+            "device_choice": (!m.device_choice.is_empty()).then_some(&m.device_choice),
             "cpu_head_files": m.cpu_head_files,
             "timings": m.timings,
             "shard": m.shard,

@@ -538,7 +538,9 @@ logmel_tiled(const void* __restrict__ samples,
                     to_out(10.0f * log10f(fmaxf(p, 1e-10f)));
             }
 #endif
-            __syncthreads();  // the next tile rewrites the stage, the FFT buffers and pw
+            // No barrier here: the next tile writes only the stage before its first barrier,
+            // and nothing reads the stage after this tile's first barrier; psum[k] is this
+            // thread's own.
         }
 #if POOL_MEAN
         for (int k = tid; k < N_FREQS; k += BLOCK) psum[k] = psum[k] / (float)N_FRAMES;
@@ -559,7 +561,8 @@ logmel_tiled(const void* __restrict__ samples,
             out[row_out + m] = to_out(db);
         }
 #elif HAS_TOP_DB
-        __syncthreads();  // every value of the row is stored and segmax final
+        __syncthreads();  // every value of the row is stored and segmax final (no barrier
+                          // ends the last tile)
         {
             const float floor_db = 10.0f * log10f(fmaxf(segmax[0], 1e-10f)) - TOP_DB;
             const float floor_out = from_out(to_out(floor_db));

@@ -16,9 +16,9 @@
 //! model leaves those out, so a tie means both are faster than that part of the run. On a
 //! tie the GPU is chosen: it leaves the cores to the readers and the writer.
 
-use melpipe_core::config::{Params, Pool};
+use crate::plan::FftPlan;
+use melpipe_core::config::{LengthMode, Params, Pool};
 use melpipe_core::geometry::Geometry;
-use melpipe_core::mel::MelFilterbank;
 
 /// FFT and mel arithmetic one CPU core does per second in melpipe's CPU path.
 pub const CPU_FLOPS_PER_CORE: f64 = 12e9;
@@ -32,6 +32,8 @@ pub const PCIE_BYTES_PER_S: f64 = 20e9;
 pub struct Estimate {
     /// FFT, power, mel and log arithmetic per clip.
     pub flop_per_clip: f64,
+    /// The same as the GPU computes it (a direct DFT where the FFT has a large prime factor).
+    pub gpu_flop_per_clip: f64,
     /// Bytes across PCIe per clip (samples up, values down).
     pub pcie_bytes_per_clip: f64,
     /// Cores the CPU backend computes on.
@@ -43,36 +45,46 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// The estimate for `cfg` on a machine with `cores` cores and one GPU.
+    /// The estimate for `cfg` on a machine with `cores` cores and one GPU. In natural length
+    /// mode a clip is taken to be `max(clip_samples, long_win)` samples.
     pub fn new(cfg: &Params, cores: usize) -> Self {
         let cores = cores.max(1);
         let n = cfg.n_fft as f64;
         let frames = cfg.stft_frames() as f64;
         let n_freqs = cfg.n_freqs() as f64;
-        let weights = MelFilterbank::new(cfg)
-            .weights
-            .iter()
-            .filter(|w| **w != 0.0)
-            .count() as f64;
+        // Each FFT bin lies in at most two triangular filters.
+        let weights = (2.0 * n_freqs).min(n_freqs * cfg.n_mels as f64);
         let mel_per_row = match cfg.pool {
             Pool::Mean => 2.0 * weights + frames * n_freqs,
             Pool::None => 2.0 * weights * frames,
         };
-        let per_row = frames * (2.5 * n * n.log2().max(1.0) + 3.0 * n_freqs)
-            + mel_per_row
-            + 10.0 * cfg.values_per_row() as f64;
-        let rows = Geometry::new(cfg).rows(Some(cfg.clip_samples)) as f64;
-        let flop_per_clip = rows * per_row;
+        let rest = frames * 3.0 * n_freqs + mel_per_row + 10.0 * cfg.values_per_row() as f64;
+        let fft = frames * 2.5 * n * n.log2().max(1.0);
+        // The GPU transforms an n_fft whose half has a prime factor above its largest radix by
+        // a direct DFT: N multiply-adds of complex twiddles per bin.
+        let gpu_fft = if FftPlan::new(cfg.n_fft).direct() {
+            frames * 4.0 * n * n_freqs
+        } else {
+            fft
+        };
+        let samples = match cfg.length {
+            LengthMode::Fixed => cfg.clip_samples,
+            LengthMode::Natural => cfg.clip_samples.max(cfg.long_win),
+        };
+        let rows = Geometry::new(cfg).rows(Some(samples)).max(1) as f64;
+        let flop_per_clip = rows * (fft + rest);
+        let gpu_flop_per_clip = rows * (gpu_fft + rest);
         let pcie_bytes_per_clip =
-            2.0 * cfg.clip_samples as f64 + rows * (cfg.values_per_row() * cfg.dtype.size()) as f64;
+            2.0 * samples as f64 + rows * (cfg.values_per_row() * cfg.dtype.size()) as f64;
         let per_1000 = 1000.0;
         Estimate {
             flop_per_clip,
+            gpu_flop_per_clip,
             pcie_bytes_per_clip,
             cores,
             cpu_s: per_1000 * flop_per_clip / (cores as f64 * CPU_FLOPS_PER_CORE),
             gpu_s: per_1000
-                * (flop_per_clip / GPU_FLOPS).max(pcie_bytes_per_clip / PCIE_BYTES_PER_S),
+                * (gpu_flop_per_clip / GPU_FLOPS).max(pcie_bytes_per_clip / PCIE_BYTES_PER_S),
         }
     }
 
@@ -81,18 +93,17 @@ impl Estimate {
         self.gpu_s <= self.cpu_s
     }
 
-    /// The reason, as `-v` and the manifest say it.
+    /// The reason, as `-v` and the manifest say it (after the chosen device's name).
     pub fn reason(&self) -> String {
-        let bound = if self.flop_per_clip / GPU_FLOPS >= self.pcie_bytes_per_clip / PCIE_BYTES_PER_S
-        {
-            "arithmetic"
-        } else {
-            "PCIe copies"
-        };
+        let bound =
+            if self.gpu_flop_per_clip / GPU_FLOPS >= self.pcie_bytes_per_clip / PCIE_BYTES_PER_S {
+                "arithmetic"
+            } else {
+                "PCIe copies"
+            };
         format!(
-            "{} per 1,000 clips: {:.1} GFLOP of FFT and mel, {:.0} MB across PCIe; estimated {} s \
+            "per 1,000 clips: {:.1} GFLOP of FFT and mel, {:.0} MB across PCIe; estimated {} s \
              on the GPU (bound by its {bound}) against {} s on {} CPU cores",
-            if self.gpu_wins() { "cuda:0" } else { "cpu" },
             self.flop_per_clip * 1e-6,
             self.pcie_bytes_per_clip * 1e-3,
             seconds(self.gpu_s),
@@ -153,7 +164,7 @@ mod tests {
         );
         assert!(e.gpu_wins());
         let r = e.reason();
-        assert!(r.starts_with("cuda:0 per 1,000 clips"), "{r}");
+        assert!(r.starts_with("per 1,000 clips"), "{r}");
         assert!(
             r.contains("arithmetic") && r.contains("16 CPU cores"),
             "{r}"
@@ -183,9 +194,31 @@ mod tests {
         cfg.validate().unwrap();
         let e = Estimate::new(&cfg, 64);
         assert!(!e.gpu_wins(), "{e:?}");
-        assert!(e.reason().starts_with("cpu per 1,000 clips"));
         assert!(e.reason().contains("PCIe copies"));
         // The same on 2 cores is faster on the GPU.
         assert!(Estimate::new(&cfg, 2).gpu_wins());
+    }
+
+    #[test]
+    fn natural_length_counts_at_least_one_long_window() {
+        let cfg = Params {
+            length: LengthMode::Natural,
+            ..whole(160_000, 512, 160, 80)
+        };
+        cfg.validate().unwrap();
+        let e = Estimate::new(&cfg, 16);
+        assert!(e.flop_per_clip > 1e7, "{e:?}");
+        assert!(e.gpu_wins(), "{e:?}");
+    }
+
+    #[test]
+    fn a_direct_dft_on_the_gpu_is_charged_as_one() {
+        // n_fft 2·1009: the GPU's direct DFT is ~70× the FFT's arithmetic.
+        let cfg = whole(160_000, 2018, 1009, 40);
+        cfg.validate().unwrap();
+        let e = Estimate::new(&cfg, 16);
+        assert!(e.gpu_flop_per_clip > 20.0 * e.flop_per_clip, "{e:?}");
+        let fast = Estimate::new(&whole(160_000, 2048, 1024, 40), 16);
+        assert!((fast.gpu_flop_per_clip - fast.flop_per_clip).abs() < 1.0);
     }
 }

@@ -76,27 +76,33 @@ pub fn select(device: DeviceChoice, params: &Params, opts: &SelectOptions) -> Re
             Ok(cpu())
         }
         DeviceChoice::Auto => {
+            // The cores this process may use (cgroup limits and affinity included): the CPU
+            // backend computes on as many threads by default.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let estimate = crate::cost::Estimate::new(params, cores);
-            let why = estimate.reason();
-            if !estimate.gpu_wins() && gpu_present() {
-                tracing::info!("device: cpu (auto: {why})");
+            let estimate = gpu_present().then(|| crate::cost::Estimate::new(params, cores));
+            if let Some(e) = estimate.as_ref().filter(|e| !e.gpu_wins()) {
+                let why = e.reason();
+                tracing::info!("device: cpu (auto, {why})");
                 no_gpu();
                 return Ok(Selection {
                     factory: Box::new(Chosen {
                         inner: Box::new(CpuBackendFactory),
-                        why: format!("auto: {why}"),
+                        why: format!("auto: cpu, {why}"),
                     }),
                     gpu_probe: None,
                 });
             }
+            let why = estimate.map_or_else(
+                || "an NVIDIA GPU and driver are present".to_string(),
+                |e| e.reason(),
+            );
             match gpu_backend(params, Some(0), true, opts) {
                 Ok(sel) => {
-                    tracing::info!("device: cuda:0 (auto: {why})");
+                    tracing::info!("device: cuda:0 (auto, {why})");
                     Ok(Selection {
                         factory: Box::new(Chosen {
                             inner: sel.factory,
-                            why: format!("auto: {why}"),
+                            why: format!("auto: cuda:0, {why}"),
                         }),
                         gpu_probe: sel.gpu_probe,
                     })
@@ -162,7 +168,7 @@ impl BackendFactory for Chosen {
 
     fn choice(&self) -> Option<String> {
         if self.inner.fell_back_to_cpu() {
-            return Some(format!("auto: {}", self.inner.name()));
+            return Some("auto: cpu, the GPU could not be started (see device)".to_string());
         }
         Some(self.why.clone())
     }

@@ -16,6 +16,10 @@ pub fn padded_hann(n_fft: usize, win_length: usize) -> Vec<f64> {
         let phase = 2.0 * std::f64::consts::PI * n as f64 / win_length as f64;
         w[left + n] = 0.5 - 0.5 * phase.cos();
     }
+    // torch.hann_window(1, periodic=True) is [1], not the formula's [0].
+    if win_length == 1 {
+        w[left] = 1.0;
+    }
     w
 }
 
@@ -127,6 +131,11 @@ mod tests {
 
     #[test]
     fn hann_is_periodic_and_centred() {
+        assert_eq!(
+            padded_hann(4, 1),
+            vec![0.0, 1.0, 0.0, 0.0],
+            "torch's window of one sample"
+        );
         let w = padded_hann(8, 4);
         // hann_window(4, periodic=True) = [0, .5, 1, .5], padded by 2 on both sides.
         let want = [0.0, 0.0, 0.0, 0.5, 1.0, 0.5, 0.0, 0.0];
