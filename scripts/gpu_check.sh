@@ -7,7 +7,9 @@
 #   4. device selection (auto, fallback, --device cuda without a device); Ctrl-C at 8 moments of a
 #      GPU run exits 130 and the resume is byte-identical;
 #   5. a GPU run's CPU head (its first files computed on the CPU while the GPU starts): exactly
-#      the CPU run's rows there, exactly the headless GPU run's rows after.
+#      the CPU run's rows there, exactly the headless GPU run's rows after;
+#   6. whole 10 s speech clips with every frame kept (n_fft 512 win 400, n_fft 400 with top_db):
+#      the tiled kernel through the whole pipeline, GPU vs CPU.
 # The GPU-vs-CPU comparisons run with --cpu-head 0, so that the GPU computes every file.
 # usage: MELPIPE=.carry/melpipe WORK=/tmp/mp scripts/gpu_check.sh [files]
 set -euo pipefail
@@ -45,6 +47,15 @@ head -500 "$W/slice/all.txt" > "$W/slice/list.txt"
 "$M" run "@$W/slice/list.txt" -o "$W/gpu_none" --device cuda --cpu-head 0 --pool none --dtype f32 --top-db 60 --force -q
 "$M" run "@$W/slice/list.txt" -o "$W/cpu_none" --device cpu --pool none --dtype f32 --top-db 60 --force -q
 python3 scripts/compare_outputs.py "$W/gpu_none" "$W/cpu_none"
+echo "== whole 10 s clips at 16 kHz, every frame (the tiled kernel): GPU vs CPU"
+[ -d "$W/speech" ] || "$M" generate "$W/speech" --files 300 --sample-rate 16000 --samples 160000 --corrupt 7 -q
+WHOLE="--clip-samples 160000 --long-win 160000 --long-hop 160000 --short-win 160000 --short-hop 160000 --sample-rate 16000 --hop-length 160 --n-mels 80 --pool none"
+for fft in "--n-fft 512 --win-length 400" "--n-fft 400 --win-length 400 --top-db 80"; do
+    "$M" run "$W/speech" -o "$W/gpu_speech" --device cuda --cpu-head 0 $WHOLE $fft --force -q
+    "$M" run "$W/speech" -o "$W/cpu_speech" --device cpu $WHOLE $fft --force -q
+    "$M" verify "$W/gpu_speech"
+    python3 scripts/compare_outputs.py "$W/gpu_speech" "$W/cpu_speech"
+done
 echo "== golden cases (torchaudio float64) on the GPU"
 python3 scripts/check_golden.py --melpipe "$M" --device cuda --work "$W/golden"
 echo "== docs/FORMAT.md PyTorch snippet"
