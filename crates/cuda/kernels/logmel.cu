@@ -323,6 +323,56 @@ __device__ __forceinline__ float from_out(out_t v) { return v; }
 // Thread i takes butterfly i: frame f, group b, offset k; its inputs x_q (q < R) lie LP apart
 // from b·R·LP + k, are multiplied by W_{R·LP}^{k·q} and go through an R-point DFT whose output
 // p replaces x_p. The input was loaded in the plan's digit-reversed order (src/plan.rs).
+// The R-point DFT of x (already twiddled), stored LP apart from `at`.
+template <int R, int LP>
+__device__ __forceinline__ void radix_dft(float (&xr)[R], float (&xi)[R], float* __restrict__ fre,
+                                          float* __restrict__ fim, int at,
+                                          const float* __restrict__ tw_re,
+                                          const float* __restrict__ tw_im) {
+    if (R == 2) {
+        fre[at] = xr[0] + xr[1];
+        fim[at] = xi[0] + xi[1];
+        fre[at + LP] = xr[0] - xr[1];
+        fim[at + LP] = xi[0] - xi[1];
+    } else if (R == 4) {
+        // W_4 = −i.
+        const float ar = xr[0] + xr[2], ai = xi[0] + xi[2];
+        const float br = xr[0] - xr[2], bi = xi[0] - xi[2];
+        const float cr = xr[1] + xr[3], ci = xi[1] + xi[3];
+        const float dr = xr[1] - xr[3], di = xi[1] - xi[3];
+        fre[at] = ar + cr;
+        fim[at] = ai + ci;
+        fre[at + LP] = br + di;
+        fim[at + LP] = bi - dr;
+        fre[at + 2 * LP] = ar - cr;
+        fim[at + 2 * LP] = ai - ci;
+        fre[at + 3 * LP] = br - di;
+        fim[at + 3 * LP] = bi + dr;
+    } else {
+        // A direct R-point DFT; W_R^(pq) = W_N^((pq mod R)·N/R), constant indices.
+#pragma unroll
+        for (int p = 0; p < R; ++p) {
+            float yr = xr[0], yi = xi[0];
+#pragma unroll
+            for (int q = 1; q < R; ++q) {
+                const int w = ((p * q) % R) * (N_FFT / R);
+                const float wr = __ldg(tw_re + w), wi = __ldg(tw_im + w);
+                yr += xr[q] * wr - xi[q] * wi;
+                yi += xr[q] * wi + xi[q] * wr;
+            }
+            fre[at + p * LP] = yr;
+            fim[at + p * LP] = yi;
+        }
+    }
+}
+
+// One in-place decimation-in-time stage of radix R over the tile's first `nt` frames: it
+// combines R transforms of length LP (consecutive in the buffer) into one of length R·LP.
+// Butterfly bf of a frame: group b = bf / LP, offset k = bf % LP; its inputs x_q (q < R) lie
+// LP apart from b·R·LP + k, are multiplied by W_{R·LP}^{k·q} and go through an R-point DFT
+// whose output p replaces x_p. The input was loaded in the plan's digit-reversed order
+// (src/plan.rs). A thread keeps one butterfly (and its twiddles) over frames when a frame's
+// butterflies fit the block, several frames at once.
 template <int R, int LP>
 __device__ __forceinline__ void fft_stage(float* __restrict__ fre, float* __restrict__ fim,
                                           const float* __restrict__ tw_re,
@@ -330,74 +380,52 @@ __device__ __forceinline__ void fft_stage(float* __restrict__ fre, float* __rest
     constexpr int L = R * LP;
     constexpr int GROUPS = FFT_M / R;  // butterflies per frame
     constexpr int TW_STEP = (FFT_M / L) * TW_SCALE;  // W_L^1 = W_N^TW_STEP
-    for (int i = threadIdx.x; i < nt * GROUPS; i += BLOCK) {
-        const int f = i / GROUPS;
-        const int bf = i - f * GROUPS;
+    constexpr int FPAR = GROUPS <= BLOCK ? BLOCK / GROUPS : 1;  // frames in parallel
+    constexpr int BF_STEP = GROUPS <= BLOCK ? GROUPS : BLOCK;
+    const int tid = threadIdx.x;
+    if (tid >= FPAR * BF_STEP) return;
+    for (int bf = tid % BF_STEP; bf < GROUPS; bf += BF_STEP) {
         const int b = bf / LP;
         const int k = bf - b * LP;
-        const int base = f * FRAME_STRIDE + b * L + k;
-        float xr[R], xi[R];
+        float wr[R], wi[R];
 #pragma unroll
-        for (int q = 0; q < R; ++q) {
-            xr[q] = fre[base + q * LP];
-            xi[q] = fim[base + q * LP];
+        for (int q = 1; q < R; ++q) {
+            const int w = k * q * TW_STEP;
+            wr[q] = LP > 1 ? __ldg(tw_re + w) : 1.0f;
+            wi[q] = LP > 1 ? __ldg(tw_im + w) : 0.0f;
         }
-        if (LP > 1) {
+        for (int f = tid / BF_STEP; f < nt; f += FPAR) {
+            const int base = f * FRAME_STRIDE + b * L + k;
+            float xr[R], xi[R];
 #pragma unroll
-            for (int q = 1; q < R; ++q) {
-                const int w = k * q * TW_STEP;
-                const float wr = __ldg(tw_re + w), wi = __ldg(tw_im + w);
-                const float tr = xr[q] * wr - xi[q] * wi;
-                xi[q] = xr[q] * wi + xi[q] * wr;
-                xr[q] = tr;
+            for (int q = 0; q < R; ++q) {
+                xr[q] = fre[base + q * LP];
+                xi[q] = fim[base + q * LP];
             }
-        }
-        if (R == 2) {
-            fre[base] = xr[0] + xr[1];
-            fim[base] = xi[0] + xi[1];
-            fre[base + LP] = xr[0] - xr[1];
-            fim[base + LP] = xi[0] - xi[1];
-        } else if (R == 4) {
-            // W_4 = −i.
-            const float ar = xr[0] + xr[2], ai = xi[0] + xi[2];
-            const float br = xr[0] - xr[2], bi = xi[0] - xi[2];
-            const float cr = xr[1] + xr[3], ci = xi[1] + xi[3];
-            const float dr = xr[1] - xr[3], di = xi[1] - xi[3];
-            fre[base] = ar + cr;
-            fim[base] = ai + ci;
-            fre[base + LP] = br + di;
-            fim[base + LP] = bi - dr;
-            fre[base + 2 * LP] = ar - cr;
-            fim[base + 2 * LP] = ai - ci;
-            fre[base + 3 * LP] = br - di;
-            fim[base + 3 * LP] = bi + dr;
-        } else {
-            // A direct R-point DFT; W_R^(pq) = W_N^((pq mod R)·N/R), constant indices.
-#pragma unroll
-            for (int p = 0; p < R; ++p) {
-                float yr = xr[0], yi = xi[0];
+            if (LP > 1) {
 #pragma unroll
                 for (int q = 1; q < R; ++q) {
-                    const int w = ((p * q) % R) * (N_FFT / R);
-                    const float wr = __ldg(tw_re + w), wi = __ldg(tw_im + w);
-                    yr += xr[q] * wr - xi[q] * wi;
-                    yi += xr[q] * wi + xi[q] * wr;
+                    const float tr = xr[q] * wr[q] - xi[q] * wi[q];
+                    xi[q] = xr[q] * wi[q] + xi[q] * wr[q];
+                    xr[q] = tr;
                 }
-                fre[base + p * LP] = yr;
-                fim[base + p * LP] = yi;
             }
+            radix_dft<R, LP>(xr, xi, fre, fim, base, tw_re, tw_im);
         }
     }
 }
 
-// Any n_fft and segment length. A block takes one segment at a time (grid-stride over the
-// batch's rows) and its frames TILE at a time: the tile's padded samples are staged, its
-// windowed frames transformed together (mixed-radix stages, or a direct DFT when n_fft has a
-// prime factor above the largest radix), then
-//   pool mean: power summed per bin over the segment's frames, mel, dB, top_db at the end;
-//   pool none: each frame's mel dB stored as its tile ends; with top_db the block re-reads its
-//              row at the end and raises it to the segment's floor (rounding is monotonic, so
-//              max(round(a), round(b)) = round(max(a, b)): the bytes of the CPU's order).
+// Any n_fft and segment length. A block takes one work item at a time (grid-stride): a row,
+// or with pool none a chunk of a row's frames (`chunks` per row, so that a batch of few long
+// rows still fills the GPU), and its frames TILE at a time: the tile's padded samples are
+// staged, its windowed frames transformed together (mixed-radix stages, or a direct DFT when
+// n_fft has a prime factor above the largest radix), then
+//   pool mean: power summed per bin over the segment's frames (each thread its bins, frames in
+//              order), mel, dB, top_db at the end (one chunk per row);
+//   pool none: each frame's mel dB stored as its tile ends; with top_db the row's peak goes to
+//              rowmax (an order-free atomic max of power bits) and logmel_clamp raises the row
+//              to its floor afterwards (rounding is monotonic, so max(round(a), round(b)) =
+//              round(max(a, b)): the bytes of the CPU's order).
 // The work area is shared memory, or (WORK_GLOBAL) WORK_FLOATS of `work` per block.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 logmel_tiled(const void* __restrict__ samples,
@@ -409,8 +437,8 @@ logmel_tiled(const void* __restrict__ samples,
              const int* __restrict__ mel_len, const int* __restrict__ mel_off,
              const float* __restrict__ mel_w, const float* __restrict__ window,
              const float* __restrict__ tw_re, const float* __restrict__ tw_im,
-             const int* __restrict__ perm, float* __restrict__ work_all,
-             out_t* __restrict__ out) {
+             const int* __restrict__ perm, float* __restrict__ work_all, unsigned int chunks,
+             unsigned int* __restrict__ rowmax, out_t* __restrict__ out) {
 #if WORK_GLOBAL
     float* work = work_all + (size_t)blockIdx.x * WORK_FLOATS;
 #else
@@ -420,16 +448,23 @@ logmel_tiled(const void* __restrict__ samples,
     float* stage = work + SMEM_STAGE_OFF;   // STAGE_STRIDE padded samples of one tile
     float* fre = work + SMEM_FRAME_OFF;     // TILE × FRAME_STRIDE: real parts / windowed frames
     float* fim = work + SMEM_FRAME_IM_OFF;  // TILE × FRAME_STRIDE: imaginary parts
-    float* pw = work + SMEM_PW_OFF;         // TILE × N_FREQS: power spectra
+    float* pw = work + SMEM_PW_OFF;         // TILE × N_FREQS: power spectra (pool none)
     float* psum = work + SMEM_PSUM_OFF;     // N_FREQS: summed power (pool mean)
     float* segmax = work + SMEM_MAX_OFF;    // 1: peak mel power (top_db)
     __shared__ long long s_base[1];
     __shared__ int s_state[1];
     const int tid = threadIdx.x;
     constexpr int per_seg = N_MELS * OUT_FRAMES;
+    constexpr int n_tiles = (N_FRAMES + TILE - 1) / TILE;
+    const int tiles_per_chunk = (n_tiles + (int)chunks - 1) / (int)chunks;
+    const unsigned long long items = (unsigned long long)total_rows * chunks;
 
-    for (unsigned int row = blockIdx.x; row < total_rows; row += gridDim.x) {
-        __syncthreads();  // the previous row is done with the work area and s_base
+    for (unsigned long long item = blockIdx.x; item < items; item += gridDim.x) {
+        const unsigned int row = (unsigned int)(item / chunks);
+        const int chunk = (int)(item - (unsigned long long)row * chunks);
+        const int f_begin = chunk * tiles_per_chunk * TILE;
+        const int f_end = min(N_FRAMES, f_begin + tiles_per_chunk * TILE);
+        __syncthreads();  // the previous item is done with the work area and s_base
         locate_segments(file_offset, file_row0, file_failed, num_files, total_rows, row,
                         s_base, s_state, segmax);
 #if POOL_MEAN
@@ -440,11 +475,12 @@ logmel_tiled(const void* __restrict__ samples,
         const int state = s_state[0];
         const size_t row_out = (size_t)row * per_seg;
         if (state == SEG_FAILED) {
-            for (int e = tid; e < per_seg; e += BLOCK) out[row_out + e] = out_nan();
+            if (chunk == 0)
+                for (int e = tid; e < per_seg; e += BLOCK) out[row_out + e] = out_nan();
             continue;
         }
-        for (int t0 = 0; t0 < N_FRAMES; t0 += TILE) {
-            const int nt = min(TILE, N_FRAMES - t0);
+        for (int t0 = f_begin; t0 < f_end; t0 += TILE) {
+            const int nt = min(TILE, f_end - t0);
             const int span = (nt - 1) * HOP + N_FFT;
             for (int i = tid; i < span; i += BLOCK)
                 stage[i] = load_sample(samples, samples_i16, base + reflect(t0 * HOP + i));
@@ -471,49 +507,6 @@ logmel_tiled(const void* __restrict__ samples,
                 }
                 pw[f * N_FREQS + k] = xr * xr + xi * xi;
             }
-#else
-            for (int i = tid; i < nt * FFT_M; i += BLOCK) {
-                const int f = i / FFT_M;
-                const int m = i - f * FFT_M;
-                const int n = __ldg(perm + m);
-                const float* x = stage + f * HOP;
-#if FFT_PACKED
-                fre[f * FRAME_STRIDE + m] = __ldg(window + 2 * n) * x[2 * n];
-                fim[f * FRAME_STRIDE + m] = __ldg(window + 2 * n + 1) * x[2 * n + 1];
-#else
-                fre[f * FRAME_STRIDE + m] = __ldg(window + n) * x[n];
-                fim[f * FRAME_STRIDE + m] = 0.0f;
-#endif
-            }
-            __syncthreads();
-            FFT_STAGES
-            for (int i = tid; i < nt * N_FREQS; i += BLOCK) {
-                const int f = i / N_FREQS;
-                const int k = i - f * N_FREQS;
-                const float* zr = fre + f * FRAME_STRIDE;
-                const float* zi = fim + f * FRAME_STRIDE;
-                float pk;
-#if FFT_PACKED
-                // X[k] = E[k] + W^k·O[k] from Z[k] and conj Z[M−k] (as in frame_power_reg).
-                if (k == 0 || k == FFT_M) {
-                    const float x = k == 0 ? zr[0] + zi[0] : zr[0] - zi[0];
-                    pk = x * x;
-                } else {
-                    const float ar = zr[k], ai = zi[k];
-                    const float br = zr[FFT_M - k], bi = -zi[FFT_M - k];
-                    const float er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
-                    const float odr = 0.5f * (ai - bi), odi = -0.5f * (ar - br);
-                    const float wr = __ldg(tw_re + k), wi = __ldg(tw_im + k);
-                    const float xr = er + wr * odr - wi * odi;
-                    const float xi = ei + wr * odi + wi * odr;
-                    pk = xr * xr + xi * xi;
-                }
-#else
-                pk = zr[k] * zr[k] + zi[k] * zi[k];
-#endif
-                pw[f * N_FREQS + k] = pk;
-            }
-#endif
             __syncthreads();
 #if POOL_MEAN
             for (int k = tid; k < N_FREQS; k += BLOCK) {
@@ -521,7 +514,79 @@ logmel_tiled(const void* __restrict__ samples,
                 for (int f = 0; f < nt; ++f) acc += pw[f * N_FREQS + k];
                 psum[k] = acc;
             }
+#endif
 #else
+            {
+                // A thread keeps one position m (its input index and window values) over
+                // frames when a frame fits the block.
+                constexpr int FPAR = FFT_M <= BLOCK ? BLOCK / FFT_M : 1;
+                constexpr int M_STEP = FFT_M <= BLOCK ? FFT_M : BLOCK;
+                if (tid < FPAR * M_STEP) {
+                    for (int m = tid % M_STEP; m < FFT_M; m += M_STEP) {
+                        const int n = __ldg(perm + m);
+#if FFT_PACKED
+                        const float w0 = __ldg(window + 2 * n), w1 = __ldg(window + 2 * n + 1);
+                        for (int f = tid / M_STEP; f < nt; f += FPAR) {
+                            const float* x = stage + f * HOP + 2 * n;
+                            fre[f * FRAME_STRIDE + m] = w0 * x[0];
+                            fim[f * FRAME_STRIDE + m] = w1 * x[1];
+                        }
+#else
+                        const float w0 = __ldg(window + n);
+                        for (int f = tid / M_STEP; f < nt; f += FPAR) {
+                            fre[f * FRAME_STRIDE + m] = w0 * stage[f * HOP + n];
+                            fim[f * FRAME_STRIDE + m] = 0.0f;
+                        }
+#endif
+                    }
+                }
+            }
+            __syncthreads();
+            FFT_STAGES
+            // Power of bin k: for an even n_fft X[k] = E[k] + W^k·O[k] from Z[k] and
+            // conj Z[M−k] (as in frame_power_reg). Each thread keeps its bins over the frames;
+            // with pool mean it adds them to psum in frame order, without storing them.
+            for (int k = tid; k < N_FREQS; k += BLOCK) {
+#if FFT_PACKED
+                const int kc = (k == 0 || k == FFT_M) ? 0 : k;
+                const float wr = __ldg(tw_re + k), wi = __ldg(tw_im + k);
+#endif
+#if POOL_MEAN
+                float acc = psum[k];
+#endif
+                for (int f = 0; f < nt; ++f) {
+                    const float* zr = fre + f * FRAME_STRIDE;
+                    const float* zi = fim + f * FRAME_STRIDE;
+                    float pk;
+#if FFT_PACKED
+                    if (kc == 0) {
+                        const float x = k == 0 ? zr[0] + zi[0] : zr[0] - zi[0];
+                        pk = x * x;
+                    } else {
+                        const float ar = zr[k], ai = zi[k];
+                        const float br = zr[FFT_M - k], bi = -zi[FFT_M - k];
+                        const float er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
+                        const float odr = 0.5f * (ai - bi), odi = -0.5f * (ar - br);
+                        const float xr = er + wr * odr - wi * odi;
+                        const float xi = ei + wr * odi + wi * odr;
+                        pk = xr * xr + xi * xi;
+                    }
+#else
+                    pk = zr[k] * zr[k] + zi[k] * zi[k];
+#endif
+#if POOL_MEAN
+                    acc += pk;
+#else
+                    pw[f * N_FREQS + k] = pk;
+#endif
+                }
+#if POOL_MEAN
+                psum[k] = acc;
+#endif
+            }
+#endif
+#if !POOL_MEAN
+            __syncthreads();
             for (int i = tid; i < nt * N_MELS; i += BLOCK) {
                 const int m = i / nt;
                 const int f = i - m * nt;
@@ -539,8 +604,8 @@ logmel_tiled(const void* __restrict__ samples,
             }
 #endif
             // No barrier here: the next tile writes only the stage before its first barrier,
-            // and nothing reads the stage after this tile's first barrier; psum[k] is this
-            // thread's own.
+            // and nothing reads the stage after this tile's first barrier; psum[k] and (pool
+            // mean) the bins are each thread's own.
         }
 #if POOL_MEAN
         for (int k = tid; k < N_FREQS; k += BLOCK) psum[k] = psum[k] / (float)N_FRAMES;
@@ -561,17 +626,29 @@ logmel_tiled(const void* __restrict__ samples,
             out[row_out + m] = to_out(db);
         }
 #elif HAS_TOP_DB
-        __syncthreads();  // every value of the row is stored and segmax final (no barrier
-                          // ends the last tile)
-        {
-            const float floor_db = 10.0f * log10f(fmaxf(segmax[0], 1e-10f)) - TOP_DB;
-            const float floor_out = from_out(to_out(floor_db));
-            for (int e = tid; e < per_seg; e += BLOCK) {
-                const float v = from_out(out[row_out + e]);
-                if (v < floor_out) out[row_out + e] = to_out(floor_out);
-            }
-        }
+        __syncthreads();  // segmax is final (no barrier ends the last tile)
+        if (tid == 0) atomicMax((int*)(rowmax + row), __float_as_int(segmax[0]));
 #endif
     }
 }
+
+#if !POOL_MEAN && HAS_TOP_DB
+// After logmel_tiled with pool none and top_db: every value of a row raised to its floor, the
+// row's peak (rowmax, power bits) in dB minus TOP_DB, compared after rounding to the stored
+// dtype. Rows of failed files are NaN and stay so.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+logmel_clamp(const unsigned int* __restrict__ rowmax, unsigned int total_rows,
+             out_t* __restrict__ out) {
+    constexpr int per_seg = N_MELS * OUT_FRAMES;
+    const unsigned long long n = (unsigned long long)total_rows * per_seg;
+    for (unsigned long long e = (unsigned long long)blockIdx.x * BLOCK + threadIdx.x; e < n;
+         e += (unsigned long long)gridDim.x * BLOCK) {
+        const unsigned int row = (unsigned int)(e / per_seg);
+        const float peak = __int_as_float((int)__ldg(rowmax + row));
+        const float floor_out = from_out(to_out(10.0f * log10f(fmaxf(peak, 1e-10f)) - TOP_DB));
+        const float v = from_out(out[e]);
+        if (v < floor_out) out[e] = to_out(floor_out);
+    }
+}
+#endif
 #endif  // KERNEL_TILED

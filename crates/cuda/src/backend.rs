@@ -31,6 +31,10 @@ pub struct CudaBackendFactory {
     cfg: Params,
     plan: KernelPlan,
     func: CudaFunction,
+    /// `logmel_clamp`, when the plan clamps (pool none with top_db in the tiled kernel).
+    clamp_func: Option<CudaFunction>,
+    /// Multiprocessors of the device.
+    sms: usize,
     arch: String,
     /// Mel filters, then (generic kernel) window and twiddles, as 32-bit words.
     consts: Vec<u32>,
@@ -118,6 +122,19 @@ impl CudaBackendFactory {
                 let func = module
                     .load_function(plan.kind.entry())
                     .map_err(drv("finding the kernel"))?;
+                let clamp_func = if plan.clamps() {
+                    Some(
+                        module
+                            .load_function("logmel_clamp")
+                            .map_err(drv("finding the kernel"))?,
+                    )
+                } else {
+                    None
+                };
+                let sms = ctx
+                    .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                    .map_err(drv("reading the device's multiprocessor count"))?
+                    .max(1) as usize;
                 if plan.smem_bytes > 48 * 1024 {
                     func.set_attribute(
                         sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -139,6 +156,8 @@ impl CudaBackendFactory {
                     cfg: cfg.clone(),
                     plan: plan.clone(),
                     func,
+                    clamp_func,
+                    sms,
                     arch: compiled.arch.clone(),
                     consts,
                     mel,
@@ -196,12 +215,15 @@ impl CudaBackendFactory {
                 geom: Geometry::new(&self.cfg),
                 plan: self.plan.clone(),
                 func: self.func.clone(),
+                clamp_func: self.clamp_func.clone(),
+                sms: self.sms,
                 mel_words: self.mel.lo.len(),
                 mel_weights: self.mel.weights.len(),
                 consts,
                 dev_in: None,
                 dev_out: None,
                 dev_work: None,
+                dev_rowmax: None,
                 staging: PinnedBuf::alloc(&self.ctx, 2 * CHUNK, true)
                     .map_err(drv("allocating page-locked staging memory"))?,
                 table_staging: None,
@@ -400,6 +422,8 @@ pub struct CudaBackend {
     geom: Geometry,
     plan: KernelPlan,
     func: CudaFunction,
+    clamp_func: Option<CudaFunction>,
+    sms: usize,
     /// Mels in `consts`.
     mel_words: usize,
     /// Mel weights in `consts`.
@@ -409,6 +433,8 @@ pub struct CudaBackend {
     dev_out: Option<CudaSlice<u8>>,
     /// The tiled kernel's work areas when they do not fit in shared memory.
     dev_work: Option<CudaSlice<u8>>,
+    /// Per-row peak power bits for `logmel_clamp`.
+    dev_rowmax: Option<CudaSlice<u8>>,
     /// Two write-combined chunks for the samples.
     staging: PinnedBuf,
     /// Write-combined memory for the file table.
@@ -559,6 +585,7 @@ impl CudaBackend {
         self.stream
             .synchronize()
             .map_err(d("finishing the previous batch"))?;
+        let chunks = self.plan.chunks(layout.rows, self.sms);
         let alloc_what = format!(
             "allocating {:.0} MiB for a batch",
             (layout.total_bytes + out_bytes) as f64 / (1 << 20) as f64
@@ -567,10 +594,14 @@ impl CudaBackend {
             ensure_device(&self.stream, &mut self.dev_in, layout.total_bytes)
                 .map_err(d(&alloc_what))?;
             ensure_device(&self.stream, &mut self.dev_out, out_bytes).map_err(d(&alloc_what))?;
-            let work_bytes = 4 * self.plan.global_work_floats(layout.rows);
+            let work_bytes = 4 * self.plan.global_work_floats(layout.rows * chunks);
             if work_bytes > 0 {
                 ensure_device(&self.stream, &mut self.dev_work, work_bytes)
                     .map_err(d("allocating the kernel's work area"))?;
+            }
+            if self.clamp_func.is_some() {
+                ensure_device(&self.stream, &mut self.dev_rowmax, 4 * layout.rows)
+                    .map_err(d("allocating the rows' peaks"))?;
             }
             ensure_pinned(&self.ctx, &mut self.results, out_bytes, false)
                 .map_err(d("allocating page-locked memory for results"))?;
@@ -589,6 +620,10 @@ impl CudaBackend {
             return Err("device buffers missing after allocation".to_string());
         };
         let work_ptr = self.dev_work.as_ref().map_or(0, |w| w.device_ptr(stream).0);
+        let rowmax_ptr = self
+            .dev_rowmax
+            .as_ref()
+            .map_or(0, |w| w.device_ptr(stream).0);
         let in_ptr = dev_in.device_ptr(stream).0;
         let out_ptr = dev_out.device_ptr(stream).0;
         let consts_ptr = self.consts.device_ptr(stream).0;
@@ -652,8 +687,15 @@ impl CudaBackend {
         let p_tw_im = tables_at + 8 * n_fft;
         let p_perm = tables_at + 12 * n_fft;
         let p_work = work_ptr;
+        let p_rowmax = rowmax_ptr;
+        let chunks_arg = chunks as u32;
+        if self.clamp_func.is_some() {
+            // SAFETY: the range lies inside dev_rowmax (4 bytes per row, allocated above).
+            unsafe { result::memset_d8_async(rowmax_ptr, 0, 4 * layout.rows, cu_stream) }
+                .map_err(d("clearing the rows' peaks"))?;
+        }
         let cfg = LaunchConfig {
-            grid_dim: (self.plan.launch_blocks(layout.rows) as u32, 1, 1),
+            grid_dim: (self.plan.launch_blocks(layout.rows * chunks) as u32, 1, 1),
             block_dim: (self.plan.block_threads as u32, 1, 1),
             shared_mem_bytes: self.plan.smem_bytes as u32,
         };
@@ -679,7 +721,9 @@ impl CudaBackend {
                 .arg(&p_tw_re)
                 .arg(&p_tw_im)
                 .arg(&p_perm)
-                .arg(&p_work);
+                .arg(&p_work)
+                .arg(&chunks_arg)
+                .arg(&p_rowmax);
         }
         launch.arg(&out_ptr);
         // SAFETY: the arguments match the kernel's signature in kernels/logmel.cu (pointers as
@@ -691,6 +735,23 @@ impl CudaBackend {
         // and writes nothing past total_rows. Shared memory is the plan's, within the limit
         // set on the function.
         unsafe { launch.launch(cfg) }.map_err(d("launching the kernel"))?;
+        if let Some(clamp) = &self.clamp_func {
+            let values = layout.rows * self.plan.values_per_row;
+            let blocks = values.div_ceil(self.plan.block_threads).clamp(1, 8 * 1024);
+            let mut launch = stream.launch_builder(clamp);
+            launch.arg(&p_rowmax).arg(&total_rows).arg(&out_ptr);
+            // SAFETY: logmel_clamp(const unsigned*, unsigned, out_t*) in kernels/logmel.cu;
+            // rowmax holds total_rows words written by the kernel before it on this stream,
+            // and the output total_rows × values_per_row values.
+            unsafe {
+                launch.launch(LaunchConfig {
+                    grid_dim: (blocks as u32, 1, 1),
+                    block_dim: (self.plan.block_threads as u32, 1, 1),
+                    shared_mem_bytes: 0,
+                })
+            }
+            .map_err(d("launching the clamp kernel"))?;
+        }
         self.kernel_end
             .record(stream)
             .map_err(d("recording the kernel end"))?;

@@ -162,6 +162,10 @@ pub struct KernelPlan {
     pub values_per_row: usize,
     /// Stored dtype.
     pub dtype: Dtype,
+    /// Whether top_db applies.
+    pub top_db: bool,
+    /// Whether every frame is stored (pool none).
+    pub pool_none: bool,
     /// Tiled kernel: frames transformed together.
     pub tile: usize,
     /// Tiled kernel: the FFT.
@@ -248,6 +252,8 @@ impl KernelPlan {
             out_frames: cfg.out_frames(),
             values_per_row: cfg.values_per_row(),
             dtype: cfg.dtype,
+            top_db: cfg.top_db.is_some(),
+            pool_none: cfg.pool == Pool::None,
             tile: 1,
             fft: FftPlan::new(n_fft),
             frame_stride: 0,
@@ -387,16 +393,34 @@ impl KernelPlan {
         }
     }
 
-    /// Blocks launched for a batch of `rows` rows.
-    pub fn launch_blocks(&self, rows: usize) -> usize {
-        let blocks = self.grid_blocks(rows);
+    /// Tiled kernel: the work items a row is split into for a batch of `rows` rows on a GPU
+    /// with `sms` multiprocessors. With pool none a row's frames are independent, so a batch
+    /// of few long rows (whole clips) is split into chunks of whole tiles until there are
+    /// about four blocks per multiprocessor; pool mean sums a row's frames in order in one
+    /// block. The bytes do not depend on the split.
+    pub fn chunks(&self, rows: usize, sms: usize) -> usize {
+        if self.kind != KernelKind::Tiled || !self.pool_none || rows == 0 {
+            return 1;
+        }
+        let tiles = self.n_frames.div_ceil(self.tile);
+        (4 * sms.max(1)).div_ceil(rows).clamp(1, tiles)
+    }
+
+    /// Whether `logmel_clamp` runs after the tiled kernel (pool none with top_db).
+    pub fn clamps(&self) -> bool {
+        self.kind == KernelKind::Tiled && self.pool_none && self.top_db
+    }
+
+    /// Blocks launched for `items` work items (rows × chunks).
+    pub fn launch_blocks(&self, items: usize) -> usize {
+        let blocks = self.grid_blocks(items);
         self.global_blocks.map_or(blocks, |cap| blocks.min(cap))
     }
 
     /// Floats of device memory the kernel needs beside its inputs and outputs.
-    pub fn global_work_floats(&self, rows: usize) -> usize {
+    pub fn global_work_floats(&self, items: usize) -> usize {
         if self.global_blocks.is_some() {
-            self.launch_blocks(rows) * self.layout.total
+            self.launch_blocks(items) * self.layout.total
         } else {
             0
         }
@@ -813,6 +837,59 @@ mod tests {
             perm.sort_unstable();
             assert_eq!(perm, (0..p.m as u32).collect::<Vec<_>>(), "{n}");
         }
+    }
+
+    #[test]
+    fn few_long_rows_are_split_into_chunks_of_tiles_and_pool_mean_never() {
+        let speech = Params {
+            sample_rate: 16_000,
+            clip_samples: 160_000,
+            long_win: 160_000,
+            long_hop: 160_000,
+            short_win: 160_000,
+            short_hop: 160_000,
+            n_fft: 512,
+            win_length: 400,
+            hop_length: 160,
+            n_mels: 80,
+            pool: Pool::None,
+            ..Params::default()
+        };
+        let p = KernelPlan::new(&speech, H100_SMEM).unwrap();
+        let tiles = p.n_frames.div_ceil(p.tile);
+        assert_eq!(p.chunks(8, 132), (4 * 132usize).div_ceil(8).min(tiles));
+        assert_eq!(p.chunks(64, 132), 9);
+        assert_eq!(p.chunks(1, 132), tiles.min(528));
+        assert_eq!(p.chunks(10_000, 132), 1);
+        assert_eq!(p.chunks(0, 132), 1);
+        assert!(!p.clamps());
+        let topdb = KernelPlan::new(
+            &Params {
+                top_db: Some(80.0),
+                ..speech.clone()
+            },
+            H100_SMEM,
+        )
+        .unwrap();
+        assert!(topdb.clamps());
+        let mean = KernelPlan::new(
+            &Params {
+                pool: Pool::Mean,
+                top_db: Some(80.0),
+                ..speech
+            },
+            H100_SMEM,
+        )
+        .unwrap();
+        assert_eq!(mean.chunks(1, 132), 1);
+        assert!(!mean.clamps());
+        // The register kernel has no chunks.
+        assert_eq!(
+            KernelPlan::new(&Params::default(), H100_SMEM)
+                .unwrap()
+                .chunks(1, 132),
+            1
+        );
     }
 
     #[test]
