@@ -288,6 +288,8 @@ fn hostile_environment_values_never_panic() {
         "MELPIPE_CHECKPOINT_SECS",
         "MELPIPE_TRACE",
         "MELPIPE_CLEAN_EXIT",
+        "MELPIPE_TILED_SMEM_KIB",
+        "MELPIPE_TILED_BLOCK",
         "PIPELINE_LOG_LEVEL",
         "MELPIPE_LOG",
         "CUDA_DEVICE_MAX_CONNECTIONS",

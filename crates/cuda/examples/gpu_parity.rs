@@ -498,7 +498,7 @@ fn pcm16_case(name: &str, cfg: &Params, n: usize, seed: u64) -> Result<(), Strin
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(out) = args.get(1).map(PathBuf::from) else {
-        eprintln!("usage: gpu_parity OUT_DIR [--no-time]");
+        eprintln!("usage: gpu_parity OUT_DIR [--no-time | --kernel-times]");
         std::process::exit(1);
     };
     let info = match probe(0) {
@@ -746,6 +746,42 @@ fn main() {
             24,
         ),
     ];
+    if args.iter().any(|a| a == "--kernel-times") {
+        // The tiled kernel's time alone on batches of 64 clips (16 for music), for comparing
+        // shapes (MELPIPE_TILED_SMEM_KIB, MELPIPE_TILED_BLOCK) in one run.
+        for (name, cfg, _) in &cases {
+            let files = match *name {
+                "heavy_fft256" | "speech_whole" | "whisper_400" | "mean_topdb_400" => 64,
+                "music_2048" => 16,
+                _ => continue,
+            };
+            let r = (|| -> Result<(f64, usize, usize), String> {
+                let factory = CudaBackendFactory::new(0, cfg).map_err(|e| e.to_string())?;
+                let mut be = factory.create_backend().map_err(|e| e.to_string())?;
+                let batch = make_batch(cfg, files, 77, 0);
+                let mut out = poisoned(cfg, batch.rows() * cfg.values_per_row());
+                let mut k = Vec::new();
+                for i in 0..7 {
+                    be.compute(&batch, &mut out).map_err(|e| e.to_string())?;
+                    if i >= 2 {
+                        k.push(be.last_timing().ok_or("no timing")?.kernel_ms as f64);
+                    }
+                }
+                Ok((
+                    median(&mut k),
+                    factory.plan().tile,
+                    factory.plan().block_threads,
+                ))
+            })();
+            match r {
+                Ok((ms, tile, block)) => {
+                    println!("kernel {name:<14} {files:>3} clips: {ms:.3} ms (tile {tile}, block {block})")
+                }
+                Err(e) => println!("kernel {name:<14} failed: {e}"),
+            }
+        }
+        return;
+    }
     let mut failed = false;
     for (i, (name, cfg, n)) in cases.iter().enumerate() {
         if matches!(

@@ -83,7 +83,7 @@ impl CudaBackendFactory {
         let (cc, max_shared) = trace::span("gpu-driver-init-caps", ordinal as u64, || {
             device_caps(ordinal)
         })?;
-        let plan = KernelPlan::new(cfg, max_shared)?;
+        let plan = KernelPlan::with_shape(cfg, max_shared, crate::plan::TiledShape::from_env())?;
         let tables = Tables::new(cfg);
         let src = plan.source(cfg, &tables);
         let t0 = Instant::now();

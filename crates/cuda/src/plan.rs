@@ -213,6 +213,53 @@ pub fn torch_frames(seg_len: usize, n_fft: usize, hop: usize) -> usize {
 /// through each block's barriers.
 const TILED_SMEM_TARGET: usize = 64 * 1024;
 
+/// The tiled kernel's shape: its shared-memory target and threads per block. The defaults are
+/// measured (docs/PERFORMANCE.md, "Design: the general GPU path"); `MELPIPE_TILED_SMEM_KIB`
+/// and `MELPIPE_TILED_BLOCK` override them for measurements (hidden tuning variables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TiledShape {
+    /// Bytes of shared memory a block aims at.
+    pub smem_target: usize,
+    /// Threads per block, a multiple of 32 from 64 to 1024.
+    pub block: usize,
+}
+
+impl Default for TiledShape {
+    fn default() -> Self {
+        TiledShape {
+            smem_target: TILED_SMEM_TARGET,
+            block: MAX_BLOCK,
+        }
+    }
+}
+
+impl TiledShape {
+    /// The defaults with the tuning variables' valid values applied; an invalid value is
+    /// ignored with a debug message.
+    pub fn from_env() -> Self {
+        let mut shape = TiledShape::default();
+        let read = |name: &str, ok: &dyn Fn(usize) -> bool| -> Option<usize> {
+            let raw = std::env::var_os(name)?;
+            match raw.to_str().and_then(|v| v.trim().parse::<usize>().ok()) {
+                Some(v) if ok(v) => Some(v),
+                _ => {
+                    tracing::debug!("{name}={raw:?} ignored: out of range or not a number");
+                    None
+                }
+            }
+        };
+        if let Some(kib) = read("MELPIPE_TILED_SMEM_KIB", &|v| (4..=1024).contains(&v)) {
+            shape.smem_target = kib * 1024;
+        }
+        if let Some(b) = read("MELPIPE_TILED_BLOCK", &|v| {
+            (64..=1024).contains(&v) && v % 32 == 0
+        }) {
+            shape.block = b;
+        }
+        shape
+    }
+}
+
 /// Largest tile of frames.
 const MAX_TILE: usize = 64;
 
@@ -224,6 +271,15 @@ impl KernelPlan {
     /// Plans the kernel of a validated configuration for a device allowing `max_smem` bytes of
     /// shared memory per block (with opt-in).
     pub fn new(cfg: &Params, max_smem: usize) -> Result<Self, GpuUnavailable> {
+        Self::with_shape(cfg, max_smem, TiledShape::default())
+    }
+
+    /// As [`new`](Self::new), with the tiled kernel's shape given.
+    pub fn with_shape(
+        cfg: &Params,
+        max_smem: usize,
+        shape: TiledShape,
+    ) -> Result<Self, GpuUnavailable> {
         let n_fft = cfg.n_fft;
         let seg_len = cfg.short_win;
         let hop = cfg.hop_length;
@@ -294,13 +350,19 @@ impl KernelPlan {
                 return Ok(plan);
             }
         }
-        Ok(Self::tiled(base, hop, max_smem, pool_mean))
+        Ok(Self::tiled(base, hop, max_smem, pool_mean, shape))
     }
 
     /// The tiled kernel's plan: the largest tile of frames whose work area stays within
     /// [`TILED_SMEM_TARGET`] (or, for one frame, within the device's limit), balanced so the
     /// segment's tiles are about equal; else a work area in device memory.
-    fn tiled(base: KernelPlan, hop: usize, max_smem: usize, pool_mean: bool) -> KernelPlan {
+    fn tiled(
+        base: KernelPlan,
+        hop: usize,
+        max_smem: usize,
+        pool_mean: bool,
+        shape: TiledShape,
+    ) -> KernelPlan {
         let fft = base.fft.clone();
         let frame_floats = if fft.direct() { base.n_fft } else { fft.m };
         // Odd, so that the same position in consecutive frames falls in different banks.
@@ -319,7 +381,7 @@ impl KernelPlan {
         let room =
             |tile: usize, limit: usize| layout(tile).total * 4 + STATIC_SMEM_PER_SEG <= limit;
         let most = base.n_frames.clamp(1, MAX_TILE);
-        let target = TILED_SMEM_TARGET.min(max_smem);
+        let target = shape.smem_target.min(max_smem);
         let mut tile = (1..=most).rev().find(|&t| room(t, target)).unwrap_or(1);
         // Equal tiles: 257 frames in tiles of ≤ 32 are 9 tiles of 29, not 8 of 32 and 1 of 1.
         tile = base.n_frames.div_ceil(base.n_frames.div_ceil(tile));
@@ -328,6 +390,7 @@ impl KernelPlan {
         let global_blocks = (!in_smem).then(|| (GLOBAL_WORK_BYTES / (l.total * 4)).max(1));
         KernelPlan {
             kind: KernelKind::Tiled,
+            block_threads: shape.block,
             smem_bytes: if in_smem { l.total * 4 } else { 0 },
             layout: l,
             tile,
@@ -837,6 +900,31 @@ mod tests {
             perm.sort_unstable();
             assert_eq!(perm, (0..p.m as u32).collect::<Vec<_>>(), "{n}");
         }
+    }
+
+    #[test]
+    fn the_tiled_shape_sets_the_block_and_the_tile() {
+        let heavy = Params {
+            n_fft: 256,
+            win_length: 256,
+            hop_length: 2,
+            n_mels: 64,
+            ..Params::default()
+        };
+        let base = KernelPlan::new(&heavy, H100_SMEM).unwrap();
+        let shape = TiledShape {
+            smem_target: 24 * 1024,
+            block: 512,
+        };
+        let small = KernelPlan::with_shape(&heavy, H100_SMEM, shape).unwrap();
+        assert_eq!((base.block_threads, small.block_threads), (256, 512));
+        assert!(small.tile < base.tile && small.smem_bytes <= 24 * 1024);
+        // The register kernel keeps its own shape.
+        let seed = KernelPlan::with_shape(&Params::default(), H100_SMEM, shape).unwrap();
+        assert_eq!(
+            seed,
+            KernelPlan::new(&Params::default(), H100_SMEM).unwrap()
+        );
     }
 
     #[test]
