@@ -760,6 +760,19 @@ impl Params {
         }
     }
 
+    /// The defaults with one segment per clip of `samples` samples: the clip is the long and
+    /// the short window (whole utterances; with `pool = None` every frame is kept).
+    pub fn whole_clips(samples: usize) -> Params {
+        Params {
+            clip_samples: samples,
+            long_win: samples,
+            long_hop: samples,
+            short_win: samples,
+            short_hop: samples,
+            ..Params::default()
+        }
+    }
+
     /// Values stored per row: `n_mels × out_frames`.
     pub fn values_per_row(&self) -> usize {
         self.n_mels * self.out_frames()

@@ -164,11 +164,6 @@ fn whole(
 ) -> Params {
     Params {
         sample_rate,
-        clip_samples: clip,
-        long_win: clip,
-        long_hop: clip,
-        short_win: clip,
-        short_hop: clip,
         n_fft,
         win_length,
         hop_length,
@@ -176,7 +171,7 @@ fn whole(
         pool,
         top_db,
         dtype,
-        ..Params::default()
+        ..Params::whole_clips(clip)
     }
 }
 

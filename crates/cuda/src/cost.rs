@@ -138,17 +138,12 @@ mod tests {
     fn whole(clip: usize, n_fft: usize, hop: usize, n_mels: usize) -> Params {
         Params {
             sample_rate: 16_000,
-            clip_samples: clip,
-            long_win: clip,
-            long_hop: clip,
-            short_win: clip,
-            short_hop: clip,
             n_fft,
             win_length: n_fft,
             hop_length: hop,
             n_mels,
             pool: Pool::None,
-            ..Params::default()
+            ..Params::whole_clips(clip)
         }
     }
 

@@ -931,17 +931,12 @@ mod tests {
     fn few_long_rows_are_split_into_chunks_of_tiles_and_pool_mean_never() {
         let speech = Params {
             sample_rate: 16_000,
-            clip_samples: 160_000,
-            long_win: 160_000,
-            long_hop: 160_000,
-            short_win: 160_000,
-            short_hop: 160_000,
             n_fft: 512,
             win_length: 400,
             hop_length: 160,
             n_mels: 80,
             pool: Pool::None,
-            ..Params::default()
+            ..Params::whole_clips(160_000)
         };
         let p = KernelPlan::new(&speech, H100_SMEM).unwrap();
         let tiles = p.n_frames.div_ceil(p.tile);
@@ -991,17 +986,12 @@ mod tests {
         ] {
             let cfg = Params {
                 sample_rate: 44_100,
-                clip_samples: short_win,
-                long_win: short_win,
-                long_hop: short_win,
-                short_win,
-                short_hop: short_win,
                 n_fft,
                 win_length: win,
                 hop_length: hop,
                 n_mels,
                 pool: Pool::None,
-                ..Params::default()
+                ..Params::whole_clips(short_win)
             };
             cfg.validate().unwrap();
             let p = KernelPlan::new(&cfg, H100_SMEM).unwrap();

@@ -10,17 +10,12 @@ const H100_SMEM: usize = 227 * 1024;
 fn whole(rate: u32, clip: usize, n_fft: usize, win: usize, hop: usize, n_mels: usize) -> Params {
     Params {
         sample_rate: rate,
-        clip_samples: clip,
-        long_win: clip,
-        long_hop: clip,
-        short_win: clip,
-        short_hop: clip,
         n_fft,
         win_length: win,
         hop_length: hop,
         n_mels,
         pool: Pool::None,
-        ..Params::default()
+        ..Params::whole_clips(clip)
     }
 }
 
