@@ -686,8 +686,6 @@ impl CudaBackend {
         let p_tw_re = tables_at + 4 * n_fft;
         let p_tw_im = tables_at + 8 * n_fft;
         let p_perm = tables_at + 12 * n_fft;
-        let p_work = work_ptr;
-        let p_rowmax = rowmax_ptr;
         let chunks_arg = chunks as u32;
         if self.clamp_func.is_some() {
             // SAFETY: the range lies inside dev_rowmax (4 bytes per row, allocated above).
@@ -721,25 +719,25 @@ impl CudaBackend {
                 .arg(&p_tw_re)
                 .arg(&p_tw_im)
                 .arg(&p_perm)
-                .arg(&p_work)
+                .arg(&work_ptr)
                 .arg(&chunks_arg)
-                .arg(&p_rowmax);
+                .arg(&rowmax_ptr);
         }
         launch.arg(&out_ptr);
         // SAFETY: the arguments match the kernel's signature in kernels/logmel.cu (pointers as
         // 64-bit device addresses, counts as u32); every pointer lies inside a live buffer of
-        // this backend: samples and table were checked by pack_batch and uploaded above, the
-        // tiled kernel's work area (when not in shared memory) holds launch_blocks ×
-        // WORK_FLOATS floats, the
-        // output holds rows × values_per_row values of the stored dtype, and the kernel reads
-        // and writes nothing past total_rows. Shared memory is the plan's, within the limit
+        // this backend: samples and table were checked by pack_batch and uploaded above; the
+        // tiled kernel's work area (when not in shared memory) holds launch_blocks × WORK_FLOATS
+        // floats and its row peaks one word per row (cleared above); the output holds rows ×
+        // values_per_row values of the stored dtype, and the kernel reads and writes nothing
+        // past total_rows. Shared memory is the plan's, within the limit
         // set on the function.
         unsafe { launch.launch(cfg) }.map_err(d("launching the kernel"))?;
         if let Some(clamp) = &self.clamp_func {
             let values = layout.rows * self.plan.values_per_row;
             let blocks = values.div_ceil(self.plan.block_threads).clamp(1, 8 * 1024);
             let mut launch = stream.launch_builder(clamp);
-            launch.arg(&p_rowmax).arg(&total_rows).arg(&out_ptr);
+            launch.arg(&rowmax_ptr).arg(&total_rows).arg(&out_ptr);
             // SAFETY: logmel_clamp(const unsigned*, unsigned, out_t*) in kernels/logmel.cu;
             // rowmax holds total_rows words written by the kernel before it on this stream,
             // and the output total_rows × values_per_row values.
